@@ -1,0 +1,25 @@
+//! mailstow: the last hop of email. An MTA hands a message over LMTP or a
+//! pipe; mailstow finds each recipient and writes the message durably into
+//! the recipient's Maildir++. This file is the map of the crate; it holds no
+//! logic.
+//!
+//! - [`config`]: the TOML file, validated once into typed values.
+//! - [`proto`]: LMTP commands, addresses, replies, the DATA receiver and the
+//!   session state machine: bytes in, events out. No I/O.
+//! - [`server`]: tokio listeners (TCP, unix), the connection driver,
+//!   timeouts, connection limits and graceful shutdown.
+//! - [`users`]: recipient address to user: Dovecot passwd-file, recipient
+//!   delimiter, domain case.
+//! - [`deliver`]: the delivery pool (threads), the per-recipient pipeline,
+//!   added headers, the spool and the one outcome-to-reply table.
+//! - [`store`]: the Maildir++ writer: unique names, folders (modified
+//!   UTF-7), subscriptions, durability (tmp, fsync, rename, fsync dir).
+//! - [`telemetry`]: tracing setup (text or JSON).
+
+pub mod config;
+pub mod deliver;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod users;
