@@ -1,0 +1,564 @@
+//! The LMTP session state machine (RFC 2033, with RFC 2920 pipelining,
+//! RFC 3030 CHUNKING, RFC 6531 SMTPUTF8): bytes in, events out. The host
+//! feeds what it read, then drains [`Session::poll`] and answers the two
+//! requests (`CheckRecipient`, `Deliver`) before polling on; so at most one
+//! host request is ever outstanding and replies stay in command order.
+//! Must not touch sockets, files, clocks or logs, and must not grow any
+//! buffer without bound whatever the client sends.
+
+use std::collections::VecDeque;
+
+use super::address::Mailbox;
+use super::command::{self, BodyType, Command, MailParams, RcptParams};
+use super::data::DataReceiver;
+use super::reply::Reply;
+
+/// Limits and names the session needs; taken from the validated config.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    /// Longest command line, CRLF included.
+    pub max_line_length: usize,
+}
+
+/// What the host must do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<R> {
+    /// Send this reply (buffer freely; flush before waiting for input).
+    Reply(Reply),
+    /// Is this recipient deliverable? Answer with [`Session::rcpt_checked`].
+    CheckRecipient { rcpt: Mailbox, params: RcptParams },
+    /// A message body starts: open a fresh spool.
+    DataStart,
+    /// Message bytes (dot-unstuffed) to append to the spool.
+    Body(Vec<u8>),
+    /// The body is abandoned (too large, RSET): drop the spool.
+    DataAborted,
+    /// The body is complete: deliver it and answer with
+    /// [`Session::delivered`], one reply per recipient in RCPT order.
+    Deliver(Transaction<R>),
+    /// Flush what was written, then close the connection.
+    Close,
+}
+
+/// A complete transaction handed to the host for delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transaction<R> {
+    /// The client's LHLO name.
+    pub helo: String,
+    /// None is the null reverse-path `<>`.
+    pub mail_from: Option<Mailbox>,
+    pub params: MailParams,
+    /// Accepted recipients, in RCPT order, as the host described them.
+    pub recipients: Vec<R>,
+    /// Message size in bytes (after dot-unstuffing).
+    pub size: u64,
+    /// BDAT was used instead of DATA.
+    pub chunked: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    Command,
+    /// Waiting for the host's answer to CheckRecipient.
+    AwaitRcpt,
+    Data(DataReceiver),
+    /// Reading a BDAT chunk into the transaction.
+    Bdat { remaining: u64, last: bool },
+    /// Reading and dropping a BDAT chunk, then sending `reply`.
+    BdatSkip { remaining: u64, reply: Reply },
+    /// Waiting for the host's answer to Deliver (number of recipients).
+    AwaitDelivery(usize),
+    Closed,
+}
+
+#[derive(Debug)]
+struct Tx<R> {
+    mail_from: Option<Mailbox>,
+    params: MailParams,
+    recipients: Vec<R>,
+    /// A BDAT chunk was taken (DataStart was sent).
+    chunking: bool,
+    /// Bytes received by BDAT so far.
+    bdat_size: u64,
+    /// An earlier BDAT failed: later chunks are refused until RSET.
+    bdat_failed: bool,
+}
+
+pub struct Session<R> {
+    cfg: SessionConfig,
+    state: State,
+    helo: Option<String>,
+    tx: Option<Tx<R>>,
+    /// Unprocessed input; bounded by `max_line_length` plus one read.
+    inbuf: Vec<u8>,
+    /// An over-long line is being dropped up to its end.
+    discarding_line: bool,
+    /// Message bytes waiting to be handed out as one Body event.
+    body: Vec<u8>,
+    out: VecDeque<Event<R>>,
+}
+
+impl<R> Session<R> {
+    pub fn new(cfg: SessionConfig) -> Session<R> {
+        Session {
+            cfg,
+            state: State::Command,
+            helo: None,
+            tx: None,
+            inbuf: Vec::new(),
+            discarding_line: false,
+            body: Vec::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The 220 greeting to send on connect.
+    pub fn greeting(&self) -> Reply {
+        Reply::plain(
+            220,
+            vec![format!("{} LMTP mailstow ready", self.cfg.hostname)],
+        )
+    }
+
+    /// Bytes read from the client.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if !matches!(self.state, State::Closed) {
+            self.inbuf.extend_from_slice(bytes);
+        }
+    }
+
+    /// The next thing to do, or None when more input is needed (or the
+    /// session waits for the host's answer, or is closed).
+    pub fn poll(&mut self) -> Option<Event<R>> {
+        loop {
+            if let Some(e) = self.out.pop_front() {
+                return Some(e);
+            }
+            if !self.step() {
+                return None;
+            }
+        }
+    }
+
+    /// The host's answer to `CheckRecipient`: the accepted recipient, or the
+    /// refusal to send.
+    pub fn rcpt_checked(&mut self, result: Result<R, Reply>) {
+        if !matches!(self.state, State::AwaitRcpt) {
+            return;
+        }
+        self.state = State::Command;
+        match (result, self.tx.as_mut()) {
+            (Ok(r), Some(tx)) => {
+                tx.recipients.push(r);
+                self.reply(Reply::new(250, "2.1.5", "OK"));
+            }
+            (Err(reply), _) => self.reply(reply),
+            (Ok(_), None) => self.reply(Reply::new(503, "5.5.1", "No transaction")),
+        }
+    }
+
+    /// The host's answer to `Deliver`: one reply per recipient. A wrong
+    /// count is mended (missing replies become temporary failures) so the
+    /// client still gets exactly one reply per recipient.
+    pub fn delivered(&mut self, replies: Vec<Reply>) {
+        let State::AwaitDelivery(n) = self.state else {
+            return;
+        };
+        self.state = State::Command;
+        self.tx = None;
+        let mut replies = replies.into_iter();
+        for _ in 0..n {
+            let r = replies
+                .next()
+                .unwrap_or_else(|| Reply::new(451, "4.3.0", "Internal error: no outcome"));
+            self.reply(r);
+        }
+    }
+
+    /// A transaction is open (MAIL given, or data in progress). Shutdown and
+    /// timeouts wait for this to be false before cutting the connection.
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some() || !matches!(self.state, State::Command | State::Closed)
+    }
+
+    /// Message data is being read (the data timeout applies, not the idle one).
+    pub fn in_data(&self) -> bool {
+        matches!(
+            self.state,
+            State::Data(_) | State::Bdat { .. } | State::BdatSkip { .. }
+        )
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Complete input is buffered and will be processed without reading.
+    pub fn has_pending_input(&self) -> bool {
+        !self.inbuf.is_empty()
+    }
+
+    /// The reply for a connection cut by shutdown.
+    pub fn shutdown_reply(&self) -> Reply {
+        Reply::new(
+            421,
+            "4.3.2",
+            format!("{} Service shutting down, try again later", self.cfg.hostname),
+        )
+    }
+
+    /// The reply for a connection cut by a timeout.
+    pub fn timeout_reply(&self) -> Reply {
+        Reply::new(
+            421,
+            "4.4.2",
+            format!("{} Timeout exceeded, closing connection", self.cfg.hostname),
+        )
+    }
+
+    /// Mark the session closed (the host is closing the connection).
+    pub fn close(&mut self) {
+        self.state = State::Closed;
+        self.inbuf = Vec::new();
+    }
+
+    fn reply(&mut self, r: Reply) {
+        self.out.push_back(Event::Reply(r));
+    }
+
+    /// Process buffered input; false when nothing could be done.
+    fn step(&mut self) -> bool {
+        match &mut self.state {
+            State::Closed | State::AwaitRcpt | State::AwaitDelivery(_) => false,
+            State::Command => self.step_command(),
+            State::Data(recv) => {
+                if self.inbuf.is_empty() {
+                    return false;
+                }
+                let (used, done) = recv.feed(&self.inbuf, &mut self.body);
+                let size = recv.size();
+                let overflowed = recv.overflowed();
+                self.inbuf.drain(..used);
+                if !self.body.is_empty() {
+                    let chunk = std::mem::take(&mut self.body);
+                    self.out.push_back(Event::Body(chunk));
+                }
+                if done {
+                    self.end_of_data(size, overflowed, false);
+                }
+                true
+            }
+            State::Bdat { remaining, last } => {
+                let (remaining, last) = (*remaining, *last);
+                let n = (remaining.min(self.inbuf.len() as u64)) as usize;
+                if n == 0 && remaining > 0 {
+                    return false;
+                }
+                let max = self.cfg.max_message_size;
+                if let Some(tx) = self.tx.as_mut() {
+                    let before = tx.bdat_size;
+                    tx.bdat_size = before.saturating_add(n as u64);
+                    if tx.bdat_size <= max && n > 0 {
+                        self.out
+                            .push_back(Event::Body(self.inbuf[..n].to_vec()));
+                    }
+                }
+                self.inbuf.drain(..n);
+                let remaining = remaining - n as u64;
+                if remaining > 0 {
+                    self.state = State::Bdat { remaining, last };
+                } else {
+                    self.end_of_chunk(last);
+                }
+                true
+            }
+            State::BdatSkip { remaining, .. } => {
+                let n = ((*remaining).min(self.inbuf.len() as u64)) as usize;
+                if n == 0 && *remaining > 0 {
+                    return false;
+                }
+                *remaining -= n as u64;
+                self.inbuf.drain(..n);
+                if *remaining == 0 {
+                    if let State::BdatSkip { reply, .. } =
+                        std::mem::replace(&mut self.state, State::Command)
+                    {
+                        self.reply(reply);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn step_command(&mut self) -> bool {
+        let max = self.cfg.max_line_length;
+        let Some(lf) = memchr::memchr(b'\n', &self.inbuf) else {
+            if self.inbuf.len() > max {
+                // No line end within the limit: refuse once, drop to the end.
+                if !self.discarding_line {
+                    self.reply(Reply::new(500, "5.5.2", "Line too long"));
+                }
+                self.discarding_line = true;
+                self.inbuf.clear();
+                return true;
+            }
+            return false;
+        };
+        let line: Vec<u8> = self.inbuf.drain(..=lf).collect();
+        if std::mem::take(&mut self.discarding_line) {
+            return true;
+        }
+        if line.len() > max {
+            self.reply(Reply::new(500, "5.5.2", "Line too long"));
+            return true;
+        }
+        let body = &line[..line.len() - 1];
+        let Some(body) = body.strip_suffix(b"\r") else {
+            self.reply(Reply::new(
+                500,
+                "5.5.2",
+                "Bare LF in command line: lines end with CRLF",
+            ));
+            return true;
+        };
+        if memchr::memchr(b'\r', body).is_some() {
+            self.reply(Reply::new(500, "5.5.2", "Bare CR in command line"));
+            return true;
+        }
+        match command::parse(body) {
+            Ok(cmd) => self.execute(cmd),
+            Err(reply) => self.reply(reply),
+        }
+        true
+    }
+
+    fn execute(&mut self, cmd: Command) {
+        match cmd {
+            Command::Lhlo(host) => {
+                self.reset_tx();
+                self.helo = Some(host);
+                let lines = vec![
+                    self.cfg.hostname.clone(),
+                    "PIPELINING".into(),
+                    "8BITMIME".into(),
+                    format!("SIZE {}", self.cfg.max_message_size),
+                    "ENHANCEDSTATUSCODES".into(),
+                    "SMTPUTF8".into(),
+                    "CHUNKING".into(),
+                ];
+                self.reply(Reply::plain(250, lines));
+            }
+            Command::Helo => self.reply(Reply::new(
+                500,
+                "5.5.1",
+                "This is LMTP (RFC 2033): use LHLO",
+            )),
+            Command::Mail(from, params) => self.mail(from, params),
+            Command::Rcpt(rcpt, params) => self.rcpt(rcpt, params),
+            Command::Data => self.data(),
+            Command::Bdat { size, last } => self.bdat(size, last),
+            Command::Rset => {
+                self.reset_tx();
+                self.reply(Reply::new(250, "2.0.0", "OK"));
+            }
+            Command::Noop => self.reply(Reply::new(250, "2.0.0", "OK")),
+            Command::Quit => {
+                self.reset_tx();
+                self.reply(Reply::new(
+                    221,
+                    "2.0.0",
+                    format!("{} closing connection", self.cfg.hostname),
+                ));
+                self.out.push_back(Event::Close);
+                self.close();
+            }
+            Command::Vrfy => self.reply(Reply::new(
+                252,
+                "2.5.0",
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Help => self.reply(Reply::new(
+                214,
+                "2.0.0",
+                "Commands: LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
+            )),
+        }
+    }
+
+    fn mail(&mut self, from: Option<Mailbox>, params: MailParams) {
+        if self.helo.is_none() {
+            return self.reply(Reply::new(503, "5.5.1", "Send LHLO first"));
+        }
+        if self.tx.is_some() {
+            return self.reply(Reply::new(503, "5.5.1", "Nested MAIL command"));
+        }
+        if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
+            return self.reply(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
+        }
+        if from.as_ref().is_some_and(|m| !m.is_ascii()) && !params.smtputf8 {
+            return self.reply(Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII sender address requires SMTPUTF8",
+            ));
+        }
+        self.tx = Some(Tx {
+            mail_from: from,
+            params,
+            recipients: Vec::new(),
+            chunking: false,
+            bdat_size: 0,
+            bdat_failed: false,
+        });
+        self.reply(Reply::new(250, "2.1.0", "OK"));
+    }
+
+    fn rcpt(&mut self, rcpt: Mailbox, params: RcptParams) {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.reply(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        };
+        if tx.chunking {
+            return self.reply(Reply::new(503, "5.5.1", "RCPT after BDAT"));
+        }
+        if tx.recipients.len() >= self.cfg.max_recipients {
+            return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
+        }
+        if !rcpt.is_ascii() && !tx.params.smtputf8 {
+            return self.reply(Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII recipient address requires SMTPUTF8",
+            ));
+        }
+        self.state = State::AwaitRcpt;
+        self.out
+            .push_back(Event::CheckRecipient { rcpt, params });
+    }
+
+    fn data(&mut self) {
+        match self.tx.as_ref() {
+            None => self.reply(Reply::new(503, "5.5.1", "Need MAIL command first")),
+            Some(tx) if tx.chunking => {
+                self.reply(Reply::new(503, "5.5.1", "DATA after BDAT"))
+            }
+            Some(tx) if tx.recipients.is_empty() => {
+                self.reply(Reply::new(554, "5.5.1", "No valid recipients"))
+            }
+            Some(_) => {
+                self.reply(Reply::plain(
+                    354,
+                    vec!["End data with <CR><LF>.<CR><LF>".into()],
+                ));
+                self.out.push_back(Event::DataStart);
+                self.state = State::Data(DataReceiver::new(self.cfg.max_message_size));
+            }
+        }
+    }
+
+    fn bdat(&mut self, size: u64, last: bool) {
+        let refusal = match self.tx.as_mut() {
+            None => Some(Reply::new(503, "5.5.1", "Need MAIL command first")),
+            Some(tx) if tx.bdat_failed => Some(Reply::new(
+                503,
+                "5.5.1",
+                "Earlier BDAT failed: send RSET",
+            )),
+            Some(tx) if tx.recipients.is_empty() => {
+                tx.bdat_failed = true;
+                Some(Reply::new(554, "5.5.1", "No valid recipients"))
+            }
+            Some(tx) => {
+                if !tx.chunking {
+                    tx.chunking = true;
+                    self.out.push_back(Event::DataStart);
+                }
+                None
+            }
+        };
+        self.state = match refusal {
+            Some(reply) => State::BdatSkip {
+                remaining: size,
+                reply,
+            },
+            None => State::Bdat {
+                remaining: size,
+                last,
+            },
+        };
+    }
+
+    fn end_of_chunk(&mut self, last: bool) {
+        self.state = State::Command;
+        let Some(tx) = self.tx.as_mut() else { return };
+        let size = tx.bdat_size;
+        let overflowed = size > self.cfg.max_message_size;
+        if last {
+            return self.end_of_data(size, overflowed, true);
+        }
+        if overflowed {
+            tx.bdat_failed = true;
+            self.out.push_back(Event::DataAborted);
+            self.reply(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
+        } else {
+            self.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
+        }
+    }
+
+    fn end_of_data(&mut self, size: u64, overflowed: bool, chunked: bool) {
+        self.state = State::Command;
+        let Some(tx) = self.tx.take() else { return };
+        if overflowed {
+            self.out.push_back(Event::DataAborted);
+            for _ in 0..tx.recipients.len() {
+                self.reply(Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                ));
+            }
+            return;
+        }
+        let n = tx.recipients.len();
+        self.state = State::AwaitDelivery(n);
+        self.out.push_back(Event::Deliver(Transaction {
+            helo: self.helo.clone().unwrap_or_default(),
+            mail_from: tx.mail_from,
+            params: tx.params,
+            recipients: tx.recipients,
+            size,
+            chunked,
+        }));
+    }
+
+    fn reset_tx(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            if tx.chunking && !tx.bdat_failed {
+                self.out.push_back(Event::DataAborted);
+            }
+        }
+    }
+}
+
+impl BodyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyType::SevenBit => "7BIT",
+            BodyType::EightBitMime => "8BITMIME",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
