@@ -131,10 +131,10 @@ pub fn stuff(message: &[u8]) -> Vec<u8> {
     let mut encoded = Vec::with_capacity(message.len() + message.len() / 64 + 8);
     let mut line_start = 0;
     for crlf in memmem::find_iter(message, b"\r\n").chain(std::iter::once(message.len())) {
-        let line = message.get(line_start..crlf).unwrap_or_default();
         if line_start == message.len() {
             break;
         }
+        let line = message.get(line_start..crlf).unwrap_or_default();
         if line.first() == Some(&b'.') {
             encoded.push(b'.');
         }
