@@ -244,8 +244,16 @@ impl Config {
         }
 
         let mut listen = Vec::new();
-        for s in raw.lmtp.listen.unwrap_or_else(|| vec!["127.0.0.1:24".to_owned()]) {
-            listen.push(parse_listen(&s).map_err(|r| invalid("lmtp.listen", r))?);
+        for s in raw
+            .lmtp
+            .listen
+            .unwrap_or_else(|| vec!["127.0.0.1:24".to_owned()])
+        {
+            let addr = match parse_listen(&s).map_err(|r| invalid("lmtp.listen", r))? {
+                ListenAddr::Unix(p) => ListenAddr::Unix(resolve(p)),
+                tcp => tcp,
+            };
+            listen.push(addr);
         }
         let socket_mode = match raw.lmtp.socket_mode {
             None => 0o660,
@@ -302,16 +310,27 @@ impl Config {
                 l.max_message_size,
                 DEFAULT_MAX_MESSAGE_SIZE,
             )?,
-            max_recipients: positive("limits.max_recipients", l.max_recipients.map(|v| v as u64), 1000)?
-                as usize,
+            max_recipients: positive(
+                "limits.max_recipients",
+                l.max_recipients.map(|v| v as u64),
+                1000,
+            )? as usize,
             max_connections: positive(
                 "limits.max_connections",
                 l.max_connections.map(|v| v as u64),
                 256,
             )? as usize,
             max_line_length,
-            idle_timeout: Duration::from_secs(positive("limits.idle_timeout", l.idle_timeout, 300)?),
-            data_timeout: Duration::from_secs(positive("limits.data_timeout", l.data_timeout, 180)?),
+            idle_timeout: Duration::from_secs(positive(
+                "limits.idle_timeout",
+                l.idle_timeout,
+                300,
+            )?),
+            data_timeout: Duration::from_secs(positive(
+                "limits.data_timeout",
+                l.data_timeout,
+                180,
+            )?),
             shutdown_grace: Duration::from_secs(l.shutdown_grace.unwrap_or(600)),
         };
 
@@ -356,14 +375,13 @@ impl Config {
     }
 }
 
-/// `host:port`, `[v6]:port` or `unix:/path`.
+/// `host:port`, `[v6]:port` or `unix:PATH` (relative to the config file).
 fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     if let Some(p) = s.strip_prefix("unix:") {
-        let p = PathBuf::from(p);
-        if !p.is_absolute() {
-            return Err(format!("{s:?}: a unix socket path must be absolute"));
+        if p.is_empty() {
+            return Err(format!("{s:?}: the unix socket path is empty"));
         }
-        return Ok(ListenAddr::Unix(p));
+        return Ok(ListenAddr::Unix(PathBuf::from(p)));
     }
     s.parse()
         .map(ListenAddr::Tcp)
@@ -378,7 +396,8 @@ mod tests {
         Config::from_toml(text, Path::new("test.toml"), Path::new("/etc/mailstow"))
     }
 
-    const MINIMAL: &str = "[storage]\nmail_root = \"mail\"\n[users]\npasswd_file = \"/etc/users\"\n";
+    const MINIMAL: &str =
+        "[storage]\nmail_root = \"mail\"\n[users]\npasswd_file = \"/etc/users\"\n";
 
     #[test]
     fn minimal_config_gets_defaults_and_relative_paths_resolve() {
@@ -393,11 +412,15 @@ mod tests {
     #[test]
     fn listen_parses_v4_v6_and_unix() {
         let c = parse(&format!(
-            "{MINIMAL}[lmtp]\nlisten = [\"127.0.0.1:2424\", \"[::1]:2424\", \"unix:/run/m.sock\"]\nsocket_mode = \"0600\"\n"
+            "{MINIMAL}[lmtp]\nlisten = [\"127.0.0.1:2424\", \"[::1]:2424\", \"unix:/run/m.sock\", \"unix:run/r.sock\"]\nsocket_mode = \"0600\"\n"
         ))
         .unwrap();
-        assert_eq!(c.lmtp.listen.len(), 3);
+        assert_eq!(c.lmtp.listen.len(), 4);
         assert_eq!(c.lmtp.listen[2], ListenAddr::Unix("/run/m.sock".into()));
+        assert_eq!(
+            c.lmtp.listen[3],
+            ListenAddr::Unix("/etc/mailstow/run/r.sock".into())
+        );
         assert_eq!(c.lmtp.socket_mode, 0o600);
     }
 

@@ -1,1 +1,15 @@
-//! (being written)
+//! Delivery: the pool of delivery threads, the per-recipient pipeline
+//! (lookup result -> folder -> added headers -> Maildir store -> outcome),
+//! the spool and the outcome table. Nothing here is async and nothing here
+//! parses protocol lines; a job handed to the pool always runs to its end.
+
+pub mod headers;
+pub mod outcome;
+pub mod pipeline;
+pub mod pool;
+pub mod spool;
+
+pub use outcome::{Failure, RcptOutcome};
+pub use pipeline::{Deliverer, Envelope, Recipient};
+pub use pool::{Job, Pool};
+pub use spool::Spool;

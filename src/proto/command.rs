@@ -40,7 +40,10 @@ pub enum Command {
     Mail(Option<Mailbox>, MailParams),
     Rcpt(Mailbox, RcptParams),
     Data,
-    Bdat { size: u64, last: bool },
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -61,7 +64,11 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         if arg.trim().is_empty() {
             Ok(c)
         } else {
-            Err(Reply::new(501, "5.5.4", format!("Syntax: {verb} takes no argument")))
+            Err(Reply::new(
+                501,
+                "5.5.4",
+                format!("Syntax: {verb} takes no argument"),
+            ))
         }
     };
     match verb.as_str() {
@@ -117,7 +124,9 @@ fn parse_mail(arg: &str) -> Result<Command, Reply> {
             }
             ("BODY", _) => return Err(Reply::new(501, "5.5.4", "Unsupported BODY type")),
             ("SMTPUTF8", None) => p.smtputf8 = true,
-            ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") => {
+            ("RET", Some(v))
+                if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
+            {
                 p.ret = Some(v.to_ascii_uppercase())
             }
             ("ENVID", Some(v)) => {
@@ -141,9 +150,8 @@ fn parse_mail(arg: &str) -> Result<Command, Reply> {
 fn parse_rcpt(arg: &str) -> Result<Command, Reply> {
     let rest = strip_prefix_ci(arg, "TO:")
         .ok_or_else(|| Reply::new(501, "5.5.4", "Syntax: RCPT TO:<address>"))?;
-    let (path, params) = address::parse_path(rest, false).map_err(|e| {
-        Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}"))
-    })?;
+    let (path, params) = address::parse_path(rest, false)
+        .map_err(|e| Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}")))?;
     let mailbox =
         path.ok_or_else(|| Reply::new(501, "5.1.3", "Bad recipient address syntax: empty"))?;
     let mut p = RcptParams::default();
@@ -202,7 +210,10 @@ mod tests {
 
     #[test]
     fn verbs_are_case_insensitive() {
-        assert_eq!(ok("lhlo client.example"), Command::Lhlo("client.example".into()));
+        assert_eq!(
+            ok("lhlo client.example"),
+            Command::Lhlo("client.example".into())
+        );
         assert_eq!(ok("rset"), Command::Rset);
         assert_eq!(ok("Quit"), Command::Quit);
     }
@@ -218,7 +229,10 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
-        assert_eq!(ok("MAIL FROM:<>"), Command::Mail(None, MailParams::default()));
+        assert_eq!(
+            ok("MAIL FROM:<>"),
+            Command::Mail(None, MailParams::default())
+        );
     }
 
     #[test]
@@ -235,10 +249,7 @@ mod tests {
         match ok("RCPT TO:<alice@example.org> ORCPT=rfc822;bob+2Bx@example.org NOTIFY=NEVER") {
             Command::Rcpt(m, p) => {
                 assert_eq!(m.domain, "example.org");
-                assert_eq!(
-                    p.orcpt,
-                    Some(("rfc822".into(), "bob+x@example.org".into()))
-                );
+                assert_eq!(p.orcpt, Some(("rfc822".into(), "bob+x@example.org".into())));
                 assert_eq!(p.notify.as_deref(), Some("NEVER"));
             }
             c => panic!("{c:?}"),
@@ -248,8 +259,20 @@ mod tests {
 
     #[test]
     fn bdat_syntax() {
-        assert_eq!(ok("BDAT 10"), Command::Bdat { size: 10, last: false });
-        assert_eq!(ok("BDAT 0 LAST"), Command::Bdat { size: 0, last: true });
+        assert_eq!(
+            ok("BDAT 10"),
+            Command::Bdat {
+                size: 10,
+                last: false
+            }
+        );
+        assert_eq!(
+            ok("BDAT 0 LAST"),
+            Command::Bdat {
+                size: 0,
+                last: true
+            }
+        );
         assert!(err("BDAT").starts_with("501"));
         assert!(err("BDAT -1").starts_with("501"));
         assert!(err("BDAT 1 NOW").starts_with("501"));

@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn multi_line_uses_dash_continuations() {
-        let r = Reply::plain(250, vec!["mx".into(), "PIPELINING".into(), "SIZE 10".into()]);
+        let r = Reply::plain(
+            250,
+            vec!["mx".into(), "PIPELINING".into(), "SIZE 10".into()],
+        );
         assert_eq!(wire(&r), "250-mx\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
     }
 

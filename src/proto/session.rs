@@ -66,9 +66,15 @@ enum State {
     AwaitRcpt,
     Data(DataReceiver),
     /// Reading a BDAT chunk into the transaction.
-    Bdat { remaining: u64, last: bool },
+    Bdat {
+        remaining: u64,
+        last: bool,
+    },
     /// Reading and dropping a BDAT chunk, then sending `reply`.
-    BdatSkip { remaining: u64, reply: Reply },
+    BdatSkip {
+        remaining: u64,
+        reply: Reply,
+    },
     /// Waiting for the host's answer to Deliver (number of recipients).
     AwaitDelivery(usize),
     Closed,
@@ -206,7 +212,10 @@ impl<R> Session<R> {
         Reply::new(
             421,
             "4.3.2",
-            format!("{} Service shutting down, try again later", self.cfg.hostname),
+            format!(
+                "{} Service shutting down, try again later",
+                self.cfg.hostname
+            ),
         )
     }
 
@@ -262,8 +271,7 @@ impl<R> Session<R> {
                     let before = tx.bdat_size;
                     tx.bdat_size = before.saturating_add(n as u64);
                     if tx.bdat_size <= max && n > 0 {
-                        self.out
-                            .push_back(Event::Body(self.inbuf[..n].to_vec()));
+                        self.out.push_back(Event::Body(self.inbuf[..n].to_vec()));
                     }
                 }
                 self.inbuf.drain(..n);
@@ -439,16 +447,13 @@ impl<R> Session<R> {
             ));
         }
         self.state = State::AwaitRcpt;
-        self.out
-            .push_back(Event::CheckRecipient { rcpt, params });
+        self.out.push_back(Event::CheckRecipient { rcpt, params });
     }
 
     fn data(&mut self) {
         match self.tx.as_ref() {
             None => self.reply(Reply::new(503, "5.5.1", "Need MAIL command first")),
-            Some(tx) if tx.chunking => {
-                self.reply(Reply::new(503, "5.5.1", "DATA after BDAT"))
-            }
+            Some(tx) if tx.chunking => self.reply(Reply::new(503, "5.5.1", "DATA after BDAT")),
             Some(tx) if tx.recipients.is_empty() => {
                 self.reply(Reply::new(554, "5.5.1", "No valid recipients"))
             }
@@ -466,11 +471,9 @@ impl<R> Session<R> {
     fn bdat(&mut self, size: u64, last: bool) {
         let refusal = match self.tx.as_mut() {
             None => Some(Reply::new(503, "5.5.1", "Need MAIL command first")),
-            Some(tx) if tx.bdat_failed => Some(Reply::new(
-                503,
-                "5.5.1",
-                "Earlier BDAT failed: send RSET",
-            )),
+            Some(tx) if tx.bdat_failed => {
+                Some(Reply::new(503, "5.5.1", "Earlier BDAT failed: send RSET"))
+            }
             Some(tx) if tx.recipients.is_empty() => {
                 tx.bdat_failed = true;
                 Some(Reply::new(554, "5.5.1", "No valid recipients"))

@@ -1,1 +1,177 @@
-//! (being written)
+//! The network side: binds every configured listener, takes a connection
+//! permit before each accept (the connection limit), runs one task per
+//! connection, and on SIGTERM/SIGINT stops accepting, lets transactions in
+//! flight finish, drains the delivery pool and returns. Must not know about
+//! Maildir or Sieve.
+
+pub mod conn;
+pub mod listener;
+
+use std::sync::Arc;
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::deliver::{Deliverer, Pool};
+use conn::Shared;
+use listener::Listener;
+
+/// Run the LMTP service until a termination signal; then shut down cleanly.
+pub async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+    let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?);
+    let mut listeners = Vec::new();
+    for addr in &cfg.lmtp.listen {
+        listeners.push(listener::bind(addr, cfg.lmtp.socket_mode)?);
+        tracing::info!(listen = %addr, "listening");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let pool = Pool::start(deliverer, cfg.delivery.threads, cfg.delivery.queue_depth)?;
+    let shared = Arc::new(Shared {
+        cfg: Arc::clone(&cfg),
+        pool,
+    });
+    let shared = serve(listeners, shared, stop_rx).await;
+    signals.abort();
+    // Every connection task has ended, so this is the last reference.
+    match Arc::try_unwrap(shared) {
+        Ok(s) => tokio::task::block_in_place(|| s.pool.shutdown()),
+        Err(_) => tracing::error!("connections still referenced at shutdown"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Accept on every listener until `stop` turns true, then wait (up to the
+/// grace period) for the connections; returns the shared state back.
+async fn serve(
+    listeners: Vec<Listener>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) -> Arc<Shared> {
+    // Permits exist for the connection limit: taken before accept, so excess
+    // clients wait in the kernel's backlog instead of costing us memory.
+    let permits = Arc::new(Semaphore::new(shared.cfg.limits.max_connections));
+    let mut conns = JoinSet::new();
+    let mut acceptors = JoinSet::new();
+    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
+    let mut socket_files = Vec::new();
+    for l in listeners {
+        let permits = Arc::clone(&permits);
+        let conn_tx = conn_tx.clone();
+        let mut stop = stop.clone();
+        let (l, file) = match l {
+            Listener::Tcp(t) => (Accept::Tcp(t), None),
+            Listener::Unix(u, f) => (Accept::Unix(u), Some(f)),
+        };
+        socket_files.extend(file);
+        acceptors.spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = stop.changed() => return,
+                };
+                let accepted = tokio::select! {
+                    a = l.accept() => a,
+                    _ = stop.changed() => return,
+                };
+                match accepted {
+                    Ok(conn) => {
+                        if conn_tx.send((conn, permit)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(conn_tx);
+    let mut stop_seen = stop.clone();
+    loop {
+        tokio::select! {
+            next = conn_rx.recv() => match next {
+                Some(((stream, peer), permit)) => {
+                    let shared = Arc::clone(&shared);
+                    let stop = stop.clone();
+                    conns.spawn(async move {
+                        match stream {
+                            Stream::Tcp(s) => conn::serve(s, peer, shared, stop).await,
+                            Stream::Unix(s) => conn::serve(s, peer, shared, stop).await,
+                        }
+                        drop(permit);
+                    });
+                }
+                None => break,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = stop_seen.changed() => break,
+        }
+    }
+    tracing::info!(
+        connections = conns.len(),
+        "shutting down: no new connections"
+    );
+    acceptors.shutdown().await;
+    drop(socket_files);
+    let grace = shared.cfg.limits.shutdown_grace;
+    let drained =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = conns.len(),
+            "grace period over: closing the rest"
+        );
+        conns.shutdown().await;
+    }
+    shared
+}
+
+enum Accept {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Accept {
+    async fn accept(&self) -> std::io::Result<(Stream, String)> {
+        match self {
+            Accept::Tcp(l) => {
+                let (s, a) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), format!("[{}]:{}", a.ip(), a.port())))
+            }
+            Accept::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                Ok((Stream::Unix(s), "unix socket".to_owned()))
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing transactions in flight"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing transactions in flight"),
+    }
+}

@@ -1,1 +1,840 @@
-//! (being written)
+//! The Maildir++ writer: saves one message durably into a user's Maildir
+//! (tmp/, write, futimens, fsync, link into new/ or cur/, fsync the
+//! directory; STORAGE.md 1 and 3.1), creating the Maildir, folders and
+//! subscriptions on demand. Must not know who sent the mail or why it goes
+//! to this folder, and must never leave a partial file behind: a save either
+//! returns a durable message or an error with nothing left in tmp/, new/ or
+//! cur/.
+
+mod filename;
+mod fsops;
+mod names;
+mod subscriptions;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, FileTimes};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::FolderEncoding;
+use fsops::TmpGuard;
+
+pub use filename::count_bare_lf;
+pub use names::{display_name, storage_name};
+
+/// Tries at a fresh unique name before giving up (each collision is already
+/// all but impossible).
+const NAME_ATTEMPTS: usize = 5;
+
+/// Who owns created files and directories: when Some and we run as root,
+/// every file and directory we create is chowned to it before it is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A message body to write after the prepended header block.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    Bytes(&'a [u8]),
+    /// Bytes `0..len` of a spool file, read at explicit offsets: the file's
+    /// seek position is neither used nor moved, so one file can be saved
+    /// for many recipients.
+    File {
+        file: &'a File,
+        len: u64,
+    },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// What a save writes: our header lines, then the message as received.
+#[derive(Clone, Copy, Debug)]
+pub struct Content<'a> {
+    /// Lines prepended by us (Return-Path, Delivered-To, Received), each ending CRLF.
+    pub header: &'a [u8],
+    pub body: Body<'a>,
+    /// LF bytes not preceded by CR in header + body ([`count_bare_lf`]).
+    /// Trusted: a wrong count makes Dovecot drop the client (STORAGE.md 1.2).
+    pub bare_lf: u64,
+}
+
+impl Content<'_> {
+    /// S: the file size.
+    pub fn size(&self) -> u64 {
+        self.header.len() as u64 + self.body.len()
+    }
+
+    /// W: RFC822.SIZE, each bare LF counted as CRLF.
+    pub fn vsize(&self) -> u64 {
+        self.size() + self.bare_lf
+    }
+}
+
+/// IMAP system flags, stored as Maildir info letters. Default: none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub draft: bool,
+    pub flagged: bool,
+    pub answered: bool,
+    pub seen: bool,
+    pub deleted: bool,
+}
+
+impl Flags {
+    /// Sets the flag named by an IMAP system flag (`\Seen`, any case);
+    /// false for anything else (keywords, `\Recent`).
+    pub fn insert_imap(&mut self, name: &str) -> bool {
+        let flag = match name.to_ascii_lowercase().as_str() {
+            "\\draft" => &mut self.draft,
+            "\\flagged" => &mut self.flagged,
+            "\\answered" => &mut self.answered,
+            "\\seen" => &mut self.seen,
+            "\\deleted" => &mut self.deleted,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Flags::default()
+    }
+
+    /// The info letters in ASCII order, as Dovecot writes them after `:2,`.
+    pub fn letters(&self) -> String {
+        [
+            (self.draft, 'D'),
+            (self.flagged, 'F'),
+            (self.answered, 'R'),
+            (self.seen, 'S'),
+            (self.deleted, 'T'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, letter)| letter)
+        .collect()
+    }
+}
+
+/// A message made durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    /// The file in new/ or cur/.
+    pub path: PathBuf,
+    /// The name up to ':', the message's permanent identity (index key).
+    pub base: String,
+    /// The folder's storage name; "" for INBOX.
+    pub storage_name: String,
+    /// S: bytes in the file.
+    pub size: u64,
+    /// W: RFC822.SIZE.
+    pub vsize: u64,
+    /// This save created the folder's directory (for INBOX: the Maildir).
+    pub created_folder: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid folder name {name:?}: {reason}")]
+    InvalidFolder { name: String, reason: &'static str },
+    #[error("no such folder: {0:?}")]
+    NoSuchFolder(String),
+    /// ENOSPC or EDQUOT, at any step.
+    #[error("no space (disk full or over quota) at {}", path.display())]
+    NoSpace { path: PathBuf },
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Maps an I/O error at `path` during `op`, recognising a full disk or quota.
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| match source.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace {
+            path: path.to_owned(),
+        },
+        _ => StoreError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+/// One user's Maildir (the root is INBOX; folders are `.Name` inside it).
+#[derive(Clone, Debug)]
+pub struct Maildir {
+    root: PathBuf,
+    /// The owner to chown to: set only when running as root.
+    chown: Option<Owner>,
+    encoding: FolderEncoding,
+    /// Host part of unique names, escaped.
+    name_host: String,
+    /// Host as written into lock files (`pid:host`).
+    lock_host: String,
+}
+
+impl Maildir {
+    /// No I/O: the Maildir is created by the first save.
+    pub fn new(
+        root: PathBuf,
+        owner: Option<Owner>,
+        encoding: FolderEncoding,
+        hostname: &str,
+    ) -> Maildir {
+        Maildir {
+            root,
+            chown: owner.filter(|_| nix::unistd::geteuid().is_root()),
+            encoding,
+            name_host: filename::escape_host(hostname),
+            lock_host: hostname.to_owned(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Does this folder exist? INBOX exists when the Maildir root does.
+    pub fn folder_exists(&self, folder: &str) -> Result<bool, StoreError> {
+        let dir = self.folder_dir(&storage_name(folder, self.encoding)?);
+        is_dir(&dir)
+    }
+
+    /// Durably saves one message into `folder`, into new/ without flags or
+    /// cur/ with them, its mtime (IMAP INTERNALDATE) set to `received`.
+    /// Creates the Maildir on first delivery; creates a missing folder only
+    /// when `create` (else [`StoreError::NoSuchFolder`]).
+    pub fn save(
+        &self,
+        folder: &str,
+        create: bool,
+        flags: &Flags,
+        content: &Content<'_>,
+        received: SystemTime,
+    ) -> Result<Saved, StoreError> {
+        let storage = storage_name(folder, self.encoding)?;
+        let dir = self.folder_dir(&storage);
+        let created_folder = self.ensure_folder(folder, &storage, &dir, create)?;
+        let (size, vsize) = (content.size(), content.vsize());
+        let (file, tmp, base) = self.create_tmp(&dir, size, vsize)?;
+        write_durably(file, tmp.path(), content, received)?;
+        let (path, base) = self.publish(tmp, base, &dir, flags, size, vsize)?;
+        Ok(Saved {
+            path,
+            base,
+            storage_name: storage,
+            size,
+            vsize,
+            created_folder,
+        })
+    }
+
+    fn folder_dir(&self, storage: &str) -> PathBuf {
+        if storage.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(format!(".{storage}"))
+        }
+    }
+
+    /// Makes sure the folder's tmp/, new/ and cur/ exist, creating (and
+    /// fsyncing) whatever is missing. Returns whether this call created the
+    /// folder directory.
+    fn ensure_folder(
+        &self,
+        folder: &str,
+        storage: &str,
+        dir: &Path,
+        create: bool,
+    ) -> Result<bool, StoreError> {
+        // tmp/ is made last, so it stands for a complete folder.
+        if is_dir(&dir.join("tmp"))? {
+            return Ok(false);
+        }
+        let inbox = storage.is_empty();
+        if !inbox && !create && !is_dir(dir)? {
+            return Err(StoreError::NoSuchFolder(folder.to_owned()));
+        }
+        let mut made = Vec::new();
+        let missing: Vec<&Path> = self
+            .root
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.is_dir())
+            .collect();
+        // The home ({home}/Maildir's parent) and the Maildir belong to the
+        // user; directories above the home (mail_root/domain) are shared by
+        // every user below them, so they stay ours, 0711.
+        let home = self.root.parent();
+        for parent in missing.into_iter().rev() {
+            if parent == self.root || Some(parent) == home {
+                self.make_dir(parent, &mut made)?;
+            } else if fsops::make_dir_mode(parent, fsops::SHARED_DIR_MODE, None)? {
+                made.push(parent.to_owned());
+            }
+        }
+        self.make_subdirs(&self.root, &mut made)?;
+        if !inbox {
+            self.make_dir(dir, &mut made)?;
+            let marker = dir.join("maildirfolder");
+            match fsops::create_file(&marker, self.chown) {
+                Ok(file) => {
+                    fsops::close(file).map_err(io_err("close", &marker))?;
+                    made.push(marker);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", &marker)(e)),
+            }
+            self.make_subdirs(dir, &mut made)?;
+        }
+        // Each new entry is durable once it and the directory holding it are synced.
+        let to_sync: BTreeSet<&Path> = made
+            .iter()
+            .flat_map(|p| [Some(p.as_path()), p.parent()])
+            .flatten()
+            .collect();
+        for path in to_sync {
+            fsops::fsync_path(path)?;
+        }
+        let created = made.iter().any(|p| p == dir);
+        if created && !inbox {
+            let wait = subscriptions::LOCK_WAIT;
+            if let Err(e) =
+                subscriptions::subscribe(&self.root, storage, self.chown, &self.lock_host, wait)
+            {
+                // The folder exists and the mail matters more; a retry would not subscribe either.
+                tracing::warn!(folder = storage, error = %e, "could not subscribe new folder");
+            }
+        }
+        Ok(created)
+    }
+
+    /// cur/, new/, then tmp/ (see `ensure_folder`).
+    fn make_subdirs(&self, dir: &Path, made: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+        for sub in ["cur", "new", "tmp"] {
+            self.make_dir(&dir.join(sub), made)?;
+        }
+        Ok(())
+    }
+
+    fn make_dir(&self, path: &Path, made: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+        if fsops::make_dir(path, self.chown)? {
+            made.push(path.to_owned());
+        }
+        Ok(())
+    }
+
+    /// A new file in `dir`/tmp/ under a fresh unique base name.
+    fn create_tmp(
+        &self,
+        dir: &Path,
+        size: u64,
+        vsize: u64,
+    ) -> Result<(File, TmpGuard, String), StoreError> {
+        let tmp_dir = dir.join("tmp");
+        for _ in 0..NAME_ATTEMPTS {
+            let base = self.unique_base(size, vsize);
+            let path = tmp_dir.join(&base);
+            match fsops::create_file(&path, self.chown) {
+                Ok(file) => return Ok((file, TmpGuard::new(path), base)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create", &path)(e)),
+            }
+        }
+        let source = io::Error::new(io::ErrorKind::AlreadyExists, "no unused unique name");
+        Err(StoreError::Io {
+            op: "create a file in",
+            path: tmp_dir,
+            source,
+        })
+    }
+
+    fn unique_base(&self, size: u64, vsize: u64) -> String {
+        filename::unique_base(SystemTime::now(), &self.name_host, size, vsize)
+    }
+
+    /// Links the finished tmp file into new/ (no flags) or cur/ (`:2,<flags>`),
+    /// never replacing a file, unlinks the tmp name and fsyncs the directory.
+    /// Returns the final path and base name (a fresh one if `base` was taken).
+    fn publish(
+        &self,
+        tmp: TmpGuard,
+        mut base: String,
+        dir: &Path,
+        flags: &Flags,
+        size: u64,
+        vsize: u64,
+    ) -> Result<(PathBuf, String), StoreError> {
+        let (sub, info) = if flags.is_empty() {
+            ("new", String::new())
+        } else {
+            ("cur", format!(":2,{}", flags.letters()))
+        };
+        let dest_dir = dir.join(sub);
+        let mut attempt = 1;
+        let dest = loop {
+            let dest = dest_dir.join(format!("{base}{info}"));
+            match fs::hard_link(tmp.path(), &dest) {
+                Ok(()) => break dest,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
+                    attempt += 1;
+                    base = self.unique_base(size, vsize);
+                }
+                Err(e) => return Err(io_err("link to", &dest)(e)),
+            }
+        };
+        if let Err(e) = tmp.remove() {
+            // Delivered all the same; Dovecot deletes tmp/ files after 36 h.
+            tracing::warn!(error = %e, "could not remove tmp file");
+        }
+        if let Err(e) = fsops::fsync_path(&dest_dir) {
+            // Not durable, so not delivered: take it back rather than have the retry duplicate it.
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        Ok((dest, base))
+    }
+}
+
+/// Writes header and body, checks the length, sets the times, fsyncs and
+/// closes, reporting every error.
+fn write_durably(
+    file: File,
+    path: &Path,
+    content: &Content<'_>,
+    received: SystemTime,
+) -> Result<(), StoreError> {
+    (&file)
+        .write_all(content.header)
+        .map_err(io_err("write", path))?;
+    let body = match content.body {
+        Body::Bytes(bytes) => {
+            (&file).write_all(bytes).map_err(io_err("write", path))?;
+            bytes.len() as u64
+        }
+        Body::File { file: src, len } => {
+            fsops::copy_range(src, &file, len).map_err(io_err("copy body to", path))?
+        }
+    };
+    let written = content.header.len() as u64 + body;
+    if written != content.size() {
+        let why = format!("body ended after {written} of {} bytes", content.size());
+        return Err(io_err("write", path)(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            why,
+        )));
+    }
+    let times = FileTimes::new()
+        .set_accessed(received)
+        .set_modified(received);
+    file.set_times(times)
+        .map_err(io_err("set times of", path))?;
+    file.sync_all().map_err(io_err("fsync", path))?;
+    fsops::close(file).map_err(io_err("close", path))
+}
+
+/// Ok(false) when nothing is there; other errors (permissions) are reported.
+fn is_dir(path: &Path) -> Result<bool, StoreError> {
+    match fs::metadata(path) {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("stat", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const HEADER: &[u8] = b"Return-Path: <a@example.org>\r\nDelivered-To: u@example.com\r\n";
+    const BODY: &[u8] = b"Subject: hi\n\nline one\r\nline two\nlast\n";
+
+    fn received() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_614_592_800)
+    }
+
+    fn maildir(root: &Path) -> Maildir {
+        Maildir::new(root.to_owned(), None, FolderEncoding::Utf7, "mx,1")
+    }
+
+    fn content(body: Body<'_>) -> Content<'_> {
+        let (h, cr) = count_bare_lf(false, HEADER);
+        let (b, _) = count_bare_lf(cr, BODY);
+        Content {
+            header: HEADER,
+            body,
+            bare_lf: h + b,
+        }
+    }
+
+    fn message() -> Vec<u8> {
+        [HEADER, BODY].concat()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_save_lands_in_new_with_exact_name_sizes_bytes_and_mtime() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = maildir(&root);
+        let saved = md
+            .save(
+                "INBOX",
+                false,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+
+        let size = message().len() as u64;
+        assert_eq!((saved.size, saved.vsize), (size, size + 4));
+        assert_eq!(saved.storage_name, "");
+        assert!(saved.created_folder);
+        assert_eq!(saved.path, root.join("new").join(&saved.base));
+        let prefix = format!("P{}Q", std::process::id());
+        assert!(saved.base.contains(&prefix), "{}", saved.base);
+        assert!(
+            saved
+                .base
+                .ends_with(&format!(".mx\\0541,S={size},W={}", size + 4)),
+            "{}",
+            saved.base
+        );
+
+        assert_eq!(fs::read(&saved.path).unwrap(), message());
+        let meta = fs::metadata(&saved.path).unwrap();
+        assert_eq!(meta.len(), size);
+        assert_eq!(meta.modified().unwrap(), received());
+        assert_eq!(mode(&saved.path), 0o600);
+        for sub in ["tmp", "new", "cur"] {
+            assert_eq!(mode(&root.join(sub)), 0o700);
+        }
+        assert_eq!(mode(&root), 0o700);
+        assert!(names_in(&root.join("tmp")).is_empty());
+        assert!(!root.join("maildirfolder").exists());
+
+        let again = md
+            .save(
+                "inbox",
+                false,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        assert!(!again.created_folder);
+        assert_ne!(again.base, saved.base);
+    }
+
+    #[test]
+    fn missing_home_is_created_0700_and_shared_parents_0711() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("example.com/alice/Maildir");
+        maildir(&root)
+            .save(
+                "INBOX",
+                false,
+                &Flags::default(),
+                &content(Body::Bytes(b"")),
+                received(),
+            )
+            .unwrap();
+        assert_eq!(mode(&home.path().join("example.com")), 0o711);
+        assert_eq!(mode(&home.path().join("example.com/alice")), 0o700);
+        assert_eq!(names_in(&root.join("new")).len(), 1);
+    }
+
+    #[test]
+    fn flagged_mail_goes_to_cur_with_letters_in_ascii_order() {
+        let home = tempfile::tempdir().unwrap();
+        let md = maildir(home.path());
+        let mut flags = Flags::default();
+        assert!(flags.insert_imap("\\Seen") && flags.insert_imap("\\FLAGGED"));
+        assert!(!flags.insert_imap("$Junk") && !flags.insert_imap("\\Recent"));
+        let saved = md
+            .save(
+                "INBOX",
+                false,
+                &flags,
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        assert_eq!(
+            saved.path,
+            home.path().join("cur").join(format!("{}:2,FS", saved.base))
+        );
+        assert!(names_in(&home.path().join("new")).is_empty());
+        let all = Flags {
+            draft: true,
+            flagged: true,
+            answered: true,
+            seen: true,
+            deleted: true,
+        };
+        assert_eq!(all.letters(), "DFRST");
+        assert_eq!(Flags::default().letters(), "");
+    }
+
+    #[test]
+    fn a_new_folder_gets_maildirfolder_subdirs_modes_and_a_v2_subscription() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = maildir(&root);
+        let saved = md
+            .save(
+                "Lists.rust",
+                true,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        let dir = root.join(".Lists.rust");
+        assert!(saved.created_folder);
+        assert_eq!(saved.storage_name, "Lists.rust");
+        assert_eq!(saved.path, dir.join("new").join(&saved.base));
+        assert_eq!(names_in(&dir), ["cur", "maildirfolder", "new", "tmp"]);
+        assert_eq!(fs::metadata(dir.join("maildirfolder")).unwrap().len(), 0);
+        assert_eq!(mode(&dir.join("maildirfolder")), 0o600);
+        for d in [
+            &dir,
+            &dir.join("tmp"),
+            &dir.join("new"),
+            &dir.join("cur"),
+            &root.join("new"),
+        ] {
+            assert_eq!(mode(d), 0o700, "{}", d.display());
+        }
+        let subscriptions = root.join("subscriptions");
+        assert_eq!(fs::read(&subscriptions).unwrap(), b"V\t2\n\nLists\trust\n");
+        assert_eq!(mode(&subscriptions), 0o600);
+
+        let saved = md
+            .save(
+                "Reçus",
+                true,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        assert_eq!(
+            saved.path.parent().unwrap().parent().unwrap(),
+            root.join(".Re&AOc-us")
+        );
+        assert_eq!(
+            fs::read(&subscriptions).unwrap(),
+            b"V\t2\n\nLists\trust\nRe&AOc-us\n"
+        );
+        assert!(md.folder_exists("Reçus").unwrap());
+        assert!(md.folder_exists("INBOX").unwrap());
+        assert!(!md.folder_exists("Lists").unwrap());
+    }
+
+    #[test]
+    fn a_missing_folder_is_not_created_without_create() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = maildir(&root);
+        assert!(!md.folder_exists("INBOX").unwrap());
+        let err = md
+            .save(
+                "Archive",
+                false,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NoSuchFolder(ref f) if f == "Archive"),
+            "{err}"
+        );
+        assert!(!root.exists());
+        let err = md
+            .save(
+                "a/b",
+                true,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidFolder { .. }), "{err}");
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn a_file_body_is_read_positionally_so_it_can_be_saved_twice() {
+        use std::io::{Seek, SeekFrom};
+        let home = tempfile::tempdir().unwrap();
+        let md = maildir(home.path());
+        let mut spool = tempfile::tempfile().unwrap();
+        spool.write_all(BODY).unwrap();
+        spool.write_all(b"trailing bytes beyond len").unwrap();
+        spool.seek(SeekFrom::Start(5)).unwrap();
+        let body = Body::File {
+            file: &spool,
+            len: BODY.len() as u64,
+        };
+        for folder in ["INBOX", "Copies"] {
+            let saved = md
+                .save(folder, true, &Flags::default(), &content(body), received())
+                .unwrap();
+            assert_eq!(fs::read(&saved.path).unwrap(), message(), "{folder}");
+            assert_eq!(saved.size, message().len() as u64);
+        }
+        assert_eq!(spool.stream_position().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_failed_save_leaves_nothing_behind() {
+        let home = tempfile::tempdir().unwrap();
+        let md = maildir(home.path());
+        let mut spool = tempfile::tempfile().unwrap();
+        spool.write_all(BODY).unwrap();
+        let short = Body::File {
+            file: &spool,
+            len: BODY.len() as u64 + 10,
+        };
+        let err = md
+            .save(
+                "INBOX",
+                false,
+                &Flags::default(),
+                &content(short),
+                received(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Io { op: "write", .. }), "{err}");
+        for sub in ["tmp", "new", "cur"] {
+            assert!(names_in(&home.path().join(sub)).is_empty(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn full_disk_and_quota_errors_are_no_space() {
+        let path = Path::new("/x");
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let err = io_err("write", path)(io::Error::from_raw_os_error(errno));
+            assert!(matches!(err, StoreError::NoSpace { .. }), "{err}");
+        }
+        let err = io_err("fsync", path)(io::Error::from_raw_os_error(libc::EIO));
+        assert!(err.to_string().starts_with("fsync /x: "), "{err}");
+    }
+
+    #[test]
+    fn concurrent_saves_creating_the_same_folder_all_succeed() {
+        const N: usize = 8;
+        let home = tempfile::tempdir().unwrap();
+        let md = Arc::new(maildir(home.path()));
+        let barrier = Arc::new(Barrier::new(N));
+        let threads: Vec<_> = (0..N)
+            .map(|_| {
+                let (md, barrier) = (md.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    md.save(
+                        "Shared.Box",
+                        true,
+                        &Flags::default(),
+                        &content(Body::Bytes(BODY)),
+                        received(),
+                    )
+                })
+            })
+            .collect();
+        let saved: Vec<Saved> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect();
+        assert_eq!(saved.iter().filter(|s| s.created_folder).count(), 1);
+        assert_eq!(names_in(&home.path().join(".Shared.Box/new")).len(), N);
+        assert_eq!(
+            fs::read(home.path().join("subscriptions")).unwrap(),
+            b"V\t2\n\nShared\tBox\n"
+        );
+    }
+
+    #[test]
+    fn as_root_everything_created_belongs_to_the_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("u/Maildir");
+        let owner = Owner {
+            uid: 65534,
+            gid: 65534,
+        };
+        let md = Maildir::new(root.clone(), Some(owner), FolderEncoding::Utf7, "mx");
+        let flags = Flags {
+            seen: true,
+            ..Flags::default()
+        };
+        md.save(
+            "INBOX",
+            false,
+            &flags,
+            &content(Body::Bytes(BODY)),
+            received(),
+        )
+        .unwrap();
+        md.save(
+            "Sub.Folder",
+            true,
+            &Flags::default(),
+            &content(Body::Bytes(BODY)),
+            received(),
+        )
+        .unwrap();
+        let mut stack = vec![home.path().join("u")];
+        let mut seen = 0;
+        while let Some(path) = stack.pop() {
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (65534, 65534),
+                "{}",
+                path.display()
+            );
+            seen += 1;
+            if meta.is_dir() {
+                stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        // u, Maildir, its tmp/new/cur, 2 messages, subscriptions, .Sub.Folder with 4 entries.
+        assert_eq!(seen, 2 + 3 + 2 + 1 + 5);
+    }
+}

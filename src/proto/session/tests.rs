@@ -130,7 +130,9 @@ fn sequence_errors() {
     ];
     let mut at = 0;
     for w in want {
-        let i = r.wire[at..].find(w).unwrap_or_else(|| panic!("{w} in {}", r.wire));
+        let i = r.wire[at..]
+            .find(w)
+            .unwrap_or_else(|| panic!("{w} in {}", r.wire));
         at += i + w.len();
     }
 }
@@ -147,13 +149,17 @@ fn message_too_large_is_refused_per_recipient_and_session_stays_in_sync() {
 #[test]
 fn mail_size_parameter_over_the_limit() {
     let r = run("LHLO c\r\nMAIL FROM:<a@x> SIZE=1001\r\nMAIL FROM:<a@x> SIZE=1000\r\n");
-    assert!(r.wire.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.1.0 OK\r\n"));
+    assert!(r.wire.ends_with(
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.1.0 OK\r\n"
+    ));
 }
 
 #[test]
 fn too_many_recipients_is_a_temporary_refusal() {
     let r = run("LHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<alice@x>\r\nRCPT TO:<alice@x>\r\nRCPT TO:<alice@x>\r\nRCPT TO:<alice@x>\r\n");
-    assert!(r.wire.ends_with("250 2.1.5 OK\r\n452 4.5.3 Too many recipients\r\n"));
+    assert!(r
+        .wire
+        .ends_with("250 2.1.5 OK\r\n452 4.5.3 Too many recipients\r\n"));
 }
 
 #[test]
@@ -169,12 +175,18 @@ fn bdat_chunks_and_last() {
     let r = run("LHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<alice@x>\r\nBDAT 5\r\nab\r\ncBDAT 3 LAST\r\n.\r\nNOOP\r\n");
     assert_eq!(r.delivered.len(), 1);
     assert_eq!(r.delivered[0].1, b"ab\r\nc.\r\n");
-    assert!(r.wire.ends_with("250 2.0.0 5 octets received\r\n250 2.0.0 Saved\r\n250 2.0.0 OK\r\n"), "{}", r.wire);
+    assert!(
+        r.wire
+            .ends_with("250 2.0.0 5 octets received\r\n250 2.0.0 Saved\r\n250 2.0.0 OK\r\n"),
+        "{}",
+        r.wire
+    );
 }
 
 #[test]
 fn bdat_without_recipients_consumes_the_chunk_and_later_chunks_are_refused() {
-    let r = run("LHLO c\r\nBDAT 4\r\nRSETMAIL FROM:<a@x>\r\nBDAT 3\r\nxyzBDAT 2 LAST\r\nqqRSET\r\n");
+    let r =
+        run("LHLO c\r\nBDAT 4\r\nRSETMAIL FROM:<a@x>\r\nBDAT 3\r\nxyzBDAT 2 LAST\r\nqqRSET\r\n");
     assert!(r.delivered.is_empty());
     assert!(r.wire.ends_with("503 5.5.1 Need MAIL command first\r\n250 2.1.0 OK\r\n554 5.5.1 No valid recipients\r\n503 5.5.1 Earlier BDAT failed: send RSET\r\n250 2.0.0 OK\r\n"), "{}", r.wire);
 }

@@ -1,0 +1,184 @@
+//! The command line (clap): `serve` and `deliver`, with errors mapped to
+//! exit codes (sysexits for pipe mode). Must not hold delivery or protocol
+//! logic; it wires the library together.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use clap::{Parser, Subcommand};
+
+use mailstow::config::Config;
+use mailstow::deliver::headers::{self, Origin};
+use mailstow::deliver::outcome::{self, Failure, RcptOutcome};
+use mailstow::deliver::{Deliverer, Envelope, Recipient, Spool};
+
+pub const DEFAULT_CONFIG: &str = "/etc/mailstow/mailstow.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "mailstow",
+    version,
+    about = "Final-hop mail delivery agent: LMTP or pipe in, durable Maildir++ out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the LMTP service in the foreground.
+    Serve {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Deliver one message read on stdin (for Postfix pipe(8) or
+    /// mailbox_command). Exit codes: 0 delivered, 67 unknown user,
+    /// 75 temporary failure, 65 bad data, 64 usage, 78 configuration.
+    Deliver {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Envelope sender ("" or "<>" for the null sender).
+        #[arg(short = 'f', long = "from", default_value = "")]
+        from: String,
+        /// Recipient address (user@domain).
+        #[arg(short = 'd', long = "recipient")]
+        recipient: String,
+        /// Folder to save into (IMAP name, '.' separated), created if missing.
+        #[arg(short = 'm', long = "mailbox")]
+        mailbox: Option<String>,
+    },
+}
+
+/// Load the config and set up logging; the error is the exit code.
+fn setup(path: &std::path::Path) -> Result<Arc<Config>, u8> {
+    let cfg = Config::load(path).map_err(|e| {
+        eprintln!("mailstow: {e}");
+        outcome::EX_CONFIG
+    })?;
+    if let Err(e) = mailstow::telemetry::init(&cfg.log) {
+        eprintln!("mailstow: {e:#}");
+        return Err(outcome::EX_CONFIG);
+    }
+    Ok(Arc::new(cfg))
+}
+
+pub fn serve(config: PathBuf) -> u8 {
+    let cfg = match setup(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailstow: cannot start the runtime: {e}");
+            return outcome::EX_SOFTWARE;
+        }
+    };
+    match rt.block_on(mailstow::server::run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mailstow: {e:#}");
+            outcome::EX_CONFIG
+        }
+    }
+}
+
+pub fn deliver(config: PathBuf, from: String, recipient: String, mailbox: Option<String>) -> u8 {
+    let cfg = match setup(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let fail = |code: u8, msg: String| {
+        eprintln!("mailstow: {msg}");
+        code
+    };
+    let deliverer = match Deliverer::new(Arc::clone(&cfg)) {
+        Ok(d) => d,
+        Err(e) => return fail(outcome::EX_TEMPFAIL, e.to_string()),
+    };
+    let (local, domain) = recipient
+        .rsplit_once('@')
+        .unwrap_or((recipient.as_str(), ""));
+    if local.is_empty() {
+        return fail(outcome::EX_USAGE, format!("bad recipient {recipient:?}"));
+    }
+    let user = match deliverer.lookup(local, domain) {
+        Ok(Some(u)) => u,
+        Ok(None) => return fail(outcome::EX_NOUSER, format!("{recipient}: user unknown")),
+        Err(f) => return fail(outcome::EX_TEMPFAIL, format!("{recipient}: {}", f.detail())),
+    };
+    let started = Instant::now();
+    let spool = match read_stdin(&cfg) {
+        Ok(s) => s,
+        Err(Failure::TooLarge) => {
+            return fail(
+                outcome::EX_DATAERR,
+                "message exceeds limits.max_message_size".into(),
+            )
+        }
+        Err(f) => return fail(outcome::EX_TEMPFAIL, f.detail()),
+    };
+    let from = from.trim_start_matches('<').trim_end_matches('>');
+    let received = SystemTime::now();
+    let env = Envelope {
+        id: headers::new_id(received),
+        mail_from: (!from.is_empty()).then(|| from.to_owned()),
+        origin: Origin::Local,
+        received,
+        started,
+    };
+    let rcpt = Recipient {
+        address: recipient.clone(),
+        orcpt: None,
+        user,
+        folder: mailbox,
+    };
+    let outcomes = deliverer.deliver(&env, std::slice::from_ref(&rcpt), &spool);
+    match outcomes.first() {
+        Some(o @ RcptOutcome::Delivered { .. }) => o.exit_code(),
+        Some(o @ RcptOutcome::Failed(f)) => {
+            fail(o.exit_code(), format!("{recipient}: {}", f.detail()))
+        }
+        None => outcome::EX_SOFTWARE,
+    }
+}
+
+/// Spool stdin, dropping a leading mbox "From " line as Dovecot's LDA does.
+fn read_stdin(cfg: &Config) -> Result<Spool, Failure> {
+    let mut spool = Spool::new(
+        cfg.delivery.spool_dir.clone(),
+        cfg.delivery.spool_memory_max,
+    );
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut first = true;
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Failure::Spool(format!("reading stdin: {e}"))),
+        };
+        let mut chunk = &buf[..n];
+        if std::mem::take(&mut first) && chunk.starts_with(b"From ") {
+            match memchr::memchr(b'\n', chunk) {
+                Some(i) => chunk = &chunk[i + 1..],
+                None => chunk = &[],
+            }
+        }
+        if spool.len() + chunk.len() as u64 > cfg.limits.max_message_size {
+            return Err(Failure::TooLarge);
+        }
+        spool
+            .append(chunk)
+            .map_err(|e| Failure::Spool(format!("spool: {e}")))?;
+    }
+    Ok(spool)
+}

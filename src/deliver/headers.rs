@@ -1,0 +1,175 @@
+//! The trace headers mailstow prepends to each copy: Return-Path,
+//! Delivered-To and Received (RFC 5321 4.4), plus RFC 5322 dates and
+//! delivery ids. Must not read or change the message itself.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the message came from, for the Received header.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// LMTP over TCP: the client's LHLO name and address.
+    Lmtp {
+        helo: String,
+        peer: String,
+        utf8: bool,
+    },
+    /// Pipe mode (`mailstow deliver`).
+    Local,
+}
+
+/// What goes into the added header block of one copy.
+pub struct Trace<'a> {
+    /// Envelope sender, None for `<>`.
+    pub return_path: Option<&'a str>,
+    /// The recipient this copy is for.
+    pub delivered_to: &'a str,
+    pub origin: &'a Origin,
+    pub hostname: &'a str,
+    pub id: &'a str,
+    pub received: SystemTime,
+}
+
+/// The header block, each line ending CRLF.
+pub fn build(t: &Trace<'_>) -> Vec<u8> {
+    let mut h = String::with_capacity(256);
+    let _ = write!(h, "Return-Path: <{}>\r\n", t.return_path.unwrap_or(""));
+    let _ = write!(h, "Delivered-To: {}\r\n", t.delivered_to);
+    match t.origin {
+        Origin::Lmtp { helo, peer, utf8 } => {
+            let with = if *utf8 { "UTF8LMTP" } else { "LMTP" };
+            let _ = write!(
+                h,
+                "Received: from {helo} ({peer})\r\n\tby {} (mailstow) with {with}\r\n\tid {}\r\n\t(envelope-from <{}>)\r\n\tfor <{}>; {}\r\n",
+                t.hostname,
+                t.id,
+                t.return_path.unwrap_or(""),
+                t.delivered_to,
+                rfc5322_date(t.received)
+            );
+        }
+        Origin::Local => {
+            let _ = write!(
+                h,
+                "Received: by {} (mailstow)\r\n\tid {}\r\n\tfor <{}>; {}\r\n",
+                t.hostname,
+                t.id,
+                t.delivered_to,
+                rfc5322_date(t.received)
+            );
+        }
+    }
+    h.into_bytes()
+}
+
+/// A short id naming one transaction in headers and logs: seconds, micro-
+/// seconds, pid and a counter, in base 32 — unique on this host.
+pub fn new_id(now: SystemTime) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut n: u128 = ((d.as_secs() as u128) << 72)
+        | ((d.subsec_micros() as u128) << 52)
+        | (((std::process::id() as u128) & 0x3f_ffff) << 30)
+        | (seq as u128 & 0x3fff_ffff);
+    const DIGITS: &[u8; 32] = b"0123456789BCDFGHJKLMNPQRSTVWXYZb";
+    let mut s = Vec::new();
+    while n > 0 {
+        s.push(DIGITS[(n & 31) as usize]);
+        n >>= 5;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+/// RFC 5322 date-time in UTC, e.g. "Sat, 28 Nov 2026 15:28:20 +0000".
+pub fn rfc5322_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MON[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates_are_rfc5322() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_877_473);
+        assert_eq!(rfc5322_date(t), "Sat, 28 Nov 2026 14:51:13 +0000");
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn lmtp_trace_block() {
+        let origin = Origin::Lmtp {
+            helo: "mta.example".into(),
+            peer: "[127.0.0.1]".into(),
+            utf8: false,
+        };
+        let h = build(&Trace {
+            return_path: Some("s@example.org"),
+            delivered_to: "alice@example.org",
+            origin: &origin,
+            hostname: "mx.test",
+            id: "ID1",
+            received: UNIX_EPOCH,
+        });
+        assert_eq!(
+            String::from_utf8(h).unwrap(),
+            "Return-Path: <s@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mta.example ([127.0.0.1])\r\n\tby mx.test (mailstow) with LMTP\r\n\tid ID1\r\n\t(envelope-from <s@example.org>)\r\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+
+    #[test]
+    fn null_sender_and_ids_are_unique() {
+        let h = build(&Trace {
+            return_path: None,
+            delivered_to: "a@b",
+            origin: &Origin::Local,
+            hostname: "h",
+            id: "x",
+            received: UNIX_EPOCH,
+        });
+        assert!(h.starts_with(b"Return-Path: <>\r\n"));
+        let now = SystemTime::now();
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| new_id(now)).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+}

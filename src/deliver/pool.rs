@@ -1,0 +1,106 @@
+//! The delivery pool: a fixed set of OS threads fed by a bounded channel,
+//! one job per transaction, each answered on its own oneshot channel. A full
+//! queue makes connections wait (backpressure). Must not cancel a job once
+//! queued: shutdown closes the queue and joins the threads after the last
+//! job ran.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::outcome::{Failure, RcptOutcome};
+use super::pipeline::{Deliverer, Envelope, Recipient};
+use super::spool::Spool;
+
+/// One transaction to deliver.
+pub struct Job {
+    pub env: Envelope,
+    pub rcpts: Vec<Recipient>,
+    pub spool: Spool,
+    pub done: oneshot::Sender<Vec<RcptOutcome>>,
+}
+
+pub struct Pool {
+    queue: mpsc::Sender<Job>,
+    threads: Vec<JoinHandle<()>>,
+    deliverer: Arc<Deliverer>,
+}
+
+impl Pool {
+    pub fn start(deliverer: Arc<Deliverer>, threads: usize, depth: usize) -> std::io::Result<Pool> {
+        let (queue, rx) = mpsc::channel::<Job>(depth.max(1));
+        // Shared by the threads; whoever holds the lock waits for the next
+        // job, the others wait for the lock.
+        let rx = Arc::new(Mutex::new(rx));
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            let d = Arc::clone(&deliverer);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("deliver-{i}"))
+                    .spawn(move || worker(&d, &rx))?,
+            );
+        }
+        Ok(Pool {
+            queue,
+            threads: handles,
+            deliverer,
+        })
+    }
+
+    pub fn deliverer(&self) -> &Arc<Deliverer> {
+        &self.deliverer
+    }
+
+    /// Queue a transaction (waiting for room) and wait for its outcomes.
+    pub async fn deliver(
+        &self,
+        env: Envelope,
+        rcpts: Vec<Recipient>,
+        spool: Spool,
+    ) -> Vec<RcptOutcome> {
+        let n = rcpts.len();
+        let (done, result) = oneshot::channel();
+        let job = Job {
+            env,
+            rcpts,
+            spool,
+            done,
+        };
+        if self.queue.send(job).await.is_err() {
+            return vec![RcptOutcome::Failed(Failure::Io("delivery pool stopped".into())); n];
+        }
+        result.await.unwrap_or_else(|_| {
+            vec![RcptOutcome::Failed(Failure::Io("delivery thread failed".into())); n]
+        })
+    }
+
+    /// Close the queue and wait until every queued job has run.
+    pub fn shutdown(self) {
+        drop(self.queue);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn worker(d: &Deliverer, rx: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = match rx.lock() {
+            Ok(mut guard) => guard.blocking_recv(),
+            Err(_) => return,
+        };
+        let Some(job) = job else { return };
+        let n = job.rcpts.len();
+        let outcomes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            d.deliver(&job.env, &job.rcpts, &job.spool)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(id = %job.env.id, "delivery panicked; recipients deferred");
+            vec![RcptOutcome::Failed(Failure::Io("internal error".into())); n]
+        });
+        let _ = job.done.send(outcomes);
+    }
+}

@@ -1,0 +1,127 @@
+//! The message spool: the body of one transaction, in memory up to a
+//! threshold and then in an unlinked temporary file, with its size and
+//! bare-LF count kept as it grows. Must not parse the message or know about
+//! recipients; a large message never sits whole in memory.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crate::store::{self, Body};
+
+#[derive(Debug)]
+pub struct Spool {
+    mem: Vec<u8>,
+    /// Set once the body outgrew `memory_max`; unlinked (O_TMPFILE), so a
+    /// crash leaves nothing behind.
+    file: Option<File>,
+    len: u64,
+    bare_lf: u64,
+    prev_cr: bool,
+    memory_max: usize,
+    dir: PathBuf,
+}
+
+impl Spool {
+    pub fn new(dir: PathBuf, memory_max: usize) -> Spool {
+        Spool {
+            mem: Vec::new(),
+            file: None,
+            len: 0,
+            bare_lf: 0,
+            prev_cr: false,
+            memory_max,
+            dir,
+        }
+    }
+
+    /// Append message bytes. May create and write the spool file.
+    pub fn append(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let (n, cr) = store::count_bare_lf(self.prev_cr, chunk);
+        self.bare_lf += n;
+        if !chunk.is_empty() {
+            self.prev_cr = cr;
+        }
+        self.len += chunk.len() as u64;
+        if let Some(f) = self.file.as_mut() {
+            return f.write_all(chunk);
+        }
+        if self.mem.len() + chunk.len() <= self.memory_max {
+            self.mem.extend_from_slice(chunk);
+            return Ok(());
+        }
+        let mut f = tempfile::tempfile_in(&self.dir)?;
+        f.write_all(&self.mem)?;
+        f.write_all(chunk)?;
+        self.mem = Vec::new();
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// The body as the store reads it.
+    pub fn body(&self) -> Body<'_> {
+        match &self.file {
+            Some(file) => Body::File {
+                file,
+                len: self.len,
+            },
+            None => Body::Bytes(&self.mem),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// LF bytes not preceded by CR (for the W= size).
+    pub fn bare_lf(&self) -> u64 {
+        self.bare_lf
+    }
+
+    pub fn is_on_disk(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// The first `n` bytes (for header parsing or tests), wherever they are.
+    pub fn head(&self, n: usize) -> io::Result<Vec<u8>> {
+        match &self.file {
+            None => Ok(self.mem[..n.min(self.mem.len())].to_vec()),
+            Some(f) => {
+                use std::os::unix::fs::FileExt;
+                let want = (n as u64).min(self.len) as usize;
+                let mut buf = vec![0; want];
+                f.read_exact_at(&mut buf, 0)?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_bodies_stay_in_memory_and_large_ones_go_to_an_unlinked_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path().to_owned(), 10);
+        s.append(b"hello\r\n").unwrap();
+        assert!(!s.is_on_disk());
+        s.append(b"world\n and more\r").unwrap();
+        s.append(b"\n").unwrap();
+        assert!(s.is_on_disk());
+        assert_eq!(s.len(), 24);
+        assert_eq!(s.head(100).unwrap(), b"hello\r\nworld\n and more\r\n");
+        // "world\n" is bare; the CR at a chunk end followed by LF is not.
+        assert_eq!(s.bare_lf(), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        match s.body() {
+            Body::File { len, .. } => assert_eq!(len, 24),
+            Body::Bytes(_) => panic!("expected a file body"),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Binding the LMTP listeners: TCP (IPv4 and IPv6) and unix sockets (mode
+//! set, a stale socket file replaced, the file removed when the listener is
+//! dropped). Must not accept or speak the protocol.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::config::ListenAddr;
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, SocketFile),
+}
+
+/// Removes the socket file when dropped (at exit).
+pub struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {reason}")]
+pub struct BindError {
+    pub addr: String,
+    pub reason: String,
+}
+
+/// Bind one address. Must run inside the tokio runtime.
+pub fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Listener, BindError> {
+    let fail = |reason: String| BindError {
+        addr: addr.to_string(),
+        reason,
+    };
+    match addr {
+        ListenAddr::Tcp(sa) => {
+            let std = std::net::TcpListener::bind(sa).map_err(|e| fail(e.to_string()))?;
+            std.set_nonblocking(true).map_err(|e| fail(e.to_string()))?;
+            TcpListener::from_std(std)
+                .map(Listener::Tcp)
+                .map_err(|e| fail(e.to_string()))
+        }
+        ListenAddr::Unix(path) => {
+            remove_stale(path).map_err(fail)?;
+            let l = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+            let guard = SocketFile(path.clone());
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode))
+                .map_err(|e| fail(format!("setting mode {socket_mode:o}: {e}")))?;
+            Ok(Listener::Unix(l, guard))
+        }
+    }
+}
+
+/// A socket file left by a dead process is removed; a live one (something
+/// answers on it) or a non-socket file is an error.
+fn remove_stale(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !meta.file_type().is_socket() {
+        return Err("a file that is not a socket is in the way".into());
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err("another process is listening on it".into());
+    }
+    std::fs::remove_file(path).map_err(|e| format!("removing the stale socket: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stale_socket_is_replaced_live_one_refused_and_file_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lmtp.sock");
+        // A stale socket: bound, then the listener dropped without unlinking.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let addr = ListenAddr::Unix(path.clone());
+        let l = bind(&addr, 0o600).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        let err = bind(&addr, 0o600).err().unwrap();
+        assert!(err.to_string().contains("another process"), "{err}");
+        drop(l);
+        assert!(!path.exists());
+        std::fs::write(&path, b"x").unwrap();
+        assert!(
+            bind(&addr, 0o600).is_err(),
+            "a regular file is never removed"
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The Maildir root's `subscriptions` file in Dovecot's version 2 format
+//! (STORAGE.md 1.7): adds a folder under the dotlock `subscriptions.lock`,
+//! replacing the file by write-temp, fsync, rename. Must not drop, reorder or
+//! duplicate existing entries, and must not edit the file in place.
+
+use std::borrow::Cow;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use super::fsops::{self, TmpGuard};
+use super::{io_err, Owner, StoreError};
+
+const HEADER: &[u8] = b"V\t2\n\n";
+/// Dovecot's dotlock convention: a lock this old is abandoned.
+const LOCK_STALE: Duration = Duration::from_secs(120);
+pub(super) const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Subscribes `storage` (a storage name, levels separated by '.').
+pub(super) fn subscribe(
+    root: &Path,
+    storage: &str,
+    owner: Option<Owner>,
+    host: &str,
+    wait: Duration,
+) -> Result<(), StoreError> {
+    let _lock = DotLock::acquire(root.join("subscriptions.lock"), owner, host, wait)?;
+    let path = root.join("subscriptions");
+    let old = read_if_exists(&path)?;
+    let entry = storage.replace('.', "\t");
+    let Some(new) = with_entry(&old, entry.as_bytes()) else {
+        return Ok(());
+    };
+    // We hold the lock, so a fixed temp name is ours; one left by a crash goes first.
+    let tmp = root.join("subscriptions.mailstow-tmp");
+    let _ = fs::remove_file(&tmp);
+    let file = fsops::create_file(&tmp, owner).map_err(io_err("create", &tmp))?;
+    let guard = TmpGuard::new(tmp.clone());
+    (&file).write_all(&new).map_err(io_err("write", &tmp))?;
+    file.sync_all().map_err(io_err("fsync", &tmp))?;
+    fsops::close(file).map_err(io_err("close", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err("rename into", &path))?;
+    guard.disarm();
+    fsops::fsync_path(root)
+}
+
+fn read_if_exists(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::new();
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(mut f) => f.read_to_end(&mut buf).map_err(io_err("read", path))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    Ok(buf)
+}
+
+/// The file's new content (always version 2) with `entry` (TAB between
+/// levels) at the end; None when a version 2 file already has it.
+fn with_entry(old: &[u8], entry: &[u8]) -> Option<Vec<u8>> {
+    let (v2, body) = match old.strip_prefix(b"V\t2\n") {
+        Some(body) => (true, body),
+        None => (false, old),
+    };
+    let mut entries: Vec<Cow<[u8]>> = body
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            if v2 {
+                Cow::Borrowed(line)
+            } else {
+                Cow::Owned(v1_to_v2(line))
+            }
+        })
+        .collect();
+    let present = entries.iter().any(|e| **e == *entry);
+    if v2 && present {
+        return None;
+    }
+    if !present {
+        entries.push(Cow::Borrowed(entry));
+    }
+    let mut out = HEADER.to_vec();
+    for e in entries {
+        out.extend_from_slice(&e);
+        out.push(b'\n');
+    }
+    Some(out)
+}
+
+/// A version 1 line ('.' between levels) as version 2: TAB between levels,
+/// each level tab-escaped the way Dovecot's `str_tabescape` does.
+fn v1_to_v2(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    for &b in line {
+        match b {
+            b'.' => out.push(b'\t'),
+            0x01 => out.extend_from_slice(b"\x011"),
+            b'\t' => out.extend_from_slice(b"\x01t"),
+            b'\r' => out.extend_from_slice(b"\x01r"),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// A dotlock file holding "pid:host", removed on drop.
+struct DotLock {
+    path: PathBuf,
+}
+
+impl DotLock {
+    fn acquire(
+        path: PathBuf,
+        owner: Option<Owner>,
+        host: &str,
+        wait: Duration,
+    ) -> Result<DotLock, StoreError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match fsops::create_file(&path, owner) {
+                Ok(file) => {
+                    let lock = DotLock { path };
+                    let content = format!("{}:{host}", std::process::id());
+                    (&file)
+                        .write_all(content.as_bytes())
+                        .map_err(io_err("write", &lock.path))?;
+                    fsops::close(file).map_err(io_err("close", &lock.path))?;
+                    return Ok(lock);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", &path)(e)),
+            }
+            if is_stale(&path, host) {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if Instant::now() >= deadline {
+                let source = io::Error::new(io::ErrorKind::TimedOut, "held by another process");
+                return Err(StoreError::Io {
+                    op: "lock",
+                    path,
+                    source,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Stale: older than two minutes, or held by a process of this host that
+/// no longer exists.
+fn is_stale(path: &Path, host: &str) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > LOCK_STALE)
+    {
+        return true;
+    }
+    let content = fs::read_to_string(path).unwrap_or_default();
+    match content.trim_end().split_once(':') {
+        Some((pid, holder)) if holder == host => pid
+            .parse::<i32>()
+            .is_ok_and(|pid| pid > 0 && kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::FileTimes;
+    use std::time::SystemTime;
+
+    fn subscribe_in(root: &Path, storage: &str) -> Result<(), StoreError> {
+        subscribe(root, storage, None, "testhost", Duration::from_millis(300))
+    }
+
+    #[test]
+    fn entries_are_added_once_in_version_2_with_tabs_between_levels() {
+        let root = tempfile::tempdir().unwrap();
+        subscribe_in(root.path(), "Lists.rust").unwrap();
+        subscribe_in(root.path(), "Re&AOc-us").unwrap();
+        subscribe_in(root.path(), "Lists.rust").unwrap();
+        let content = fs::read(root.path().join("subscriptions")).unwrap();
+        assert_eq!(content, b"V\t2\n\nLists\trust\nRe&AOc-us\n");
+        assert!(!root.path().join("subscriptions.lock").exists());
+        assert!(!root.path().join("subscriptions.mailstow-tmp").exists());
+    }
+
+    #[test]
+    fn a_version_1_file_is_rewritten_as_version_2_keeping_entries() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("subscriptions");
+        fs::write(&path, "INBOX\nLists.rust\n").unwrap();
+        subscribe_in(root.path(), "Lists.rust").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"V\t2\n\nINBOX\nLists\trust\n");
+        subscribe_in(root.path(), "Sent").unwrap();
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"V\t2\n\nINBOX\nLists\trust\nSent\n"
+        );
+    }
+
+    #[test]
+    fn a_live_lock_is_waited_for_and_then_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let lock = root.path().join("subscriptions.lock");
+        fs::write(&lock, format!("{}:testhost", std::process::id())).unwrap();
+        let err = subscribe_in(root.path(), "Sent").unwrap_err();
+        assert!(matches!(err, StoreError::Io { op: "lock", .. }), "{err}");
+        assert!(lock.exists());
+        assert!(!root.path().join("subscriptions").exists());
+    }
+
+    #[test]
+    fn stale_locks_are_broken() {
+        let root = tempfile::tempdir().unwrap();
+        let lock = root.path().join("subscriptions.lock");
+        // Old, held by a live process elsewhere.
+        fs::write(&lock, "1:otherhost").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(200);
+        let f = fs::File::options().write(true).open(&lock).unwrap();
+        f.set_times(FileTimes::new().set_modified(old)).unwrap();
+        subscribe_in(root.path(), "A").unwrap();
+        // Fresh, held by a process of this host that has exited.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        fs::write(&lock, format!("{dead}:testhost")).unwrap();
+        subscribe_in(root.path(), "B").unwrap();
+        assert_eq!(
+            fs::read(root.path().join("subscriptions")).unwrap(),
+            b"V\t2\n\nA\nB\n"
+        );
+    }
+}
