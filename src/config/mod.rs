@@ -207,8 +207,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::from_toml(&text, path, base)
+        // Absolute, so every path derived from the file is absolute too.
+        let base = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Config::from_toml(&text, path, &base)
     }
 
     /// Parse `text` (named `path` in errors), resolving relative paths
