@@ -158,7 +158,10 @@ fn read_stdin(cfg: &Config) -> Result<Spool, Failure> {
     );
     let mut stdin = std::io::stdin().lock();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut first = true;
+    // None: not yet known whether stdin starts with "From "; Some(true):
+    // inside that line, dropping it; Some(false): message bytes.
+    let mut in_from_line: Option<bool> = None;
+    let mut head = Vec::new();
     loop {
         let n = match stdin.read(&mut buf) {
             Ok(0) => break,
@@ -167,10 +170,22 @@ fn read_stdin(cfg: &Config) -> Result<Spool, Failure> {
             Err(e) => return Err(Failure::Spool(format!("reading stdin: {e}"))),
         };
         let mut chunk = &buf[..n];
-        if std::mem::take(&mut first) && chunk.starts_with(b"From ") {
+        if in_from_line.is_none() {
+            // Decide on the first five bytes, however stdin splits them.
+            head.extend_from_slice(chunk);
+            if head.len() < 5 {
+                continue;
+            }
+            in_from_line = Some(head.starts_with(b"From "));
+            chunk = &head;
+        }
+        if in_from_line == Some(true) {
             match memchr::memchr(b'\n', chunk) {
-                Some(i) => chunk = &chunk[i + 1..],
-                None => chunk = &[],
+                Some(i) => {
+                    chunk = &chunk[i + 1..];
+                    in_from_line = Some(false);
+                }
+                None => continue,
             }
         }
         if spool.len() + chunk.len() as u64 > cfg.limits.max_message_size {
@@ -178,6 +193,12 @@ fn read_stdin(cfg: &Config) -> Result<Spool, Failure> {
         }
         spool
             .append(chunk)
+            .map_err(|e| Failure::Spool(format!("spool: {e}")))?;
+    }
+    if in_from_line.is_none() {
+        // Fewer than five bytes in all.
+        spool
+            .append(&head)
             .map_err(|e| Failure::Spool(format!("spool: {e}")))?;
     }
     Ok(spool)

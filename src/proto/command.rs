@@ -74,7 +74,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     match verb.as_str() {
         "LHLO" => {
             let host = arg.trim();
-            if host.is_empty() || host.contains(' ') {
+            if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(Reply::new(501, "5.5.4", "Syntax: LHLO hostname"));
             }
             Ok(Command::Lhlo(host.to_owned()))
@@ -206,6 +206,13 @@ mod tests {
     }
     fn err(line: &str) -> String {
         parse(line.as_bytes()).unwrap_err().summary()
+    }
+
+    #[test]
+    fn lhlo_name_cannot_carry_control_characters_into_headers() {
+        assert!(err("LHLO a\u{1}b").starts_with("501 5.5.4"));
+        assert!(err("LHLO a\tb").starts_with("501 5.5.4"));
+        assert!(err("LHLO").starts_with("501 5.5.4"));
     }
 
     #[test]

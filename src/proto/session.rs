@@ -34,8 +34,10 @@ pub enum Event<R> {
     DataStart,
     /// Message bytes (dot-unstuffed) to append to the spool.
     Body(Vec<u8>),
-    /// The body is abandoned (too large, RSET): drop the spool.
-    DataAborted,
+    /// The body is abandoned: drop the spool. `refused` holds the
+    /// recipients the message was refused for (too large; each gets the
+    /// reply that follows), and is empty when the client gave up (RSET).
+    DataAborted { refused: Vec<R> },
     /// The body is complete: deliver it and answer with
     /// [`Session::delivered`], one reply per recipient in RCPT order.
     Deliver(Transaction<R>),
@@ -508,7 +510,8 @@ impl<R> Session<R> {
         }
         if overflowed {
             tx.bdat_failed = true;
-            self.out.push_back(Event::DataAborted);
+            let refused = std::mem::take(&mut tx.recipients);
+            self.out.push_back(Event::DataAborted { refused });
             self.reply(Reply::new(
                 552,
                 "5.3.4",
@@ -523,8 +526,11 @@ impl<R> Session<R> {
         self.state = State::Command;
         let Some(tx) = self.tx.take() else { return };
         if overflowed {
-            self.out.push_back(Event::DataAborted);
-            for _ in 0..tx.recipients.len() {
+            let n = tx.recipients.len();
+            self.out.push_back(Event::DataAborted {
+                refused: tx.recipients,
+            });
+            for _ in 0..n {
                 self.reply(Reply::new(
                     552,
                     "5.3.4",
@@ -548,7 +554,9 @@ impl<R> Session<R> {
     fn reset_tx(&mut self) {
         if let Some(tx) = self.tx.take() {
             if tx.chunking && !tx.bdat_failed {
-                self.out.push_back(Event::DataAborted);
+                self.out.push_back(Event::DataAborted {
+                    refused: Vec::new(),
+                });
             }
         }
     }

@@ -88,7 +88,21 @@ where
                         }
                     }
                 }
-                Event::DataAborted => spool = None,
+                Event::DataAborted { refused } => {
+                    spool = None;
+                    if !refused.is_empty() {
+                        let env = envelope(peer, String::new(), None, false, started);
+                        for r in &refused {
+                            let o = RcptOutcome::Failed(Failure::TooLarge);
+                            crate::deliver::pipeline::log_outcome(
+                                &env,
+                                r,
+                                &o,
+                                cfg.limits.max_message_size,
+                            );
+                        }
+                    }
+                }
                 Event::Deliver(tx) => {
                     let replies = deliver(shared, peer, tx, spool.take(), started).await;
                     session.delivered(replies);
@@ -168,21 +182,13 @@ async fn deliver(
     spool: Option<Result<Spool, String>>,
     started: Instant,
 ) -> Vec<Reply> {
-    let received = SystemTime::now();
-    let env = Envelope {
-        id: headers::new_id(received),
-        mail_from: tx.mail_from.as_ref().map(|m| m.to_string()),
-        origin: Origin::Lmtp {
-            helo: tx.helo.clone(),
-            // "[ip]:port" in logs; "[ip]" in the Received header.
-            peer: peer
-                .rsplit_once("]:")
-                .map_or(peer.to_owned(), |(ip, _)| format!("{ip}]")),
-            utf8: tx.params.smtputf8,
-        },
-        received,
+    let env = envelope(
+        peer,
+        tx.helo.clone(),
+        tx.mail_from.as_ref().map(|m| m.to_string()),
+        tx.params.smtputf8,
         started,
-    };
+    );
     let span = tracing::info_span!("txn", id = %env.id, from = %format!("<{}>", env.mail_from.as_deref().unwrap_or("")), size = tx.size);
     async {
         let outcomes = match spool {
@@ -198,6 +204,31 @@ async fn deliver(
     }
     .instrument(span)
     .await
+}
+
+/// The envelope of a transaction whose data just ended.
+fn envelope(
+    peer: &str,
+    helo: String,
+    mail_from: Option<String>,
+    utf8: bool,
+    started: Instant,
+) -> Envelope {
+    let received = SystemTime::now();
+    Envelope {
+        id: headers::new_id(received),
+        mail_from,
+        origin: Origin::Lmtp {
+            helo,
+            // "[ip]:port" in logs; "[ip]" in the Received header.
+            peer: peer
+                .rsplit_once("]:")
+                .map_or(peer.to_owned(), |(ip, _)| format!("{ip}]")),
+            utf8,
+        },
+        received,
+        started,
+    }
 }
 
 /// Every recipient fails the same way (the spool broke): log each, as the

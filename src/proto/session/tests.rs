@@ -20,6 +20,7 @@ struct Run {
     wire: String,
     delivered: Vec<(Vec<String>, Vec<u8>)>,
     aborted: usize,
+    refused: Vec<String>,
     closed: bool,
 }
 
@@ -50,7 +51,8 @@ fn run_with(cfg: SessionConfig, chunks: &[&[u8]]) -> Run {
                     spool = Some(Vec::new());
                 }
                 Event::Body(b) => spool.as_mut().expect("Body before DataStart").extend(b),
-                Event::DataAborted => {
+                Event::DataAborted { refused } => {
+                    run.refused.extend(refused);
                     spool.take().expect("DataAborted without DataStart");
                     run.aborted += 1;
                 }
@@ -143,6 +145,7 @@ fn message_too_large_is_refused_per_recipient_and_session_stays_in_sync() {
     let r = run(&format!("LHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<alice@x>\r\nRCPT TO:<bob@x>\r\nDATA\r\n{big}\r\n.\r\nNOOP\r\n"));
     assert!(r.delivered.is_empty());
     assert_eq!(r.aborted, 1);
+    assert_eq!(r.refused, vec!["alice@x", "bob@x"]);
     assert!(r.wire.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n552 5.3.4 Message size exceeds fixed maximum message size\r\n552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.0.0 OK\r\n"), "{}", r.wire);
 }
 
@@ -204,6 +207,7 @@ fn bdat_over_the_limit_aborts_once() {
 fn rset_between_chunks_drops_the_spool() {
     let r = run("LHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<alice@x>\r\nBDAT 2\r\nabRSET\r\n");
     assert_eq!(r.aborted, 1);
+    assert!(r.refused.is_empty(), "an abandoned message refuses nobody");
     assert!(r.delivered.is_empty());
 }
 
