@@ -74,6 +74,7 @@ impl Deliverer {
     }
 
     fn deliver_one(&self, env: &Envelope, rcpt: &Recipient, body: &Spool) -> RcptOutcome {
+        let _span = tracing::info_span!("rcpt", addr = %rcpt.address).entered();
         let (outcome, size) = match self.save(env, rcpt, body) {
             Ok(saved) => (RcptOutcome::Delivered { folder: saved.0 }, saved.1),
             Err(f) => (RcptOutcome::Failed(f), body.len()),

@@ -19,6 +19,9 @@ pub struct Job {
     pub rcpts: Vec<Recipient>,
     pub spool: Spool,
     pub done: oneshot::Sender<Vec<RcptOutcome>>,
+    /// The caller's span (session > txn), entered on the delivery thread so
+    /// its log lines carry the session and transaction.
+    pub span: tracing::Span,
 }
 
 pub struct Pool {
@@ -68,6 +71,7 @@ impl Pool {
             rcpts,
             spool,
             done,
+            span: tracing::Span::current(),
         };
         if self.queue.send(job).await.is_err() {
             return vec![RcptOutcome::Failed(Failure::Io("delivery pool stopped".into())); n];
@@ -94,6 +98,7 @@ fn worker(d: &Deliverer, rx: &Mutex<mpsc::Receiver<Job>>) {
         };
         let Some(job) = job else { return };
         let n = job.rcpts.len();
+        let _span = job.span.enter();
         let outcomes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             d.deliver(&job.env, &job.rcpts, &job.spool)
         }))
