@@ -168,6 +168,25 @@ enum Seen {
     Unreachable(ErrorKind),
 }
 
+/// Check a passwd-file's text without opening a directory: the number of
+/// usable entries and every problem as "line N: reason" (ignored lines,
+/// duplicates, broken entries). For config checks and fuzzing.
+pub fn check_passwd(bytes: &[u8], mail_root: &Path) -> (usize, Vec<String>) {
+    let (table, warnings) = passwd::parse_file(bytes, mail_root);
+    let mut problems: Vec<(usize, String)> = warnings
+        .into_iter()
+        .map(|w| (w.line, w.message))
+        .collect();
+    problems.extend(table.broken().map(|(l, r)| (l, r.to_owned())));
+    let usable = table.len() - table.broken().count();
+    problems.sort_by_key(|p| p.0);
+    let problems = problems
+        .into_iter()
+        .map(|(l, m)| format!("line {l}: {m}"))
+        .collect();
+    (usable, problems)
+}
+
 impl Directory {
     /// Read the passwd-file now. An unreadable file is an error naming it;
     /// broken lines are logged and kept (see the module doc).
@@ -312,6 +331,21 @@ fn load(path: &Path, mail_root: &Path) -> std::io::Result<(Table, Stamp)> {
         tracing::warn!("{}:{}: {}", path.display(), w.line, w.message);
     }
     Ok((table, stamp))
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn check_passwd_counts_usable_entries_and_names_lines() {
+        let text = b"# c\nalice@x.org:{PLAIN}p:1000:1000::::\nbob@x.org:p:abc:1000::::\n:nobody\n";
+        let (n, problems) = check_passwd(text, Path::new("/m"));
+        assert_eq!(n, 1);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("line 3:"), "{problems:?}");
+        assert!(problems[1].starts_with("line 4:"), "{problems:?}");
+    }
 }
 
 #[cfg(test)]

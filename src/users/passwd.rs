@@ -63,6 +63,13 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Entries whose fields are unusable: (line, reason).
+    pub fn broken(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.fields.as_ref().err().map(|r| (e.line, r.as_str())))
+    }
+
     /// Number of entries, broken ones included.
     pub fn len(&self) -> usize {
         self.entries.len()

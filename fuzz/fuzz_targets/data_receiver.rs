@@ -1,0 +1,22 @@
+//! Fuzz the DATA receiver: any input, any split, never a panic; what it
+//! consumes never exceeds what it was given, and the output never exceeds
+//! the limit.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mailstow::proto::data::DataReceiver;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, input)) = data.split_first() else { return };
+    let mut r = DataReceiver::new(1000);
+    let mut out = Vec::new();
+    for chunk in input.chunks(usize::from(split).max(1)) {
+        let (used, done) = r.feed(chunk, &mut out);
+        assert!(used <= chunk.len());
+        assert!(out.len() <= 1000);
+        if done {
+            assert!(!out.is_empty() || used >= 3);
+            break;
+        }
+    }
+});
