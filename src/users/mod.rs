@@ -173,10 +173,8 @@ enum Seen {
 /// duplicates, broken entries). For config checks and fuzzing.
 pub fn check_passwd(bytes: &[u8], mail_root: &Path) -> (usize, Vec<String>) {
     let (table, warnings) = passwd::parse_file(bytes, mail_root);
-    let mut problems: Vec<(usize, String)> = warnings
-        .into_iter()
-        .map(|w| (w.line, w.message))
-        .collect();
+    let mut problems: Vec<(usize, String)> =
+        warnings.into_iter().map(|w| (w.line, w.message)).collect();
     problems.extend(table.broken().map(|(l, r)| (l, r.to_owned())));
     let usable = table.len() - table.broken().count();
     problems.sort_by_key(|p| p.0);
