@@ -9,3 +9,4 @@ mod util;
 mod peers;
 
 mod e2e;
+mod lmtp;

@@ -304,6 +304,10 @@ pub struct Options {
     pub unix_socket: bool,
     pub socket_mode: u32,
     pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    /// More `key = value` lines for the `[limits]` table.
+    pub limits_extra: String,
 }
 
 impl Options {
@@ -315,6 +319,9 @@ impl Options {
             unix_socket: false,
             socket_mode: 0o666,
             max_message_size: 52_428_800,
+            max_recipients: 1000,
+            max_connections: 256,
+            limits_extra: String::new(),
         }
     }
 }
@@ -377,8 +384,9 @@ impl Mailstow {
              recipient_delimiter = \"+\"\n\
              [limits]\n\
              max_message_size = {max}\n\
-             max_recipients = 1000\n\
-             max_connections = 256\n\
+             max_recipients = {max_rcpt}\n\
+             max_connections = {max_conn}\n\
+             {limits_extra}\n\
              [log]\n\
              level = \"info\"\n\
              format = \"text\"\n",
@@ -389,6 +397,9 @@ impl Mailstow {
             root = toml_str(&mail_root.to_string_lossy()),
             users = toml_str(&users_file.to_string_lossy()),
             max = opts.max_message_size,
+            max_rcpt = opts.max_recipients,
+            max_conn = opts.max_connections,
+            limits_extra = opts.limits_extra,
         );
         let config = dir.path().join("mailstow.toml");
         fs::write(&config, config_text).expect("write mailstow.toml");

@@ -1,0 +1,235 @@
+//! LMTP over a real socket against the real binary: pipelining, per-
+//! recipient replies, limits (size, recipients, line length, connections),
+//! timeouts and sequence errors, checked on the wire and in the Maildir.
+//! Must not need Postfix or Dovecot: these run without the peers.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::util::{code, message, LmtpClient, Mailstow, Options};
+
+const ALICE: &str = "alice@example.org";
+const BOB: &str = "bob@example.org";
+
+fn codes(replies: &[Vec<String>]) -> Vec<u16> {
+    replies.iter().map(|r| code(r)).collect()
+}
+
+#[test]
+fn pipelined_transaction_gets_replies_in_order_one_per_recipient() {
+    let ms = Mailstow::start(&[ALICE, BOB]);
+    let mut c = ms.connect();
+    let msg = message("s@example.net", ALICE, "pipelined", "body\r\n");
+    let mut wire = format!(
+        "LHLO client.test\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<{ALICE}>\r\nRCPT TO:<nobody@example.org>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n"
+    )
+    .into_bytes();
+    wire.extend_from_slice(&crate::util::dot_stuff(&msg));
+    wire.extend_from_slice(b".\r\nQUIT\r\n");
+    c.write_raw(&wire);
+    let replies: Vec<_> = (0..9).map(|_| c.read_reply()).collect();
+    assert_eq!(
+        codes(&replies),
+        vec![250, 250, 250, 550, 250, 354, 250, 250, 221],
+        "{replies:?}"
+    );
+    assert!(replies[3][0].starts_with("550 5.1.1"), "{:?}", replies[3]);
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
+    assert_eq!(ms.maildir(BOB).messages("INBOX").len(), 1);
+}
+
+#[test]
+fn each_copy_carries_its_own_trace_headers() {
+    let ms = Mailstow::start(&[ALICE, BOB]);
+    let mut c = ms.connect();
+    c.lhlo();
+    let msg = message("s@example.net", ALICE, "trace", "hello\r\n");
+    let r = c.deliver("s@example.net", &[ALICE, BOB], &msg);
+    assert_eq!(codes(&r), vec![250, 250]);
+    for who in [ALICE, BOB] {
+        let files = ms.maildir(who).messages("INBOX");
+        let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
+        assert!(
+            text.starts_with("Return-Path: <s@example.net>\r\nDelivered-To: "),
+            "{text}"
+        );
+        assert!(text.contains(&format!("Delivered-To: {who}\r\n")), "{text}");
+        assert!(text.contains("with LMTP"), "{text}");
+        assert!(text.contains(&format!("for <{who}>;")), "{text}");
+        assert!(text.ends_with(std::str::from_utf8(&msg).unwrap()), "{text}");
+    }
+}
+
+#[test]
+fn oversized_message_is_refused_per_recipient_and_the_session_stays_in_sync() {
+    let mut opts = Options::new(&[ALICE, BOB]);
+    opts.max_message_size = 10_000;
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net> SIZE=10001")), 552);
+    let big = message("s@example.net", ALICE, "big", &"x".repeat(20_000));
+    let r = c.deliver("s@example.net", &[ALICE, BOB], &big);
+    assert_eq!(codes(&r), vec![552, 552], "{r:?}");
+    assert!(r[0][0].starts_with("552 5.3.4"), "{r:?}");
+    // Still in sync: the next transaction goes through.
+    let small = message("s@example.net", ALICE, "small", "ok\r\n");
+    assert_eq!(
+        codes(&c.deliver("s@example.net", &[ALICE], &small)),
+        vec![250]
+    );
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
+    assert!(ms.maildir(BOB).messages("INBOX").is_empty());
+    assert!(ms.log().contains("status=\"bounced\""), "{}", ms.log());
+}
+
+#[test]
+fn bdat_chunks_deliver_byte_exact() {
+    let ms = Mailstow::start(&[ALICE]);
+    let mut c = ms.connect();
+    c.lhlo();
+    assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net> BODY=8BITMIME")), 250);
+    assert_eq!(code(&c.cmd(&format!("RCPT TO:<{ALICE}>"))), 250);
+    let msg = b"Subject: chunks\r\n\r\n.line with dot\r\n\xff\xfe bytes\n.\r\n";
+    let (a, b) = msg.split_at(20);
+    c.write_raw(format!("BDAT {}\r\n", a.len()).as_bytes());
+    c.write_raw(a);
+    assert_eq!(code(&c.read_reply()), 250);
+    c.write_raw(format!("BDAT {} LAST\r\n", b.len()).as_bytes());
+    c.write_raw(b);
+    assert_eq!(code(&c.read_reply()), 250);
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert!(
+        files[0].bytes.ends_with(msg),
+        "BDAT content is stored unchanged"
+    );
+}
+
+#[test]
+fn too_many_recipients_get_452_and_the_accepted_ones_deliver() {
+    let mut opts = Options::new(&[ALICE, BOB]);
+    opts.max_recipients = 1;
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    c.cmd("MAIL FROM:<s@example.net>");
+    assert_eq!(code(&c.cmd(&format!("RCPT TO:<{ALICE}>"))), 250);
+    let r = c.cmd(&format!("RCPT TO:<{BOB}>"));
+    assert!(r[0].starts_with("452 4.5.3"), "{r:?}");
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    let r = c.send_data(&message("s@example.net", ALICE, "one", "x\r\n"), 1);
+    assert_eq!(codes(&r), vec![250]);
+}
+
+#[test]
+fn overlong_command_line_is_refused_and_the_session_continues() {
+    let ms = Mailstow::start(&[ALICE]);
+    let mut c = ms.connect();
+    let r = c.cmd(&format!("NOOP {}", "a".repeat(10_000)));
+    assert!(r[0].starts_with("500 5.5.2"), "{r:?}");
+    assert_eq!(code(&c.cmd("NOOP")), 250);
+    // Before LHLO, MAIL is a sequence error (Dovecot accepts it; we do not).
+    assert!(c.cmd("MAIL FROM:<a@b.example>")[0].starts_with("503 5.5.1"));
+    assert!(c.cmd("EHLO x")[0].starts_with("500"));
+    assert!(c.cmd("VRFY alice")[0].starts_with("252"));
+}
+
+#[test]
+fn idle_client_gets_421_after_the_idle_timeout() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.limits_extra = "idle_timeout = 1\ndata_timeout = 1".into();
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    let t = Instant::now();
+    let r = c.read_reply();
+    assert!(r[0].starts_with("421 4.4.2"), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(c.try_read_reply().is_err(), "connection closed after 421");
+    // A client stalling in the middle of DATA: 421, and nothing delivered.
+    let mut c = ms.connect();
+    c.lhlo();
+    c.cmd("MAIL FROM:<s@example.net>");
+    c.cmd(&format!("RCPT TO:<{ALICE}>"));
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    c.write_raw(b"Subject: stalled\r\n\r\npart");
+    assert!(c.read_reply()[0].starts_with("421 4.4.2"));
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    assert!(ms.maildir(ALICE).tmp_files("INBOX").is_empty());
+}
+
+#[test]
+fn connections_over_the_limit_wait_for_a_permit() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.max_connections = 1;
+    let ms = Mailstow::start_with(opts);
+    let first = ms.connect();
+    // The second connection is queued by the kernel, not served: no greeting.
+    let mut second = TcpStream::connect(ms.tcp).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        second.read(&mut buf).is_err(),
+        "no greeting while the permit is taken"
+    );
+    first.quit();
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let n = second.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"220 "),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+#[test]
+fn smuggled_end_of_data_with_bare_lf_is_message_content() {
+    let ms = Mailstow::start(&[ALICE]);
+    let mut c = ms.connect();
+    c.lhlo();
+    c.cmd("MAIL FROM:<s@example.net>");
+    c.cmd(&format!("RCPT TO:<{ALICE}>"));
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    c.write_raw(b"Subject: smuggle\r\n\r\nhello\n.\r\nMAIL FROM:<evil@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nevil\r\n.\r\n");
+    let r = c.read_reply();
+    assert_eq!(code(&r), 250, "{r:?}");
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1, "one message, not two");
+    let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
+    assert!(
+        text.contains("hello\n.\r\nMAIL FROM:<evil@example.net>"),
+        "{text}"
+    );
+    assert_eq!(
+        files[0].vsize(),
+        files[0].bytes.len() as u64 + 1,
+        "W counts the bare LF"
+    );
+}
+
+#[test]
+fn a_client_can_hang_up_anywhere_without_harm() {
+    let ms = Mailstow::start(&[ALICE]);
+    for cut in [
+        &b"LHL"[..],
+        b"LHLO x\r\nMAIL FROM:<s@example.net>\r\n",
+        b"LHLO x\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.org>\r\nBDAT 100\r\nabc",
+    ] {
+        let mut c = ms.connect();
+        c.write_raw(cut);
+        drop(c);
+    }
+    let mut c = ms.connect();
+    c.lhlo();
+    let r = c.deliver(
+        "s@example.net",
+        &[ALICE],
+        &message("s@example.net", ALICE, "after", "x\r\n"),
+    );
+    assert_eq!(codes(&r), vec![250]);
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
+}
