@@ -6,7 +6,16 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let code = match cli::Cli::parse().command {
+    let parsed = match cli::Cli::try_parse() {
+        Ok(p) => p,
+        Err(e) => {
+            // --help and --version print and succeed; a usage error exits
+            // EX_USAGE (64), which MTAs read as a permanent local problem.
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    let code = match parsed.command {
         cli::Command::Serve { config } => cli::serve(config),
         cli::Command::Deliver {
             config,

@@ -665,6 +665,12 @@ fn override_main_cf(text: &str, overrides: &[(&str, String)]) -> String {
 
 impl Postfix {
     pub fn start(transport: &str) -> Postfix {
+        Postfix::start_with(transport, "", "")
+    }
+
+    /// As `start`, with more main.cf lines and master.cf service lines
+    /// (e.g. a pipe(8) transport).
+    pub fn start_with(transport: &str, main_extra: &str, master_extra: &str) -> Postfix {
         ensure_installed();
         let dir = temp_dir("mailstow-postfix-");
         let d = dir.path();
@@ -716,7 +722,7 @@ impl Postfix {
              minimal_backoff_time = 1s\n\
              maximal_backoff_time = 2s\n\
              biff = no\n\
-             \n# ---- packaging/postfix/main.cf.snippet ----\n{snippet}",
+             \n# ---- packaging/postfix/main.cf.snippet ----\n{snippet}\n{main_extra}",
             queue = queue.display(),
             data = data.display(),
             maillog = maillog_path.display(),
@@ -725,7 +731,7 @@ impl Postfix {
         fs::write(config_dir.join("main.cf"), main_cf).expect("write main.cf");
         fs::write(
             config_dir.join("master.cf"),
-            MASTER_CF.replace("{smtp}", &smtp.to_string()),
+            MASTER_CF.replace("{smtp}", &smtp.to_string()) + master_extra,
         )
         .expect("write master.cf");
 

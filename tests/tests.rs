@@ -10,3 +10,4 @@ mod peers;
 
 mod e2e;
 mod lmtp;
+mod pipe;

@@ -194,7 +194,7 @@ impl Directory {
             path: path.clone(),
             source,
         })?;
-        tracing::info!(file = %path.display(), entries = table.len(), "user directory loaded");
+        tracing::debug!(file = %path.display(), entries = table.len(), "user directory loaded");
         Ok(Directory {
             path,
             mail_root: mail_root.to_owned(),

@@ -1,0 +1,151 @@
+//! Pipe mode (`mailstow deliver`) against the real binary: exit codes
+//! (sysexits) for each outcome, a leading mbox From_ line dropped, LF-only
+//! input stored with the right W=, -m folders, and delivery through a real
+//! Postfix pipe(8) transport, read back through Dovecot. Must not depend on
+//! log text beyond what it names.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use crate::peers::{Dovecot, Postfix};
+use crate::util::{bare_lf_count, lf_to_crlf, Mailstow, Options, PASSWORD, TIMEOUT};
+
+const ALICE: &str = "alice@example.org";
+
+/// Run `mailstow deliver` with `input` on stdin; (exit code, stderr).
+fn deliver(ms: &Mailstow, args: &[&str], input: &[u8]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+        .arg("deliver")
+        .arg("--config")
+        .arg(&ms.config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailstow deliver");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A refusing child may close stdin early: that is not a test failure.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pipe_mode_delivers_lf_input_byte_exact_and_dovecot_reads_it() {
+    let ms = Mailstow::start(&[ALICE]);
+    let body = b"Subject: piped\nFrom: s@example.net\n\nline one\n.dot line\nend\n";
+    let mut input = b"From s@example.net Sat Nov 28 12:00:00 2026\n".to_vec();
+    input.extend_from_slice(body);
+    let (code, err) = deliver(&ms, &["-f", "s@example.net", "-d", ALICE], &input);
+    assert_eq!(code, 0, "{err}");
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1);
+    let f = &files[0];
+    assert!(
+        f.bytes.ends_with(body),
+        "stored as received, From_ line dropped"
+    );
+    assert!(!String::from_utf8_lossy(&f.bytes).contains("From s@example.net Sat"));
+    assert_eq!(f.s_field(), Some(f.bytes.len() as u64));
+    assert_eq!(
+        f.w_field(),
+        Some(f.bytes.len() as u64 + bare_lf_count(&f.bytes))
+    );
+    let dc = Dovecot::start(&ms.users_file, &ms.mail_root);
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    imap.examine("INBOX");
+    let fetched = imap.fetch_all();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].body, lf_to_crlf(&f.bytes));
+    assert_eq!(fetched[0].size, f.vsize());
+    imap.logout();
+}
+
+#[test]
+fn pipe_mode_exit_codes_follow_sysexits() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.max_message_size = 1000;
+    let ms = Mailstow::start_with(opts);
+    let msg = b"Subject: x\n\nhi\n";
+    assert_eq!(
+        deliver(&ms, &["-d", "nobody@example.org"], msg).0,
+        67,
+        "unknown user"
+    );
+    assert_eq!(
+        deliver(&ms, &["-d", ALICE], &vec![b'x'; 5000]).0,
+        65,
+        "too large"
+    );
+    assert_eq!(deliver(&ms, &["--bogus"], msg).0, 64, "usage");
+    // A broken passwd entry is a temporary failure, never "unknown user".
+    let mut users = std::fs::read_to_string(&ms.users_file).unwrap();
+    users.push_str("broken@example.org:x:notanumber:1::::\n");
+    std::fs::write(&ms.users_file, users).unwrap();
+    assert_eq!(
+        deliver(&ms, &["-d", "broken@example.org"], msg).0,
+        75,
+        "broken entry"
+    );
+    let missing = ms.dir().join("missing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+        .args(["deliver", "--config"])
+        .arg(&missing)
+        .args(["-d", ALICE])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "configuration error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    // -m files into a folder, created when missing; the null sender is kept.
+    let (code, err) = deliver(&ms, &["-f", "", "-d", ALICE, "-m", "Archive.2026"], msg);
+    assert_eq!(code, 0, "{err}");
+    let files = ms.maildir(ALICE).messages("Archive.2026");
+    assert_eq!(files.len(), 1);
+    assert!(files[0].bytes.starts_with(b"Return-Path: <>\r\n"));
+}
+
+#[test]
+fn postfix_pipe_transport_delivers_and_bounces_unknown_users() {
+    let ms = Mailstow::start(&[ALICE]);
+    // Postfix runs the pipe as vmail: the mail root must be vmail's.
+    nix::unistd::chown(
+        &ms.mail_root,
+        Some(nix::unistd::Uid::from_raw(ms.owner.uid)),
+        Some(nix::unistd::Gid::from_raw(ms.owner.gid)),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ms.mail_root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let snippet = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/postfix/master.cf.snippet"
+    );
+    let master = std::fs::read_to_string(snippet)
+        .unwrap()
+        .replace("/usr/bin/mailstow", env!("CARGO_BIN_EXE_mailstow"))
+        .replace("/etc/mailstow/mailstow.toml", &ms.config.to_string_lossy());
+    assert!(
+        master.contains(env!("CARGO_BIN_EXE_mailstow")),
+        "snippet names the binary"
+    );
+    // pipe(8) puts every recipient of a batch on one command line; mailstow
+    // (like Dovecot's LDA) takes one -d, so one recipient per delivery.
+    let main = "mailstow_destination_recipient_limit = 1\n";
+    let pf = Postfix::start_with("mailstow:", main, &master);
+    let msg = b"Subject: via pipe\r\n\r\nhello through pipe(8)\r\n";
+    pf.send_smtp("s@example.net", &[ALICE, "nobody@example.org"], msg);
+    pf.wait_maillog(&["to=<alice@example.org>", "status=sent"], 1);
+    pf.wait_maillog(&["to=<nobody@example.org>", "status=bounced"], 1);
+    pf.wait_queue_empty(TIMEOUT);
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1);
+    assert!(crate::util::find(&files[0].bytes, b"hello through pipe(8)").is_some());
+    assert_eq!(files[0].w_field(), Some(files[0].vsize()));
+}
