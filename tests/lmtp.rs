@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::util::{code, message, LmtpClient, Mailstow, Options};
+use crate::util::{code, message, Mailstow, Options};
 
 const ALICE: &str = "alice@example.org";
 const BOB: &str = "bob@example.org";
