@@ -8,6 +8,7 @@ mod util;
 #[allow(dead_code)]
 mod peers;
 
+mod crash;
 mod e2e;
 mod lmtp;
 mod pipe;

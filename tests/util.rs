@@ -292,6 +292,26 @@ pub fn write_passwd_file(path: &Path, addresses: &[String], owner: Owner) {
 // The mailstow server
 // ---------------------------------------------------------------------------
 
+/// `mailstow serve --config` with stdout and stderr appended to `log_path`.
+fn spawn_serve(config: &Path, log_path: &Path) -> Proc {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("open mailstow.log");
+    Proc::spawn(
+        "mailstow",
+        Command::new(env!("CARGO_BIN_EXE_mailstow"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log fd"))
+            .stderr(log),
+        false,
+    )
+}
+
 /// What to configure in a mailstow under test.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -405,18 +425,7 @@ impl Mailstow {
         fs::write(&config, config_text).expect("write mailstow.toml");
 
         let log_path = dir.path().join("mailstow.log");
-        let log = File::create(&log_path).expect("create mailstow.log");
-        let proc = Proc::spawn(
-            "mailstow",
-            Command::new(env!("CARGO_BIN_EXE_mailstow"))
-                .arg("serve")
-                .arg("--config")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log fd"))
-                .stderr(log),
-            false,
-        );
+        let proc = spawn_serve(&config, &log_path);
         let mut m = Mailstow {
             proc,
             dir,
@@ -519,6 +528,17 @@ impl Mailstow {
             tail(&self.log(), 60)
         );
         status
+    }
+
+    /// Start `mailstow serve` again with the same configuration (after it
+    /// exited or was killed); the log is appended to.
+    pub fn restart(&mut self) {
+        assert!(
+            self.proc.exited().is_some(),
+            "restart needs a stopped mailstow"
+        );
+        self.proc = spawn_serve(&self.config, &self.log_path);
+        self.wait_ready();
     }
 
     /// A client on the IPv4 listener (greeting already read).
@@ -624,6 +644,36 @@ impl LmtpClient {
         let s =
             UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
         LmtpClient::new(Conn::Unix(s))
+    }
+
+    /// Connect without panicking (for clients racing a server that may be
+    /// killed): Err if it cannot connect or sends no 220.
+    pub fn try_tcp(addr: SocketAddr) -> io::Result<LmtpClient> {
+        let conn = Conn::Tcp(TcpStream::connect_timeout(&addr, Duration::from_secs(10))?);
+        conn.set_read_timeout(Duration::from_secs(120))?;
+        let writer = conn.try_clone()?;
+        let mut c = LmtpClient {
+            reader: BufReader::new(conn),
+            writer,
+            greeting: Vec::new(),
+        };
+        c.greeting = c.try_read_reply()?;
+        if code(&c.greeting) != 220 {
+            return Err(io::Error::other(format!("greeting {:?}", c.greeting)));
+        }
+        Ok(c)
+    }
+
+    /// Write without panicking.
+    pub fn try_write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)?;
+        self.writer.flush()
+    }
+
+    /// A command and its reply, without panicking.
+    pub fn try_cmd(&mut self, line: &str) -> io::Result<Vec<String>> {
+        self.try_write(format!("{line}\r\n").as_bytes())?;
+        self.try_read_reply()
     }
 
     fn new(conn: Conn) -> LmtpClient {
