@@ -57,6 +57,77 @@ pub enum LogFormat {
     Json,
 }
 
+/// Envelope sender of a message we send on a user's behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderPolicy {
+    /// The original envelope sender (a null sender stays null).
+    Sender,
+    /// The recipient whose script acted.
+    Recipient,
+    /// The null sender `<>`.
+    Null,
+}
+
+/// How a spam or virus header is read (Pigeonhole's status types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreType {
+    /// A number (e.g. "X-Spam-Score: 7.3"), scaled against `max`.
+    Score,
+    /// The length of a run of characters (e.g. "X-Spam-Level: *****").
+    Strlen,
+    /// "Yes"/"No" at the start (e.g. "X-Spam-Flag: YES").
+    Yesno,
+}
+
+/// A header that spamtest/virustest read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreHeader {
+    pub header: String,
+    pub kind: ScoreType,
+    /// The value that means "certainly spam" (score and strlen).
+    pub max: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SieveConfig {
+    pub enabled: bool,
+    /// The user's active script; %h home, %u user, %d domain, %n local part.
+    pub script: String,
+    /// The user's script directory (`include :personal`).
+    pub user_dir: String,
+    /// Admin scripts run before and after the user's (absolute paths).
+    pub before: Vec<PathBuf>,
+    pub after: Vec<PathBuf>,
+    /// `include :global` scripts.
+    pub global_dir: Option<PathBuf>,
+    pub max_script_size: usize,
+    pub max_actions: usize,
+    pub max_redirects: usize,
+    /// Interpreter instructions per script run.
+    pub max_cpu: usize,
+    pub max_include_depth: usize,
+    /// editheader in the user's script (admin scripts always have it).
+    pub user_editheader: bool,
+    pub vacation_min_period: Duration,
+    pub vacation_default_period: Duration,
+    pub vacation_max_period: Duration,
+    pub spam: Option<ScoreHeader>,
+    pub virus: Option<ScoreHeader>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// SMTP relay "host:port" (tried first when set).
+    pub smtp: Option<String>,
+    /// sendmail-compatible binary, used when `smtp` is not set.
+    pub sendmail: Option<PathBuf>,
+    pub redirect_sender: SenderPolicy,
+    pub vacation_sender: SenderPolicy,
+    pub timeout: Duration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,6 +139,8 @@ pub struct Config {
     pub limits: Limits,
     pub delivery: DeliveryConfig,
     pub log: LogConfig,
+    pub sieve: SieveConfig,
+    pub outbound: OutboundConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +218,46 @@ struct Raw {
     delivery: RawDelivery,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    sieve: RawSieve,
+    #[serde(default)]
+    outbound: RawOutbound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSieve {
+    enabled: Option<bool>,
+    script: Option<String>,
+    user_dir: Option<String>,
+    before: Option<Vec<PathBuf>>,
+    after: Option<Vec<PathBuf>>,
+    global_dir: Option<PathBuf>,
+    max_script_size: Option<usize>,
+    max_actions: Option<usize>,
+    max_redirects: Option<usize>,
+    max_cpu: Option<usize>,
+    max_include_depth: Option<usize>,
+    user_editheader: Option<bool>,
+    vacation_min_period: Option<u64>,
+    vacation_default_period: Option<u64>,
+    vacation_max_period: Option<u64>,
+    spam_header: Option<String>,
+    spam_type: Option<ScoreType>,
+    spam_max: Option<f64>,
+    virus_header: Option<String>,
+    virus_type: Option<ScoreType>,
+    virus_max: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbound {
+    smtp: Option<String>,
+    sendmail: Option<PathBuf>,
+    redirect_sender: Option<SenderPolicy>,
+    vacation_sender: Option<SenderPolicy>,
+    timeout: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,7 +467,100 @@ impl Config {
             spool_dir: d.spool_dir.map(resolve).unwrap_or_else(std::env::temp_dir),
         };
 
+        let sv = raw.sieve;
+        let score = |key: &str,
+                     header: Option<String>,
+                     kind: Option<ScoreType>,
+                     max: Option<f64>|
+         -> Result<Option<ScoreHeader>, ConfigError> {
+            let Some(header) = header else {
+                return Ok(None);
+            };
+            if header.is_empty() || header.contains(':') || header.contains(char::is_whitespace) {
+                return Err(invalid(key, format!("{header:?} is not a header name")));
+            }
+            let max = max.unwrap_or(10.0);
+            if !(max > 0.0 && max.is_finite()) {
+                return Err(invalid(key, "the maximum must be a positive number".into()));
+            }
+            Ok(Some(ScoreHeader {
+                header,
+                kind: kind.unwrap_or(ScoreType::Score),
+                max,
+            }))
+        };
+        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
+        let sieve = SieveConfig {
+            enabled: sv.enabled.unwrap_or(true),
+            script: sv.script.unwrap_or_else(|| "%h/.dovecot.sieve".to_owned()),
+            user_dir: sv.user_dir.unwrap_or_else(|| "%h/sieve".to_owned()),
+            before: sv
+                .before
+                .unwrap_or_default()
+                .into_iter()
+                .map(resolve)
+                .collect(),
+            after: sv
+                .after
+                .unwrap_or_default()
+                .into_iter()
+                .map(resolve)
+                .collect(),
+            global_dir: sv.global_dir.map(resolve),
+            max_script_size: sv.max_script_size.unwrap_or(1024 * 1024),
+            max_actions: sv.max_actions.unwrap_or(32),
+            max_redirects: sv.max_redirects.unwrap_or(4),
+            max_cpu: sv.max_cpu.unwrap_or(100_000),
+            max_include_depth: sv.max_include_depth.unwrap_or(10),
+            user_editheader: sv.user_editheader.unwrap_or(false),
+            vacation_min_period: secs(sv.vacation_min_period, 86_400),
+            vacation_default_period: secs(sv.vacation_default_period, 7 * 86_400),
+            vacation_max_period: secs(sv.vacation_max_period, 90 * 86_400),
+            spam: score(
+                "sieve.spam_header",
+                sv.spam_header,
+                sv.spam_type,
+                sv.spam_max,
+            )?,
+            virus: score(
+                "sieve.virus_header",
+                sv.virus_header,
+                sv.virus_type,
+                sv.virus_max,
+            )?,
+        };
+        if sieve.vacation_min_period > sieve.vacation_default_period
+            || sieve.vacation_default_period > sieve.vacation_max_period
+        {
+            return Err(invalid(
+                "sieve.vacation_default_period",
+                "must lie between vacation_min_period and vacation_max_period".into(),
+            ));
+        }
+        let ob = raw.outbound;
+        if let Some(s) = &ob.smtp {
+            if s.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(invalid("outbound.smtp", format!("{s:?} is not host:port")));
+            }
+        }
+        let outbound = OutboundConfig {
+            sendmail: match (&ob.smtp, ob.sendmail) {
+                (_, Some(p)) => Some(resolve(p)),
+                (Some(_), None) => None,
+                (None, None) => Some(PathBuf::from("/usr/sbin/sendmail")),
+            },
+            smtp: ob.smtp,
+            redirect_sender: ob.redirect_sender.unwrap_or(SenderPolicy::Sender),
+            vacation_sender: ob.vacation_sender.unwrap_or(SenderPolicy::Null),
+            timeout: secs(ob.timeout, 60),
+        };
+
         Ok(Config {
+            sieve,
+            outbound,
             hostname,
             lmtp: LmtpConfig {
                 listen,
@@ -438,6 +644,34 @@ mod tests {
         assert!(e.to_string().contains("storage.mail_root"), "{e}");
         let e = parse(&format!("{MINIMAL}[limits]\nmax_message_size = 0\n")).unwrap_err();
         assert!(e.to_string().contains("limits.max_message_size"), "{e}");
+    }
+
+    #[test]
+    fn sieve_and_outbound_defaults_follow_pigeonhole() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.sieve.script, "%h/.dovecot.sieve");
+        assert_eq!(c.sieve.max_actions, 32);
+        assert_eq!(c.sieve.max_redirects, 4);
+        assert!(!c.sieve.user_editheader);
+        assert_eq!(c.sieve.vacation_min_period, Duration::from_secs(86_400));
+        assert_eq!(
+            c.outbound.sendmail,
+            Some(PathBuf::from("/usr/sbin/sendmail"))
+        );
+        assert_eq!(c.outbound.vacation_sender, SenderPolicy::Null);
+        let c = parse(&format!(
+            "{MINIMAL}[sieve]\nbefore = [\"spam.sieve\"]\nspam_header = \"X-Spam-Score\"\n[outbound]\nsmtp = \"127.0.0.1:25\"\nredirect_sender = \"recipient\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.sieve.before,
+            vec![PathBuf::from("/etc/mailstow/spam.sieve")]
+        );
+        assert_eq!(c.sieve.spam.as_ref().unwrap().kind, ScoreType::Score);
+        assert_eq!(c.outbound.sendmail, None);
+        assert_eq!(c.outbound.redirect_sender, SenderPolicy::Recipient);
+        let e = parse(&format!("{MINIMAL}[outbound]\nsmtp = \"nowhere\"\n")).unwrap_err();
+        assert!(e.to_string().contains("outbound.smtp"), "{e}");
     }
 
     #[test]
