@@ -18,6 +18,8 @@
 
 pub mod config;
 pub mod deliver;
+pub mod filter;
+pub mod outbound;
 pub mod proto;
 pub mod server;
 pub mod store;

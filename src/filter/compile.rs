@@ -1,0 +1,284 @@
+//! Compiling Sieve scripts for the host: sieve-rs's compiler with our
+//! limits, then two checks on the compiled program that the crate leaves to
+//! us: every `require` must name an extension we allow (the crate accepts
+//! unknown ones and fails only at run time), and every explicit `keep` is
+//! rewritten into `fileinto :copy "INBOX"` with the same flags, so that a
+//! later `fileinto` cannot cancel it (the crate keeps one "final event" slot
+//! for the explicit and the implicit keep alike; RFC 5228 keeps both).
+//! Must not run scripts or touch files.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+use sieve::compiler::grammar::Capability;
+use sieve::{Compiler, Sieve};
+
+/// A compile failure with its position (1-based line and column; 0 when the
+/// problem has no single position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileFailure {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Script limits applied at compile time.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileLimits {
+    pub max_script_size: usize,
+    pub max_include_depth: usize,
+    /// editheader may be required (admin scripts, or users when allowed).
+    pub editheader: bool,
+}
+
+/// The extensions a script may require. Everything Pigeonhole offers a
+/// user by default that sieve-rs implements; not the vnd.stalwart ones,
+/// extlists, fcc, convert, imapsieve, metadata or mailboxid.
+pub fn allowed(cap: &Capability, editheader: bool) -> bool {
+    use Capability as C;
+    match cap {
+        C::EditHeader => editheader,
+        C::Envelope
+        | C::EnvelopeDsn
+        | C::EnvelopeDeliverBy
+        | C::FileInto
+        | C::EncodedCharacter
+        | C::Comparator(_)
+        | C::Body
+        | C::Copy
+        | C::Relational
+        | C::Date
+        | C::Index
+        | C::Duplicate
+        | C::Variables
+        | C::ForEveryPart
+        | C::Mime
+        | C::ExtractText
+        | C::Enotify
+        | C::Environment
+        | C::Reject
+        | C::Ereject
+        | C::SubAddress
+        | C::Vacation
+        | C::VacationSeconds
+        | C::Mailbox
+        | C::SpecialUse
+        | C::Imap4Flags
+        | C::Ihave
+        | C::Include
+        | C::Regex
+        | C::SpamTest
+        | C::SpamTestPlus
+        | C::VirusTest => true,
+        _ => false,
+    }
+}
+
+/// Compile `text` (named `name` in messages) and check it.
+pub fn compile(text: &[u8], limits: CompileLimits) -> Result<Arc<Sieve>, CompileFailure> {
+    if text.len() > limits.max_script_size {
+        return Err(CompileFailure {
+            line: 0,
+            column: 0,
+            message: format!(
+                "script is {} bytes, over the limit of {}",
+                text.len(),
+                limits.max_script_size
+            ),
+        });
+    }
+    let compiler = Compiler::new()
+        .with_max_script_size(limits.max_script_size)
+        .with_max_includes(limits.max_include_depth.max(1) * 8);
+    let sieve = compiler.compile(text).map_err(|e| CompileFailure {
+        line: e.line_num(),
+        column: e.line_pos(),
+        message: e.to_string(),
+    })?;
+    let mut program = serde_json::to_value(&sieve).map_err(internal)?;
+    check_requires(&program, text, limits.editheader)?;
+    rewrite_keeps(&mut program)?;
+    let sieve: Sieve = serde_json::from_value(program).map_err(internal)?;
+    Ok(Arc::new(sieve))
+}
+
+fn internal(e: serde_json::Error) -> CompileFailure {
+    CompileFailure {
+        line: 0,
+        column: 0,
+        message: format!("internal error preparing the compiled script: {e}"),
+    }
+}
+
+fn instructions(program: &Value) -> &[Value] {
+    program
+        .get("instructions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// Every extension named by a `require`, as the compiled program lists it.
+pub fn requires(program: &Sieve) -> Vec<Capability> {
+    let Ok(v) = serde_json::to_value(program) else {
+        return Vec::new();
+    };
+    required(&v)
+}
+
+fn required(program: &Value) -> Vec<Capability> {
+    instructions(program)
+        .iter()
+        .filter_map(|i| i.get("Require"))
+        .filter_map(|caps| serde_json::from_value::<Vec<Capability>>(caps.clone()).ok())
+        .flatten()
+        .collect()
+}
+
+fn check_requires(program: &Value, text: &[u8], editheader: bool) -> Result<(), CompileFailure> {
+    for cap in required(program) {
+        if allowed(&cap, editheader) {
+            continue;
+        }
+        let name = cap.to_string();
+        let (line, column) = position_of(text, &format!("\"{name}\""));
+        let message = match cap {
+            Capability::Other(_) => format!("require \"{name}\": unknown extension"),
+            Capability::EditHeader => {
+                format!("require \"{name}\": not allowed in user scripts here")
+            }
+            _ => format!("require \"{name}\": extension not allowed"),
+        };
+        return Err(CompileFailure {
+            line,
+            column,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// The 1-based line and column of the first occurrence of `needle`
+/// (case-insensitive), or (0, 0).
+fn position_of(text: &[u8], needle: &str) -> (usize, usize) {
+    let hay = String::from_utf8_lossy(text).to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let Some(at) = hay.find(&needle) else {
+        return (0, 0);
+    };
+    let before = &hay[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = at - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// The compiled form of `fileinto :copy "INBOX"`, used as the template for
+/// explicit keeps.
+fn inbox_copy_template() -> Option<&'static Value> {
+    static T: OnceLock<Option<Value>> = OnceLock::new();
+    T.get_or_init(|| {
+        let s = Compiler::new()
+            .compile(b"require [\"fileinto\", \"copy\"]; fileinto :copy \"INBOX\";")
+            .ok()?;
+        let v = serde_json::to_value(&s).ok()?;
+        instructions(&v)
+            .iter()
+            .find_map(|i| i.get("FileInto").cloned())
+    })
+    .as_ref()
+}
+
+fn rewrite_keeps(program: &mut Value) -> Result<(), CompileFailure> {
+    let Some(list) = program
+        .get_mut("instructions")
+        .and_then(Value::as_array_mut)
+    else {
+        return Ok(());
+    };
+    for ins in list.iter_mut() {
+        let Some(flags) = ins.get("Keep").map(|k| k.get("flags").cloned()) else {
+            continue;
+        };
+        let mut fi = inbox_copy_template()
+            .cloned()
+            .ok_or_else(|| CompileFailure {
+                line: 0,
+                column: 0,
+                message: "internal error: no fileinto template".into(),
+            })?;
+        if let (Some(obj), Some(flags)) = (fi.as_object_mut(), flags) {
+            obj.insert("flags".into(), flags);
+        }
+        *ins = serde_json::json!({ "FileInto": fi });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: CompileLimits = CompileLimits {
+        max_script_size: 1 << 20,
+        max_include_depth: 10,
+        editheader: false,
+    };
+
+    #[test]
+    fn unknown_and_disallowed_requires_are_compile_errors_with_a_line() {
+        let e = compile(
+            b"# c\nrequire \"fileinto\";\nrequire \"x-nonsense\";\nkeep;",
+            LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown extension"), "{e}");
+        let e = compile(b"require \"editheader\"; addheader \"X\" \"y\";", LIMITS).unwrap_err();
+        assert!(e.message.contains("not allowed"), "{e}");
+        let admin = CompileLimits {
+            editheader: true,
+            ..LIMITS
+        };
+        assert!(compile(b"require \"editheader\"; addheader \"X\" \"y\";", admin).is_ok());
+        let e = compile(b"require \"vnd.stalwart.while\";", LIMITS).unwrap_err();
+        assert!(e.message.contains("require"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let e = compile(b"keep;\nfileinto \"x\"\n", LIMITS).unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn oversized_scripts_are_refused() {
+        let small = CompileLimits {
+            max_script_size: 10,
+            ..LIMITS
+        };
+        assert!(compile(b"keep; keep; keep;", small).is_err());
+    }
+
+    #[test]
+    fn explicit_keep_becomes_an_uncancellable_inbox_copy() {
+        let s = compile(
+            b"require \"imap4flags\"; keep :flags \"\\\\Seen\"; keep;",
+            LIMITS,
+        )
+        .unwrap();
+        let v = serde_json::to_value(&*s).unwrap();
+        let fileintos: Vec<_> = instructions(&v)
+            .iter()
+            .filter_map(|i| i.get("FileInto"))
+            .collect();
+        assert_eq!(fileintos.len(), 2);
+        assert!(fileintos.iter().all(|f| f["copy"] == Value::Bool(true)));
+        assert!(instructions(&v).iter().all(|i| i.get("Keep").is_none()));
+    }
+}

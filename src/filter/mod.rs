@@ -1,0 +1,862 @@
+//! The Sieve host over sieve-rs: finds a user's scripts (`[sieve] script`,
+//! `before`, `after`, includes), compiles them once and recompiles them
+//! when they change, runs the chain on one recipient's copy with
+//! Pigeonhole's rules, answers the interpreter's questions, and returns a
+//! [`Plan`]. Must not write mail or send anything: the plan is carried out
+//! by the delivery pipeline.
+//!
+//! Rules the crate leaves to us (SIEVE-HOST.md), each with a test:
+//! - the whole plan is buffered; a script that fails (compile error,
+//!   runtime error, a limit) loses all its actions and the message gets an
+//!   implicit keep; the chain stops there;
+//! - explicit `keep` survives a later `fileinto` (see `compile`);
+//! - `keep` and `fileinto "INBOX"` (any case) are one store, flags merged;
+//! - redirects the crate would drop silently are seen and logged here:
+//!   loops (our Delivered-To, Received count), the user's own address, and
+//!   more than `max_redirects` (a runtime error, as in Pigeonhole);
+//! - at most `max_actions` actions; vacation periods clamped to the
+//!   configured minimum and maximum.
+
+pub mod compile;
+pub mod plan;
+pub mod state;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use sieve::compiler::grammar::Capability;
+use sieve::{
+    Envelope, Event, Input, Mailbox, Recipient, Runtime, Script, Sieve, SpamStatus, VirusStatus,
+};
+
+use crate::config::{Config, ScoreHeader, ScoreType, SieveConfig};
+use crate::users::User;
+use compile::{CompileFailure, CompileLimits};
+pub use plan::{OutKind, Outgoing, Plan, Reject, Store};
+
+/// A failure that must not become a verdict on the mail: the recipient gets
+/// 451 and the MTA tries again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TempFailure(pub String);
+
+/// What the host needs from the outside while a script runs.
+pub struct Lookups<'a> {
+    /// Has this duplicate-tracking id been recorded (and not expired)?
+    pub duplicate: &'a mut dyn FnMut(&str) -> Result<bool, String>,
+    /// Does this folder exist in the user's Maildir?
+    pub mailbox_exists: &'a dyn Fn(&str) -> bool,
+}
+
+/// One recipient's envelope as the script sees it.
+pub struct MessageEnvelope<'a> {
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub orcpt: Option<&'a str>,
+}
+
+/// The host: runtimes and the compiled-script cache, shared by all threads.
+pub struct Filter {
+    cfg: SieveConfig,
+    user_rt: Runtime,
+    admin_rt: Runtime,
+    cache: Mutex<HashMap<PathBuf, Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    stamp: Stamp,
+    compiled: Result<Arc<Sieve>, CompileFailure>,
+}
+
+/// Identity of a script file's contents: a change of any part recompiles.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+const CACHE_MAX: usize = 10_000;
+/// A message with this many Received headers is looping.
+const MAX_RECEIVED: usize = 30;
+
+/// A script in the chain.
+#[derive(Clone, Debug)]
+struct ScriptRef {
+    path: PathBuf,
+    admin: bool,
+}
+
+impl Filter {
+    pub fn new(cfg: &Config) -> Filter {
+        let s = &cfg.sieve;
+        let base = Runtime::new()
+            .with_cpu_limit(s.max_cpu)
+            .with_max_nested_includes(s.max_include_depth)
+            // The crate drops redirects past its limits without a word; we
+            // let one more through and fail the script ourselves.
+            .with_max_redirects(s.max_redirects + 1)
+            .with_max_out_messages(s.max_actions + 1)
+            .with_max_received_headers(usize::MAX / 2)
+            .with_default_vacation_expiry(s.vacation_default_period.as_secs())
+            .with_local_hostname(cfg.hostname.clone())
+            .with_protected_headers([
+                "Received",
+                "Auto-Submitted",
+                "Delivered-To",
+                "Return-Path",
+                "Original-Subject",
+                "Original-From",
+            ])
+            .with_valid_notification_uri("mailto")
+            .with_env_variable("name", "mailstow")
+            .with_env_variable("version", env!("CARGO_PKG_VERSION"))
+            .with_env_variable("host", cfg.hostname.clone())
+            .with_env_variable(
+                "domain",
+                cfg.hostname
+                    .split_once('.')
+                    .map_or(cfg.hostname.as_str(), |(_, d)| d)
+                    .to_owned(),
+            )
+            .with_env_variable("location", "MDA")
+            .with_env_variable("phase", "during");
+        let disallowed: Vec<Capability> = Capability::all()
+            .iter()
+            .filter(|c| !compile::allowed(c, true))
+            .cloned()
+            .collect();
+        let admin_rt = base.clone().without_capabilities(disallowed.clone());
+        let mut user_rt = base.without_capabilities(disallowed);
+        if !s.user_editheader {
+            user_rt = user_rt.without_capability(Capability::EditHeader);
+        }
+        Filter {
+            cfg: s.clone(),
+            user_rt,
+            admin_rt,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    /// The user's active script path (`[sieve] script` expanded).
+    pub fn user_script(&self, user: &User) -> PathBuf {
+        PathBuf::from(expand(&self.cfg.script, user))
+    }
+
+    /// Run the chain for one recipient: before scripts, the user's script
+    /// (`script`, or the configured one), after scripts.
+    pub fn run(
+        &self,
+        user: &User,
+        script: Option<&Path>,
+        env: &MessageEnvelope<'_>,
+        message: &[u8],
+        look: &mut Lookups<'_>,
+    ) -> Result<Plan, TempFailure> {
+        let mut chain: Vec<ScriptRef> = self
+            .cfg
+            .before
+            .iter()
+            .map(|p| ScriptRef {
+                path: p.clone(),
+                admin: true,
+            })
+            .collect();
+        chain.push(ScriptRef {
+            path: script.map_or_else(|| self.user_script(user), Path::to_owned),
+            admin: false,
+        });
+        chain.extend(self.cfg.after.iter().map(|p| ScriptRef {
+            path: p.clone(),
+            admin: true,
+        }));
+
+        let mut plan = Plan::default();
+        let mut current: Option<Arc<Vec<u8>>> = None;
+        let mut keep_flags: Option<Vec<String>> = Some(Vec::new());
+        for sref in chain {
+            let compiled = match self.load(&sref, user)? {
+                None => continue,
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    let msg = format!("{}: {e}", sref.path.display());
+                    tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script does not compile; keeping the message");
+                    plan.errors.push(msg);
+                    keep_flags = Some(keep_flags.unwrap_or_default());
+                    break;
+                }
+            };
+            let msg: &[u8] = current.as_deref().map_or(message, Vec::as_slice);
+            match self.run_one(&sref, compiled, user, env, msg, look, &mut plan) {
+                Ok(outcome) => {
+                    if let Some(edited) = outcome.edited {
+                        current = Some(edited);
+                    }
+                    keep_flags = outcome.keep;
+                    if keep_flags.is_none() {
+                        break;
+                    }
+                }
+                Err(ScriptError::Temp(t)) => return Err(t),
+                Err(ScriptError::Failed(e)) => {
+                    let msg = format!("{}: {e}", sref.path.display());
+                    tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script failed; its actions are dropped and the message kept");
+                    if !sref.admin {
+                        self.user_log(user, &sref.path, &e);
+                    }
+                    plan.errors.push(msg);
+                    keep_flags = Some(Vec::new());
+                    break;
+                }
+            }
+        }
+        if let Some(flags) = keep_flags {
+            plan.store(Store {
+                folder: "INBOX".into(),
+                flags,
+                create: false,
+                implicit: true,
+                message: current.clone(),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The compiled script, None when there is none, or its compile error.
+    #[allow(clippy::type_complexity)]
+    fn load(
+        &self,
+        sref: &ScriptRef,
+        user: &User,
+    ) -> Result<Option<Result<Arc<Sieve>, CompileFailure>>, TempFailure> {
+        let limits = self.limits(sref.admin);
+        match self.compile_cached(&sref.path, limits)? {
+            None => Ok(None),
+            Some((Err(e), fresh)) => {
+                if fresh && !sref.admin {
+                    self.user_log(user, &sref.path, &e.to_string());
+                }
+                Ok(Some(Err(e)))
+            }
+            Some((Ok(s), _)) => Ok(Some(Ok(s))),
+        }
+    }
+
+    fn limits(&self, admin: bool) -> CompileLimits {
+        CompileLimits {
+            max_script_size: self.cfg.max_script_size,
+            max_include_depth: self.cfg.max_include_depth,
+            editheader: admin || self.cfg.user_editheader,
+        }
+    }
+
+    /// Compile `path` unless the cached result is for the same file
+    /// contents. Returns the result and whether it was compiled just now.
+    #[allow(clippy::type_complexity)]
+    fn compile_cached(
+        &self,
+        path: &Path,
+        limits: CompileLimits,
+    ) -> Result<Option<(Result<Arc<Sieve>, CompileFailure>, bool)>, TempFailure> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TempFailure(format!("{}: {e}", path.display()))),
+        };
+        if meta.is_dir() {
+            return Ok(None);
+        }
+        let stamp = Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        };
+        if let Ok(cache) = self.cache.lock() {
+            if let Some(c) = cache.get(path).filter(|c| c.stamp == stamp) {
+                return Ok(Some((c.compiled.clone(), false)));
+            }
+        }
+        let compiled = if meta.len() > limits.max_script_size as u64 {
+            Err(CompileFailure {
+                line: 0,
+                column: 0,
+                message: format!(
+                    "script is {} bytes, over the limit of {}",
+                    meta.len(),
+                    limits.max_script_size
+                ),
+            })
+        } else {
+            let text = match std::fs::read(path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(TempFailure(format!("{}: {e}", path.display()))),
+            };
+            compile::compile(&text, limits)
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                path.to_owned(),
+                Cached {
+                    stamp,
+                    compiled: compiled.clone(),
+                },
+            );
+        }
+        Ok(Some((compiled, true)))
+    }
+
+    /// A readable entry in the log beside the user's script (Pigeonhole
+    /// writes `<script>.log`), so the owner can see why a filter did not act.
+    fn user_log(&self, user: &User, script: &Path, problem: &str) {
+        let mut log = script.as_os_str().to_owned();
+        log.push(".log");
+        let log = PathBuf::from(log);
+        // Bounded: start over when it grew past 64 KiB.
+        let truncate = std::fs::metadata(&log)
+            .map(|m| m.len() > 64 * 1024)
+            .unwrap_or(false);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!truncate)
+            .write(true)
+            .truncate(truncate)
+            .custom_flags_nofollow()
+            .open(&log);
+        match file {
+            Ok(mut f) => {
+                let when = crate::deliver::headers::rfc5322_date(SystemTime::now());
+                let _ = writeln!(f, "{when}: {}: {problem}", script.display());
+                if let (Some(uid), Some(gid), true) =
+                    (user.uid, user.gid, nix::unistd::geteuid().is_root())
+                {
+                    let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(log = %log.display(), error = %e, "cannot write the user's sieve log")
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_one(
+        &self,
+        sref: &ScriptRef,
+        script: Arc<Sieve>,
+        user: &User,
+        env: &MessageEnvelope<'_>,
+        message: &[u8],
+        look: &mut Lookups<'_>,
+        plan: &mut Plan,
+    ) -> Result<ScriptOutcome, ScriptError> {
+        let rt = if sref.admin {
+            &self.admin_rt
+        } else {
+            &self.user_rt
+        };
+        let mut ctx = rt.filter(message);
+        ctx.set_envelope(Envelope::From, env.from.unwrap_or(""));
+        ctx.set_envelope(Envelope::To, env.to);
+        if let Some(o) = env.orcpt {
+            ctx.set_envelope(Envelope::Orcpt, o);
+        }
+        if let Some(d) = &user.detail {
+            ctx.set_env_variable("vnd.mailstow.detail", d.clone());
+        }
+        ctx.set_spam_status(
+            self.cfg
+                .spam
+                .as_ref()
+                .map_or(SpamStatus::Unknown, |h| spam_status(h, message)),
+        );
+        ctx.set_virus_status(
+            self.cfg
+                .virus
+                .as_ref()
+                .map_or(VirusStatus::Unknown, |h| virus_status(h, message)),
+        );
+
+        let mut run = Run::default();
+        let mut input = Input::script(script_name(&sref.path), script);
+        let received = count_header(message, "received");
+        let delivered_to_us = header_values(message, "delivered-to")
+            .iter()
+            .any(|v| addr_eq(v, &user.name) || addr_eq(v, env.to));
+        loop {
+            let event = match ctx.run(input) {
+                None => break,
+                Some(Ok(e)) => e,
+                Some(Err(e)) => return Err(ScriptError::Failed(format!("runtime error: {e:?}"))),
+            };
+            plan.trace.push(trace_line(&event));
+            input = Input::True;
+            match event {
+                Event::IncludeScript { name, optional } => {
+                    let (dir, n, admin) = match &name {
+                        Script::Personal(n) => (
+                            PathBuf::from(expand(&self.cfg.user_dir, user)),
+                            n,
+                            sref.admin,
+                        ),
+                        Script::Global(n) => match &self.cfg.global_dir {
+                            Some(d) => (d.clone(), n, true),
+                            None => {
+                                return Err(ScriptError::Failed(format!(
+                                    "include :global \"{n}\": no [sieve] global_dir configured"
+                                )))
+                            }
+                        },
+                    };
+                    if !valid_script_name(n) {
+                        return Err(ScriptError::Failed(format!(
+                            "include \"{n}\": invalid script name"
+                        )));
+                    }
+                    let path = dir.join(format!("{n}.sieve"));
+                    match self
+                        .compile_cached(&path, self.limits(admin))
+                        .map_err(ScriptError::Temp)?
+                    {
+                        Some((Ok(s), _)) => input = Input::script(name, s),
+                        Some((Err(e), _)) => {
+                            return Err(ScriptError::Failed(format!(
+                                "include {}: {e}",
+                                path.display()
+                            )))
+                        }
+                        None if optional => input = Input::False,
+                        None => {
+                            return Err(ScriptError::Failed(format!(
+                                "include: {} does not exist",
+                                path.display()
+                            )))
+                        }
+                    }
+                }
+                Event::MailboxExists {
+                    mailboxes,
+                    special_use,
+                } => {
+                    let all = special_use.is_empty()
+                        && mailboxes.iter().all(|m| match m {
+                            Mailbox::Name(n) => (look.mailbox_exists)(n),
+                            Mailbox::Id(_) => false,
+                        });
+                    input = if all { Input::True } else { Input::False };
+                }
+                Event::DuplicateId { id, expiry, .. } => {
+                    let vacation = id.starts_with("_v");
+                    let expiry = if vacation {
+                        expiry.clamp(
+                            self.cfg.vacation_min_period.as_secs(),
+                            self.cfg.vacation_max_period.as_secs(),
+                        )
+                    } else {
+                        expiry
+                    };
+                    let seen = (look.duplicate)(&id).map_err(|e| {
+                        ScriptError::Temp(TempFailure(format!("duplicate tracking: {e}")))
+                    })?;
+                    input = if seen { Input::True } else { Input::False };
+                    if vacation {
+                        run.pending_vacation = (!seen).then_some((id, expiry));
+                    } else if !seen {
+                        run.remember.push((id, expiry));
+                    }
+                }
+                Event::ListContains { .. } => input = Input::False,
+                Event::Function { .. } => {
+                    input = Input::result(sieve::runtime::Variable::default())
+                }
+                Event::SetEnvelope { .. } => {}
+                Event::CreatedMessage {
+                    message_id,
+                    message,
+                } => {
+                    let kind = if run.pending_vacation.is_some() {
+                        Created::Vacation
+                    } else if header_values(&message, "auto-submitted")
+                        .iter()
+                        .any(|v| v.trim().eq_ignore_ascii_case("auto-notified"))
+                    {
+                        Created::Notify
+                    } else {
+                        Created::Edited
+                    };
+                    let m = Arc::new(message);
+                    if kind == Created::Edited {
+                        run.edited = Some(Arc::clone(&m));
+                    }
+                    run.created.insert(message_id, (kind, m));
+                }
+                Event::Keep { flags, message_id } => {
+                    run.keep = Some((flags, message_id));
+                }
+                Event::Discard => run.discard = true,
+                Event::Reject { extended, reason } => {
+                    run.count_action(self.cfg.max_actions)?;
+                    run.reject = Some(Reject { reason, extended });
+                }
+                Event::FileInto {
+                    folder,
+                    flags,
+                    create,
+                    message_id,
+                    ..
+                } => {
+                    run.count_action(self.cfg.max_actions)?;
+                    run.stores.push(Store {
+                        folder,
+                        flags,
+                        create,
+                        implicit: false,
+                        message: run.message(message_id),
+                    });
+                }
+                Event::SendMessage {
+                    recipient,
+                    message_id,
+                    ..
+                } => {
+                    run.count_action(self.cfg.max_actions)?;
+                    let to = match recipient {
+                        Recipient::Address(a) => vec![a],
+                        Recipient::List(a) => vec![a],
+                        Recipient::Group(g) => g,
+                    };
+                    match run
+                        .created
+                        .get(&message_id)
+                        .map(|(k, m)| (*k, Arc::clone(m)))
+                    {
+                        Some((Created::Vacation, m)) => {
+                            let remember = run.pending_vacation.take();
+                            run.outgoing.push(Outgoing {
+                                kind: OutKind::Vacation,
+                                to,
+                                note: header_values(&m, "subject")
+                                    .into_iter()
+                                    .next()
+                                    .unwrap_or_default(),
+                                message: Some(m),
+                                remember,
+                            });
+                        }
+                        Some((Created::Notify, m)) => run.outgoing.push(Outgoing {
+                            kind: OutKind::Notify,
+                            note: format!("mailto:{}", to.join(",")),
+                            to,
+                            message: Some(m),
+                            remember: None,
+                        }),
+                        other => {
+                            run.redirects += 1;
+                            if run.redirects > self.cfg.max_redirects {
+                                return Err(ScriptError::Failed(format!(
+                                    "more than {} redirects",
+                                    self.cfg.max_redirects
+                                )));
+                            }
+                            let message = other.map(|(_, m)| m);
+                            let target = to.first().cloned().unwrap_or_default();
+                            let loop_reason =
+                                if addr_eq(&target, &user.name) || addr_eq(&target, env.to) {
+                                    Some("to the user's own address")
+                                } else if delivered_to_us {
+                                    Some(
+                                    "the message was already delivered to this user (Delivered-To)",
+                                )
+                                } else if received >= MAX_RECEIVED {
+                                    Some("too many Received headers")
+                                } else {
+                                    None
+                                };
+                            if let Some(why) = loop_reason {
+                                tracing::warn!(user = %user.name, to = %target, reason = why, "redirect skipped: mail loop; the message is kept");
+                                plan.errors.push(format!(
+                                    "{}: redirect to {target} skipped: {why}",
+                                    sref.path.display()
+                                ));
+                                run.keep_instead = true;
+                            } else {
+                                run.outgoing.push(Outgoing {
+                                    kind: OutKind::Redirect,
+                                    to,
+                                    message,
+                                    remember: None,
+                                    note: String::new(),
+                                });
+                            }
+                        }
+                    }
+                }
+                Event::Notify { method, .. } => {
+                    tracing::info!(user = %user.name, method = %method, "sieve notify method not supported; ignored");
+                }
+            }
+        }
+        let keep = match run.keep.take() {
+            Some((flags, _)) => Some(flags),
+            None if run.keep_instead => Some(Vec::new()),
+            None => None,
+        };
+        plan.discarded |= run.discard;
+        for s in run.stores {
+            plan.store(s);
+        }
+        if run.reject.is_some() {
+            plan.reject = run.reject;
+        }
+        plan.outgoing.extend(run.outgoing);
+        plan.remember.extend(run.remember);
+        Ok(ScriptOutcome {
+            keep,
+            edited: run.edited,
+        })
+    }
+}
+
+enum ScriptError {
+    /// The script failed: drop its actions, keep the message.
+    Failed(String),
+    Temp(TempFailure),
+}
+
+struct ScriptOutcome {
+    /// The implicit keep is in effect, with these flags.
+    keep: Option<Vec<String>>,
+    edited: Option<Arc<Vec<u8>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Created {
+    Edited,
+    Vacation,
+    Notify,
+}
+
+/// One script's actions, applied to the plan only if the script succeeds.
+#[derive(Default)]
+struct Run {
+    stores: Vec<Store>,
+    outgoing: Vec<Outgoing>,
+    reject: Option<Reject>,
+    discard: bool,
+    keep: Option<(Vec<String>, usize)>,
+    keep_instead: bool,
+    remember: Vec<(String, u64)>,
+    pending_vacation: Option<(String, u64)>,
+    created: HashMap<usize, (Created, Arc<Vec<u8>>)>,
+    edited: Option<Arc<Vec<u8>>>,
+    actions: usize,
+    redirects: usize,
+}
+
+impl Run {
+    fn count_action(&mut self, max: usize) -> Result<(), ScriptError> {
+        self.actions += 1;
+        if self.actions > max {
+            return Err(ScriptError::Failed(format!("more than {max} actions")));
+        }
+        Ok(())
+    }
+
+    /// The message an action refers to: an edited one, or None (original).
+    fn message(&self, id: usize) -> Option<Arc<Vec<u8>>> {
+        match self.created.get(&id) {
+            Some((Created::Edited, m)) => Some(Arc::clone(m)),
+            _ => None,
+        }
+    }
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW).mode(0o600)
+    }
+}
+
+fn script_name(path: &Path) -> Script {
+    Script::Personal(path.to_string_lossy().into_owned())
+}
+
+/// Include names: a file name in the script directory, never a path.
+fn valid_script_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 255
+        && !n.starts_with('.')
+        && !n.contains(['/', '\0', '\\'])
+        && !n.chars().any(char::is_control)
+}
+
+/// Expand %h (home), %u (user), %d (domain), %n (local part), %% and a
+/// leading "~/".
+pub fn expand(template: &str, user: &User) -> String {
+    let home = user.home.to_string_lossy();
+    let template = match template.strip_prefix("~/") {
+        Some(rest) => format!("%h/{rest}"),
+        None => template.to_owned(),
+    };
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => out.push_str(&home),
+            Some('u') => out.push_str(&user.name),
+            Some('d') => out.push_str(&user.domain),
+            Some('n') => out.push_str(&user.local),
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// The unfolded values of header `name` (lower case) in the message head.
+fn header_values(message: &[u8], name: &str) -> Vec<String> {
+    let head_end = memchr::memmem::find(message, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(message, b"\n\n"))
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(&message[..head_end]);
+    let mut values = Vec::new();
+    let mut current: Option<String> = None;
+    for line in head.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = current.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some(v) = current.take() {
+            values.push(v);
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.trim().eq_ignore_ascii_case(name) {
+                current = Some(v.trim().to_owned());
+            }
+        }
+    }
+    values.extend(current);
+    values
+}
+
+fn count_header(message: &[u8], name: &str) -> usize {
+    header_values(message, name).len()
+}
+
+/// Addresses equal: domain case-insensitive, angle brackets ignored.
+fn addr_eq(a: &str, b: &str) -> bool {
+    let clean = |s: &str| {
+        s.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned()
+    };
+    let (a, b) = (clean(a), clean(b));
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => {
+            la.eq_ignore_ascii_case(lb) && da.eq_ignore_ascii_case(db)
+        }
+        _ => a.eq_ignore_ascii_case(&b),
+    }
+}
+
+/// Pigeonhole's spamtest value 1..=10 from the configured header, mapped to
+/// the crate's status (its value is Ham 1, MaybeSpam 2..9, Spam 10).
+fn spam_status(h: &ScoreHeader, message: &[u8]) -> SpamStatus {
+    match score(h, message) {
+        None => SpamStatus::Unknown,
+        Some(1) => SpamStatus::Ham,
+        Some(10) => SpamStatus::Spam,
+        Some(n) => SpamStatus::MaybeSpam(n as f64 / 10.0),
+    }
+}
+
+fn virus_status(h: &ScoreHeader, message: &[u8]) -> VirusStatus {
+    match score(h, message) {
+        None => VirusStatus::Unknown,
+        Some(1) => VirusStatus::Clean,
+        Some(10) => VirusStatus::Virus,
+        Some(_) => VirusStatus::MaybeVirus,
+    }
+}
+
+/// 1 (certainly not) to 10 (certainly), None when the header is absent or
+/// unreadable.
+fn score(h: &ScoreHeader, message: &[u8]) -> Option<u8> {
+    let v = header_values(message, &h.header.to_ascii_lowercase())
+        .into_iter()
+        .next()?;
+    let frac = match h.kind {
+        ScoreType::Yesno => {
+            let w = v.trim().to_ascii_lowercase();
+            if w.starts_with("yes") {
+                1.0
+            } else if w.starts_with("no") {
+                0.0
+            } else {
+                return None;
+            }
+        }
+        ScoreType::Strlen => v.trim().chars().count() as f64 / h.max,
+        ScoreType::Score => {
+            let num: String = v
+                .trim()
+                .chars()
+                .skip_while(|c| !(c.is_ascii_digit() || *c == '-' || *c == '.'))
+                .take_while(|c| c.is_ascii_digit() || *c == '-' || *c == '.')
+                .collect();
+            num.parse::<f64>().ok()? / h.max
+        }
+    };
+    let frac = frac.clamp(0.0, 1.0);
+    Some((1.0 + (9.0 * frac).round()) as u8)
+}
+
+fn trace_line(e: &Event) -> String {
+    match e {
+        Event::CreatedMessage {
+            message_id,
+            message,
+        } => {
+            format!("created message {message_id} ({} bytes)", message.len())
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

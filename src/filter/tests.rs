@@ -1,0 +1,367 @@
+//! Tests of the Sieve host: each trap of sieve-rs that SIEVE-HOST.md names,
+//! the chain rules, limits, includes, the compile cache and the user log.
+//! Must not send or store anything: plans only.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::*;
+use crate::config::Config;
+
+const MSG: &[u8] = b"From: Sender <sender@example.net>\r\nTo: alice@example.org\r\nSubject: Hello\r\nMessage-ID: <m1@example.net>\r\n\r\nBody text\r\n";
+
+struct T {
+    dir: tempfile::TempDir,
+    filter: Filter,
+    user: User,
+}
+
+fn setup(extra: &str) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "hostname = \"mx.example.org\"\n[storage]\nmail_root = \"{root}/mail\"\n[users]\npasswd_file = \"{root}/users\"\n[sieve]\nglobal_dir = \"{root}/global\"\n{extra}",
+        root = dir.path().display()
+    );
+    let cfg = Config::from_toml(&text, Path::new("t.toml"), dir.path()).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("sieve")).unwrap();
+    std::fs::create_dir_all(dir.path().join("global")).unwrap();
+    let user = User {
+        name: "alice@example.org".into(),
+        local: "alice".into(),
+        domain: "example.org".into(),
+        detail: None,
+        uid: None,
+        gid: None,
+        maildir: home.join("Maildir"),
+        home,
+        extra: Vec::new(),
+    };
+    T {
+        filter: Filter::new(&cfg),
+        dir,
+        user,
+    }
+}
+
+impl T {
+    fn script(&self, text: &str) {
+        std::fs::write(self.user.home.join(".dovecot.sieve"), text).unwrap();
+    }
+
+    fn run_with(&self, msg: &[u8], seen: &HashSet<String>) -> Plan {
+        let recorded = RefCell::new(Vec::new());
+        let mut dup = |id: &str| {
+            recorded.borrow_mut().push(id.to_owned());
+            Ok(seen.contains(id))
+        };
+        let exists = |f: &str| f == "Existing";
+        let mut look = Lookups {
+            duplicate: &mut dup,
+            mailbox_exists: &exists,
+        };
+        let env = MessageEnvelope {
+            from: Some("sender@example.net"),
+            to: "alice@example.org",
+            orcpt: None,
+        };
+        self.filter
+            .run(&self.user, None, &env, msg, &mut look)
+            .unwrap()
+    }
+
+    fn run(&self) -> Plan {
+        self.run_with(MSG, &HashSet::new())
+    }
+}
+
+fn folders(p: &Plan) -> Vec<(String, bool)> {
+    p.stores
+        .iter()
+        .map(|s| (s.folder.clone(), s.implicit))
+        .collect()
+}
+
+#[test]
+fn no_script_means_implicit_keep() {
+    let t = setup("");
+    assert_eq!(folders(&t.run()), vec![("INBOX".into(), true)]);
+}
+
+#[test]
+fn explicit_keep_survives_a_later_fileinto() {
+    let t = setup("");
+    t.script("require \"fileinto\"; keep; fileinto \"Work\";");
+    assert_eq!(
+        folders(&t.run()),
+        vec![("INBOX".into(), false), ("Work".into(), false)]
+    );
+}
+
+#[test]
+fn keep_and_fileinto_inbox_are_one_store() {
+    let t = setup("");
+    t.script(
+        "require \"fileinto\"; fileinto \"inbox\"; keep; fileinto \"Work\"; fileinto \"Work\";",
+    );
+    let p = t.run();
+    assert_eq!(
+        folders(&p),
+        vec![("inbox".into(), false), ("Work".into(), false)]
+    );
+    assert_eq!(p.to_json()["actions"][0]["folder"], "INBOX");
+}
+
+#[test]
+fn explicit_keep_survives_discard_but_implicit_keep_does_not() {
+    let t = setup("");
+    t.script("keep; discard;");
+    assert_eq!(folders(&t.run()), vec![("INBOX".into(), false)]);
+    t.script("discard;");
+    let p = t.run();
+    assert!(p.stores.is_empty() && p.discarded);
+}
+
+#[test]
+fn a_runtime_error_drops_the_scripts_actions_and_keeps() {
+    let t = setup("");
+    t.script("require [\"fileinto\", \"ihave\"]; fileinto \"Work\"; error \"boom\";");
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+    let log = std::fs::read_to_string(t.user.home.join(".dovecot.sieve.log")).unwrap();
+    assert!(log.contains("boom"), "{log}");
+}
+
+#[test]
+fn a_compile_error_keeps_and_is_logged_beside_the_script_once() {
+    let t = setup("");
+    t.script("require \"fileinto\";\nfileinto \"x\"\n");
+    for _ in 0..3 {
+        let p = t.run();
+        assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+        assert_eq!(p.errors.len(), 1);
+    }
+    let log = std::fs::read_to_string(t.user.home.join(".dovecot.sieve.log")).unwrap();
+    assert_eq!(log.lines().count(), 1, "logged once per version: {log}");
+}
+
+#[test]
+fn an_unknown_require_is_a_compile_error_not_a_silent_runtime_one() {
+    let t = setup("");
+    t.script("require [\"fileinto\", \"x-unknown\"]; fileinto \"Work\";");
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert!(p.errors[0].contains("unknown extension"), "{:?}", p.errors);
+}
+
+#[test]
+fn changed_scripts_are_recompiled_without_restart() {
+    let t = setup("");
+    t.script("require \"fileinto\"; fileinto \"A\";");
+    assert_eq!(folders(&t.run())[0].0, "A");
+    t.script("require \"fileinto\"; fileinto \"Bee\";");
+    assert_eq!(folders(&t.run())[0].0, "Bee");
+}
+
+#[test]
+fn redirect_to_self_or_a_looping_message_is_skipped_loudly_and_kept() {
+    let t = setup("");
+    t.script("redirect \"Alice@Example.org\";");
+    let p = t.run();
+    assert!(p.outgoing.is_empty());
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert!(p.errors[0].contains("own address"), "{:?}", p.errors);
+    t.script("redirect \"bob@example.net\";");
+    let looped = [b"Delivered-To: alice@example.org\r\n".as_slice(), MSG].concat();
+    let p = t.run_with(&looped, &HashSet::new());
+    assert!(p.outgoing.is_empty());
+    assert!(!p.stores.is_empty());
+    let p = t.run();
+    assert_eq!(p.outgoing.len(), 1);
+    assert_eq!(p.outgoing[0].to, vec!["bob@example.net"]);
+    assert!(p.stores.is_empty(), "redirect cancels the implicit keep");
+}
+
+#[test]
+fn more_redirects_than_allowed_fail_the_script() {
+    let t = setup("");
+    t.script("redirect \"a@example.net\"; redirect \"b@example.net\"; redirect \"c@example.net\"; redirect \"d@example.net\"; redirect \"e@example.net\";");
+    let p = t.run();
+    assert!(p.outgoing.is_empty());
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert!(p.errors[0].contains("redirects"), "{:?}", p.errors);
+}
+
+#[test]
+fn more_actions_than_allowed_fail_the_script() {
+    let t = setup("");
+    let mut s = String::from("require \"fileinto\";");
+    for i in 0..40 {
+        s.push_str(&format!("fileinto \"F{i}\";"));
+    }
+    t.script(&s);
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+}
+
+#[test]
+fn cpu_limit_stops_a_heavy_script() {
+    let t = setup("max_cpu = 50\n");
+    let mut s = String::from("require \"fileinto\";");
+    for i in 0..200 {
+        s.push_str(&format!(
+            "if header :contains \"subject\" \"nope{i}\" {{ fileinto \"X\"; }}"
+        ));
+    }
+    t.script(&s);
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert!(p.errors[0].contains("CPU"), "{:?}", p.errors);
+}
+
+#[test]
+fn vacation_replies_once_per_period_and_clamps_the_period() {
+    let t = setup("");
+    t.script("require \"vacation\"; vacation :days 0 :subject \"Away\" \"I am away.\";");
+    let p = t.run();
+    assert_eq!(p.outgoing.len(), 1);
+    let v = &p.outgoing[0];
+    assert_eq!(v.kind, OutKind::Vacation);
+    assert_eq!(v.to, vec!["sender@example.net"]);
+    let (id, secs) = v.remember.clone().unwrap();
+    assert_eq!(secs, 86_400, ":days 0 is raised to the minimum period");
+    assert_eq!(
+        folders(&p),
+        vec![("INBOX".into(), true)],
+        "vacation keeps the message"
+    );
+    let seen: HashSet<String> = [id].into();
+    assert!(t.run_with(MSG, &seen).outgoing.is_empty());
+}
+
+#[test]
+fn duplicate_ids_are_remembered_only_through_the_plan() {
+    let t = setup("");
+    t.script("require [\"duplicate\", \"fileinto\"]; if duplicate { fileinto \"Dups\"; }");
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert_eq!(p.remember.len(), 1);
+    let seen: HashSet<String> = [p.remember[0].0.clone()].into();
+    assert_eq!(
+        folders(&t.run_with(MSG, &seen)),
+        vec![("Dups".into(), false)]
+    );
+}
+
+#[test]
+fn includes_personal_and_global_and_missing_ones() {
+    let t = setup("");
+    std::fs::write(
+        t.user.home.join("sieve/lists.sieve"),
+        "require \"fileinto\"; fileinto \"Lists\";",
+    )
+    .unwrap();
+    std::fs::write(
+        t.dir.path().join("global/spam.sieve"),
+        "require \"fileinto\"; fileinto \"Junk\";",
+    )
+    .unwrap();
+    t.script("require \"include\"; include :personal \"lists\"; include :global \"spam\"; include :optional \"none\";");
+    assert_eq!(
+        folders(&t.run()),
+        vec![("Lists".into(), false), ("Junk".into(), false)]
+    );
+    t.script("require \"include\"; include \"missing\";");
+    assert_eq!(folders(&t.run()), vec![("INBOX".into(), true)]);
+    t.script("require \"include\"; include \"../etc/passwd\";");
+    assert!(t.run().errors[0].contains("invalid"));
+}
+
+#[test]
+fn before_script_files_spam_and_the_chain_stops() {
+    let t = setup("");
+    let before = t.dir.path().join("before.sieve");
+    std::fs::write(
+        &before,
+        "require \"fileinto\"; if header :contains \"subject\" \"Hello\" { fileinto \"Junk\"; }",
+    )
+    .unwrap();
+    let text = format!(
+        "[storage]\nmail_root = \"/m\"\n[users]\npasswd_file = \"/u\"\n[sieve]\nbefore = [\"{}\"]\n",
+        before.display()
+    );
+    let cfg = Config::from_toml(&text, Path::new("t.toml"), t.dir.path()).unwrap();
+    let filter = Filter::new(&cfg);
+    t.script("require \"fileinto\"; fileinto \"User\";");
+    let mut dup = |_: &str| Ok(false);
+    let exists = |_: &str| false;
+    let mut look = Lookups {
+        duplicate: &mut dup,
+        mailbox_exists: &exists,
+    };
+    let env = MessageEnvelope {
+        from: None,
+        to: "alice@example.org",
+        orcpt: None,
+    };
+    let p = filter.run(&t.user, None, &env, MSG, &mut look).unwrap();
+    assert_eq!(
+        folders(&p),
+        vec![("Junk".into(), false)],
+        "user script not run after the keep was cancelled"
+    );
+    let other = MSG.to_vec().iter().map(|&b| b).collect::<Vec<u8>>();
+    let other = String::from_utf8(other).unwrap().replace("Hello", "Other");
+    let p = filter
+        .run(&t.user, None, &env, other.as_bytes(), &mut look)
+        .unwrap();
+    assert_eq!(folders(&p), vec![("User".into(), false)]);
+}
+
+#[test]
+fn editheader_is_admin_only_by_default_and_edits_the_stored_copy() {
+    let t = setup("");
+    t.script("require \"editheader\"; addheader \"X-Tag\" \"yes\";");
+    let p = t.run();
+    assert!(p.errors[0].contains("editheader"), "{:?}", p.errors);
+    let t = setup("user_editheader = true\n");
+    t.script("require \"editheader\"; addheader \"X-Tag\" \"yes\"; deleteheader \"Received\";");
+    let p = t.run();
+    let stored = p.stores[0].message.as_ref().expect("edited copy");
+    assert!(String::from_utf8_lossy(stored).contains("X-Tag: yes"));
+}
+
+#[test]
+fn spamtest_reads_the_configured_header() {
+    let t = setup("spam_header = \"X-Spam-Score\"\nspam_max = 10\n");
+    t.script("require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"6\" { fileinto \"Junk\"; }");
+    let spam = [b"X-Spam-Score: 8.2\r\n".as_slice(), MSG].concat();
+    assert_eq!(folders(&t.run_with(&spam, &HashSet::new()))[0].0, "Junk");
+    let ham = [b"X-Spam-Score: 0.1\r\n".as_slice(), MSG].concat();
+    assert_eq!(folders(&t.run_with(&ham, &HashSet::new()))[0].0, "INBOX");
+}
+
+#[test]
+fn mailboxexists_asks_the_store() {
+    let t = setup("");
+    t.script("require [\"mailbox\", \"fileinto\"]; if mailboxexists \"Existing\" { fileinto \"Existing\"; } if mailboxexists \"Nope\" { fileinto \"Nope\"; }");
+    assert_eq!(folders(&t.run()), vec![("Existing".into(), false)]);
+}
+
+#[test]
+fn expand_substitutes_user_parts() {
+    let t = setup("");
+    assert_eq!(
+        expand("%h/x/%u/%d/%n/%%/~", &t.user),
+        format!(
+            "{}/x/alice@example.org/example.org/alice/%/~",
+            t.user.home.display()
+        )
+    );
+    assert_eq!(
+        expand("~/s", &t.user),
+        format!("{}/s", t.user.home.display())
+    );
+}
