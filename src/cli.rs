@@ -29,6 +29,11 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Sieve tools: check scripts, see what a script does with a message.
+    Sieve {
+        #[command(subcommand)]
+        command: SieveCommand,
+    },
     /// Run the LMTP service in the foreground.
     Serve {
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
@@ -49,6 +54,43 @@ pub enum Command {
         /// Folder to save into (IMAP name, '.' separated), created if missing.
         #[arg(short = 'm', long = "mailbox")]
         mailbox: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SieveCommand {
+    /// Compile scripts; errors as file:line:col: message; exit 1 on error.
+    Check {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Check as an admin script (before/after/global: editheader allowed).
+        #[arg(long)]
+        admin: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print what SCRIPT does with MESSAGE (folders and flags, discard,
+    /// reject, redirects, vacation replies). Never delivers or sends.
+    Test {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Look the user up in the configured users file.
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        /// Envelope sender.
+        #[arg(short = 'f', long = "from")]
+        from: Option<String>,
+        /// Envelope recipient.
+        #[arg(short = 't', long = "to")]
+        to: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also print the tests and events the interpreter went through.
+        #[arg(long)]
+        trace: bool,
+        script: PathBuf,
+        message: PathBuf,
     },
 }
 
@@ -142,7 +184,7 @@ pub fn deliver(config: PathBuf, from: String, recipient: String, mailbox: Option
     };
     let outcomes = deliverer.deliver(&env, std::slice::from_ref(&rcpt), &spool);
     match outcomes.first() {
-        Some(o @ RcptOutcome::Delivered { .. }) => o.exit_code(),
+        Some(o @ (RcptOutcome::Delivered { .. } | RcptOutcome::Discarded)) => o.exit_code(),
         Some(o @ RcptOutcome::Failed(f)) => {
             fail(o.exit_code(), format!("{recipient}: {}", f.detail()))
         }

@@ -2,6 +2,7 @@
 //! with its code. Must not hold logic of its own.
 
 mod cli;
+mod sieve_cli;
 
 use clap::Parser;
 
@@ -23,6 +24,32 @@ fn main() -> std::process::ExitCode {
             recipient,
             mailbox,
         } => cli::deliver(config, from, recipient, mailbox),
+        cli::Command::Sieve { command } => match command {
+            cli::SieveCommand::Check {
+                config,
+                admin,
+                files,
+            } => sieve_cli::check(config.as_deref(), admin, &files),
+            cli::SieveCommand::Test {
+                config,
+                user,
+                from,
+                to,
+                json,
+                trace,
+                script,
+                message,
+            } => sieve_cli::test(sieve_cli::TestArgs {
+                config,
+                user,
+                from,
+                to,
+                json,
+                trace,
+                script,
+                message,
+            }),
+        },
     };
     std::process::ExitCode::from(code)
 }

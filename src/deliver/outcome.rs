@@ -7,8 +7,12 @@ use crate::proto::Reply;
 /// What happened to one recipient's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RcptOutcome {
-    /// On stable storage in `folder` (the IMAP name, "INBOX" for the root).
+    /// On stable storage in `folder` (the IMAP name, "INBOX" for the root;
+    /// several folders are listed with commas; "(redirected)" when the
+    /// filter only forwarded it).
     Delivered { folder: String },
+    /// The user's filter discarded it: accepted, stored nowhere.
+    Discarded,
     /// Not delivered; the sender keeps its copy.
     Failed(Failure),
 }
@@ -29,12 +33,16 @@ pub enum Failure {
     NoSuchUser,
     /// Too large (pipe mode, where no session enforced it): 552 5.3.4.
     TooLarge,
+    /// The user's filter rejected it (Sieve reject/ereject): 550 5.7.1 with
+    /// the script's reason; pipe mode exits 77.
+    Rejected(String),
 }
 
 impl RcptOutcome {
     pub fn status(&self) -> &'static str {
         match self {
             RcptOutcome::Delivered { .. } => "delivered",
+            RcptOutcome::Discarded => "discarded",
             RcptOutcome::Failed(f) if f.is_permanent() => "bounced",
             RcptOutcome::Failed(_) => "deferred",
         }
@@ -46,6 +54,7 @@ impl RcptOutcome {
             RcptOutcome::Delivered { folder } => {
                 Reply::new(250, "2.0.0", format!("{id} Saved in {folder}"))
             }
+            RcptOutcome::Discarded => Reply::new(250, "2.0.0", format!("{id} Discarded by filter")),
             RcptOutcome::Failed(f) => f.reply(),
         }
     }
@@ -53,8 +62,9 @@ impl RcptOutcome {
     /// The sysexits(3) code for pipe mode.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RcptOutcome::Delivered { .. } => EX_OK,
+            RcptOutcome::Delivered { .. } | RcptOutcome::Discarded => EX_OK,
             RcptOutcome::Failed(Failure::NoSuchUser) => EX_NOUSER,
+            RcptOutcome::Failed(Failure::Rejected(_)) => EX_NOPERM,
             RcptOutcome::Failed(f) if f.is_permanent() => EX_DATAERR,
             RcptOutcome::Failed(_) => EX_TEMPFAIL,
         }
@@ -63,7 +73,10 @@ impl RcptOutcome {
 
 impl Failure {
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Failure::NoSuchUser | Failure::TooLarge)
+        matches!(
+            self,
+            Failure::NoSuchUser | Failure::TooLarge | Failure::Rejected(_)
+        )
     }
 
     pub fn reply(&self) -> Reply {
@@ -79,6 +92,15 @@ impl Failure {
                 "5.3.4",
                 "Message size exceeds fixed maximum message size",
             ),
+            Failure::Rejected(reason) => Reply::new(
+                550,
+                "5.7.1",
+                if reason.trim().is_empty() {
+                    "Rejected by the recipient's filter".to_owned()
+                } else {
+                    reason.clone()
+                },
+            ),
         }
     }
 
@@ -89,6 +111,7 @@ impl Failure {
             Failure::Io(s) | Failure::UserLookup(s) | Failure::Spool(s) => s.clone(),
             Failure::NoSuchUser => "user unknown".into(),
             Failure::TooLarge => "message too large".into(),
+            Failure::Rejected(r) => format!("rejected by filter: {r}"),
         }
     }
 }
@@ -103,6 +126,7 @@ pub const EX_OK: u8 = 0;
 pub const EX_USAGE: u8 = 64;
 pub const EX_DATAERR: u8 = 65;
 pub const EX_NOUSER: u8 = 67;
+pub const EX_NOPERM: u8 = 77;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_CONFIG: u8 = 78;

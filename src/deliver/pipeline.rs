@@ -156,6 +156,9 @@ pub fn log_outcome(env: &Envelope, rcpt: &Recipient, outcome: &RcptOutcome, size
             id = %env.id, to = %to, orig_to, folder = %folder, size, delay = %delay,
             status = "delivered", "delivery"
         ),
+        RcptOutcome::Discarded => tracing::info!(
+            id = %env.id, to = %to, orig_to, delay = %delay, status = "discarded", "delivery"
+        ),
         RcptOutcome::Failed(f) => tracing::info!(
             id = %env.id, to = %to, orig_to, size, delay = %delay,
             status = outcome.status(), reply = %f.reply(), reason = %f.detail(), "delivery"

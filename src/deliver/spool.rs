@@ -86,6 +86,22 @@ impl Spool {
         self.file.is_some()
     }
 
+    /// The whole body as bytes (for the Sieve interpreter, which needs all
+    /// of it): borrowed from memory, or the spool file mapped read-only.
+    pub fn bytes(&self) -> io::Result<SpoolBytes<'_>> {
+        match &self.file {
+            None => Ok(SpoolBytes::Memory(&self.mem)),
+            Some(_) if self.len == 0 => Ok(SpoolBytes::Memory(&[])),
+            Some(f) => {
+                // SAFETY: the spool file is unlinked (O_TMPFILE) and only
+                // this Spool holds it; nothing truncates or writes it while
+                // the map lives, because appending needs `&mut self`.
+                let map = unsafe { memmap2::Mmap::map(f)? };
+                Ok(SpoolBytes::Mapped(map))
+            }
+        }
+    }
+
     /// The first `n` bytes (for header parsing or tests), wherever they are.
     pub fn head(&self, n: usize) -> io::Result<Vec<u8>> {
         match &self.file {
@@ -97,6 +113,22 @@ impl Spool {
                 f.read_exact_at(&mut buf, 0)?;
                 Ok(buf)
             }
+        }
+    }
+}
+
+/// The spool's bytes, however they are held.
+pub enum SpoolBytes<'a> {
+    Memory(&'a [u8]),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for SpoolBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SpoolBytes::Memory(b) => b,
+            SpoolBytes::Mapped(m) => m,
         }
     }
 }
@@ -119,6 +151,7 @@ mod tests {
         // "world\n" is bare; the CR at a chunk end followed by LF is not.
         assert_eq!(s.bare_lf(), 1);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(&*s.bytes().unwrap(), b"hello\r\nworld\n and more\r\n");
         match s.body() {
             Body::File { len, .. } => assert_eq!(len, 24),
             Body::Bytes(_) => panic!("expected a file body"),

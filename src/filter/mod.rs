@@ -92,6 +92,8 @@ const MAX_RECEIVED: usize = 30;
 struct ScriptRef {
     path: PathBuf,
     admin: bool,
+    /// Named on the command line (`sieve test`), not found by lookup.
+    explicit: bool,
 }
 
 impl Filter {
@@ -172,15 +174,18 @@ impl Filter {
             .map(|p| ScriptRef {
                 path: p.clone(),
                 admin: true,
+                explicit: false,
             })
             .collect();
         chain.push(ScriptRef {
             path: script.map_or_else(|| self.user_script(user), Path::to_owned),
             admin: false,
+            explicit: script.is_some(),
         });
         chain.extend(self.cfg.after.iter().map(|p| ScriptRef {
             path: p.clone(),
             admin: true,
+            explicit: false,
         }));
 
         let mut plan = Plan::default();
@@ -232,6 +237,27 @@ impl Filter {
             });
         }
         Ok(plan)
+    }
+
+    /// Where `include :personal` looks: the user's script directory, or the
+    /// directory of a script named explicitly (as Pigeonhole's sieve-test).
+    fn personal_dir(&self, sref: &ScriptRef, user: &User) -> PathBuf {
+        match (&sref.explicit, sref.path.parent()) {
+            (true, Some(dir)) => dir.to_owned(),
+            _ => PathBuf::from(expand(&self.cfg.user_dir, user)),
+        }
+    }
+
+    /// Compile one script file with the limits of a user (or admin) script;
+    /// for `sieve check`. None: the file does not exist.
+    pub fn check(
+        &self,
+        path: &Path,
+        admin: bool,
+    ) -> Result<Option<Result<(), CompileFailure>>, TempFailure> {
+        Ok(self
+            .compile_cached(path, self.limits(admin))?
+            .map(|(r, _)| r.map(|_| ())))
     }
 
     /// The compiled script, None when there is none, or its compile error.
@@ -411,11 +437,7 @@ impl Filter {
             match event {
                 Event::IncludeScript { name, optional } => {
                     let (dir, n, admin) = match &name {
-                        Script::Personal(n) => (
-                            PathBuf::from(expand(&self.cfg.user_dir, user)),
-                            n,
-                            sref.admin,
-                        ),
+                        Script::Personal(n) => (self.personal_dir(&sref, user), n, sref.admin),
                         Script::Global(n) => match &self.cfg.global_dir {
                             Some(d) => (d.clone(), n, true),
                             None => {

@@ -1,0 +1,199 @@
+//! `mailstow sieve check|test`: compile scripts and show what a script
+//! would do with a message. Must never deliver or send anything; it wires
+//! the filter module to the terminal.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mailstow::config::Config;
+use mailstow::filter::{Filter, Lookups, MessageEnvelope};
+use mailstow::store::Maildir;
+use mailstow::users::{Directory, User};
+
+/// A config for commands that can run without one.
+pub fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {
+    match path {
+        Some(p) => Config::load(p).map(Arc::new).map_err(|e| e.to_string()),
+        None => Config::from_toml(
+            "[storage]\nmail_root = \"/nonexistent\"\n[users]\npasswd_file = \"/nonexistent\"\n",
+            Path::new("(defaults)"),
+            Path::new("/"),
+        )
+        .map(Arc::new)
+        .map_err(|e| e.to_string()),
+    }
+}
+
+/// `sieve check FILE...`: exit 0 when all compile, 1 otherwise.
+pub fn check(config: Option<&Path>, admin: bool, files: &[PathBuf]) -> u8 {
+    let cfg = match config_or_default(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 78;
+        }
+    };
+    let filter = Filter::new(&cfg);
+    let mut failed = false;
+    for f in files {
+        match filter.check(f, admin) {
+            Ok(Some(Ok(()))) => println!("{}: ok", f.display()),
+            Ok(Some(Err(e))) => {
+                failed = true;
+                println!("{}:{}:{}: {}", f.display(), e.line, e.column, e.message);
+            }
+            Ok(None) => {
+                failed = true;
+                println!("{}: no such file", f.display());
+            }
+            Err(e) => {
+                failed = true;
+                println!("{}: {e}", f.display());
+            }
+        }
+    }
+    u8::from(failed)
+}
+
+pub struct TestArgs {
+    pub config: Option<PathBuf>,
+    pub user: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub json: bool,
+    pub trace: bool,
+    pub script: PathBuf,
+    pub message: PathBuf,
+}
+
+/// `sieve test`: print the plan; exit 1 when SCRIPT does not compile.
+pub fn test(a: TestArgs) -> u8 {
+    let cfg = match config_or_default(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 78;
+        }
+    };
+    let filter = Filter::new(&cfg);
+    match filter.check(&a.script, false) {
+        Ok(Some(Ok(()))) => {}
+        Ok(Some(Err(e))) => {
+            eprintln!(
+                "{}:{}:{}: {}",
+                a.script.display(),
+                e.line,
+                e.column,
+                e.message
+            );
+            return 1;
+        }
+        Ok(None) => {
+            eprintln!("mailstow: {}: no such file", a.script.display());
+            return 66;
+        }
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 75;
+        }
+    }
+    let message = match std::fs::read(&a.message) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("mailstow: {}: {e}", a.message.display());
+            return 66;
+        }
+    };
+    let user = match &a.user {
+        Some(u) => {
+            let dir = match Directory::open(&cfg.users, &cfg.storage.mail_root) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("mailstow: {e}");
+                    return 78;
+                }
+            };
+            let (local, domain) = u.rsplit_once('@').unwrap_or((u.as_str(), ""));
+            match dir.lookup(local, domain) {
+                Ok(Some(user)) => user,
+                Ok(None) => {
+                    eprintln!("mailstow: {u}: user unknown");
+                    return 67;
+                }
+                Err(e) => {
+                    eprintln!("mailstow: {e}");
+                    return 75;
+                }
+            }
+        }
+        None => synthetic_user(
+            a.to.as_deref().unwrap_or("recipient@example.org"),
+            &a.script,
+        ),
+    };
+    let to = a.to.clone().unwrap_or_else(|| user.name.clone());
+    let maildir = Maildir::new(
+        user.maildir.clone(),
+        None,
+        cfg.storage.folder_encoding,
+        &cfg.hostname,
+    );
+    let mut seen = HashSet::new();
+    // A dry run: every duplicate id is new, and is remembered only within
+    // this run (as for the first delivery of the message).
+    let mut duplicate = |id: &str| Ok(!seen.insert(id.to_owned()));
+    let exists = |f: &str| maildir.folder_exists(f).unwrap_or(false);
+    let mut look = Lookups {
+        duplicate: &mut duplicate,
+        mailbox_exists: &exists,
+    };
+    let env = MessageEnvelope {
+        from: a.from.as_deref().filter(|f| !f.is_empty() && *f != "<>"),
+        to: &to,
+        orcpt: None,
+    };
+    let plan = match filter.run(&user, Some(&a.script), &env, &message, &mut look) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 75;
+        }
+    };
+    if a.json {
+        let mut j = plan.to_json();
+        if a.trace {
+            j["trace"] = plan.trace.clone().into();
+        }
+        println!("{j}");
+    } else {
+        if a.trace {
+            for t in &plan.trace {
+                println!("trace: {t}");
+            }
+        }
+        print!("{}", plan.to_text());
+    }
+    0
+}
+
+/// A user for trying a script without a users file: the recipient address,
+/// with the script's directory as home.
+fn synthetic_user(address: &str, script: &Path) -> User {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let home = script
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."));
+    User {
+        name: address.to_owned(),
+        local: local.to_owned(),
+        domain: domain.to_ascii_lowercase(),
+        detail: None,
+        uid: None,
+        gid: None,
+        maildir: home.join("Maildir"),
+        home,
+        extra: Vec::new(),
+    }
+}
