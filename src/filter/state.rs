@@ -70,6 +70,8 @@ pub enum StateError {
 /// in this or other processes, may open the same file at once.
 #[derive(Debug)]
 pub struct UserState {
+    /// Owned, never shared: concurrent deliveries to one user each open
+    /// their own, and SQLite (WAL, busy timeout, BEGIN IMMEDIATE) orders them.
     conn: Connection,
     path: PathBuf,
 }
@@ -296,7 +298,10 @@ fn unix_secs(t: SystemTime) -> i64 {
 
 /// True about once in `n` calls (std's per-instance random SipHash keys).
 fn one_in(n: u64) -> bool {
-    std::hash::RandomState::new().build_hasher().finish() % n == 0
+    std::hash::RandomState::new()
+        .build_hasher()
+        .finish()
+        .is_multiple_of(n)
 }
 
 /// Creates `dir` 0700 (owned by `owner`), or accepts an existing real

@@ -1,13 +1,15 @@
 //! File-system steps the store builds on: directories and files created with
 //! exact modes and owners, fsync of paths, a positional body copy, a checked
-//! close, and a guard that unlinks an unfinished tmp file. Must not follow a
-//! symlink for anything it creates or changes the owner of.
+//! close, a guard that unlinks an unfinished tmp file, and reading and
+//! replacing (write-temp, fsync, rename) small control files. Must not follow
+//! a symlink for anything it reads, creates or changes the owner of.
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::fs::{self, DirBuilder, File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use nix::errno::Errno;
 
@@ -86,6 +88,54 @@ pub(super) fn fsync_path(path: &Path) -> Result<(), StoreError> {
 /// only here), unlike dropping a File.
 pub(super) fn close(file: File) -> io::Result<()> {
     nix::unistd::close(file.into_raw_fd()).map_err(io::Error::from)
+}
+
+/// A whole small file and its metadata, read without following a symlink;
+/// None when it does not exist.
+pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>, StoreError> {
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_err("stat", path))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).map_err(io_err("read", path))?;
+    Ok(Some((buf, meta)))
+}
+
+/// Replaces `dir/name` with `content` without ever editing it in place:
+/// writes `dir/tmp_name` (a leftover of a crash is removed first: the
+/// caller holds the lock that makes this name its own), sets its mtime if
+/// asked, fsyncs, closes, renames it over `name` and fsyncs `dir`.
+pub(super) fn replace_file(
+    dir: &Path,
+    tmp_name: &str,
+    name: &str,
+    content: &[u8],
+    owner: Option<Owner>,
+    mtime: Option<SystemTime>,
+) -> Result<(), StoreError> {
+    let tmp = dir.join(tmp_name);
+    let path = dir.join(name);
+    let _ = fs::remove_file(&tmp);
+    let file = create_file(&tmp, owner).map_err(io_err("create", &tmp))?;
+    let guard = TmpGuard::new(tmp.clone());
+    (&file).write_all(content).map_err(io_err("write", &tmp))?;
+    if let Some(t) = mtime {
+        let times = FileTimes::new().set_accessed(t).set_modified(t);
+        file.set_times(times)
+            .map_err(io_err("set times of", &tmp))?;
+    }
+    file.sync_all().map_err(io_err("fsync", &tmp))?;
+    close(file).map_err(io_err("close", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err("rename into", &path))?;
+    guard.disarm();
+    fsync_path(dir)
 }
 
 /// Appends bytes `0..len` of `src` to `dst` without using or moving `src`'s

@@ -1,13 +1,16 @@
 //! The Maildir++ writer: saves one message durably into a user's Maildir
 //! (tmp/, write, futimens, fsync, link into new/ or cur/, fsync the
-//! directory; STORAGE.md 1 and 3.1), creating the Maildir, folders and
-//! subscriptions on demand. Must not know who sent the mail or why it goes
+//! directory; STORAGE.md 1 and 3.1), with its flags and keywords in the
+//! file name, creating the Maildir, folders, subscriptions and keyword
+//! letters on demand. Must not know who sent the mail or why it goes
 //! to this folder, and must never leave a partial file behind: a save either
 //! returns a durable message or an error with nothing left in tmp/, new/ or
 //! cur/.
 
+mod dotlock;
 mod filename;
 mod fsops;
+mod keywords;
 mod names;
 mod subscriptions;
 
@@ -80,19 +83,33 @@ impl Content<'_> {
     }
 }
 
-/// IMAP system flags, stored as Maildir info letters. Default: none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Longest keyword accepted, in bytes. (Dovecot's IMAP refuses to create
+/// keywords longer than `mail_max_keyword_length`, 50 by default, but shows
+/// longer ones it finds in `dovecot-keywords`.)
+pub const MAX_KEYWORD_LEN: usize = 128;
+/// Keywords one message may carry; a folder has only 26 letters anyway.
+pub const MAX_MESSAGE_KEYWORDS: usize = 64;
+
+/// IMAP flags of a message: the system flags, stored as Maildir info
+/// letters, and keywords, stored as letters a..z through the folder's
+/// `dovecot-keywords`. Default: none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flags {
     pub draft: bool,
     pub flagged: bool,
     pub answered: bool,
     pub seen: bool,
     pub deleted: bool,
+    /// Valid keywords ([`is_keyword`]), distinct ignoring ASCII case, in the
+    /// order inserted; private so that nothing else gets in.
+    keywords: Vec<String>,
 }
 
 impl Flags {
-    /// Sets the flag named by an IMAP system flag (`\Seen`, any case);
-    /// false for anything else (keywords, `\Recent`).
+    /// Adds an IMAP flag: a system flag (`\Seen`, any case) or a keyword
+    /// ([`is_keyword`]; one already present in another case is kept as it
+    /// was). False, and nothing changed, for `\Recent`, any other `\name`,
+    /// an invalid keyword, or a keyword beyond [`MAX_MESSAGE_KEYWORDS`].
     pub fn insert_imap(&mut self, name: &str) -> bool {
         let flag = match name.to_ascii_lowercase().as_str() {
             "\\draft" => &mut self.draft,
@@ -100,17 +117,38 @@ impl Flags {
             "\\answered" => &mut self.answered,
             "\\seen" => &mut self.seen,
             "\\deleted" => &mut self.deleted,
-            _ => return false,
+            _ => return self.insert_keyword(name),
         };
         *flag = true;
         true
     }
 
+    fn insert_keyword(&mut self, name: &str) -> bool {
+        if !is_keyword(name) {
+            return false;
+        }
+        if self.keywords.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+            return true;
+        }
+        if self.keywords.len() >= MAX_MESSAGE_KEYWORDS {
+            return false;
+        }
+        self.keywords.push(name.to_owned());
+        true
+    }
+
+    /// The keywords, in the order inserted.
+    pub fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+
+    /// No system flag and no keyword.
     pub fn is_empty(&self) -> bool {
         *self == Flags::default()
     }
 
-    /// The info letters in ASCII order, as Dovecot writes them after `:2,`.
+    /// The system flags' info letters in ASCII order, as Dovecot writes
+    /// them after `:2,` (keyword letters, a..z, follow them).
     pub fn letters(&self) -> String {
         [
             (self.draft, 'D'),
@@ -124,6 +162,18 @@ impl Flags {
         .map(|(_, letter)| letter)
         .collect()
     }
+}
+
+/// Is `name` an IMAP keyword (RFC 3501 flag-keyword = atom)? 1 to
+/// [`MAX_KEYWORD_LEN`] ASCII bytes, no space, control character or atom
+/// special `(){%*"\]`; so no `\`-name either.
+pub fn is_keyword(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_KEYWORD_LEN
+        && name.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        })
 }
 
 /// A message made durable.
@@ -184,7 +234,8 @@ pub struct Maildir {
     encoding: FolderEncoding,
     /// Host part of unique names, escaped.
     name_host: String,
-    /// Host as written into lock files (`pid:host`).
+    /// Host as written into lock files (`pid:host`): the kernel's host name,
+    /// as Dovecot writes and compares it to break a dead process's lock.
     lock_host: String,
 }
 
@@ -201,7 +252,10 @@ impl Maildir {
             chown: owner.filter(|_| nix::unistd::geteuid().is_root()),
             encoding,
             name_host: filename::escape_host(hostname),
-            lock_host: hostname.to_owned(),
+            lock_host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| hostname.to_owned()),
         }
     }
 
@@ -218,7 +272,10 @@ impl Maildir {
     /// Durably saves one message into `folder`, into new/ without flags or
     /// cur/ with them, its mtime (IMAP INTERNALDATE) set to `received`.
     /// Creates the Maildir on first delivery; creates a missing folder only
-    /// when `create` (else [`StoreError::NoSuchFolder`]).
+    /// when `create` (else [`StoreError::NoSuchFolder`]). Keywords become
+    /// letters through the folder's `dovecot-keywords`, extended under
+    /// `dovecot-uidlist.lock` when needed (a lock held past 10 s is an
+    /// error); those beyond its 26 letters are left out with a warning.
     pub fn save(
         &self,
         folder: &str,
@@ -230,10 +287,22 @@ impl Maildir {
         let storage = storage_name(folder, self.encoding)?;
         let dir = self.folder_dir(&storage);
         let created_folder = self.ensure_folder(folder, &storage, &dir, create)?;
+        let info = if flags.is_empty() {
+            None
+        } else {
+            let keywords = keywords::letters(
+                &dir,
+                flags.keywords(),
+                self.chown,
+                &self.lock_host,
+                dotlock::WAIT,
+            )?;
+            Some(format!(":2,{}{keywords}", flags.letters()))
+        };
         let (size, vsize) = (content.size(), content.vsize());
         let (file, tmp, base) = self.create_tmp(&dir, size, vsize)?;
         write_durably(file, tmp.path(), content, received)?;
-        let (path, base) = self.publish(tmp, base, &dir, flags, size, vsize)?;
+        let (path, base) = self.publish(tmp, base, &dir, info.as_deref(), size, vsize)?;
         Ok(Saved {
             path,
             base,
@@ -312,7 +381,7 @@ impl Maildir {
         }
         let created = made.iter().any(|p| p == dir);
         if created && !inbox {
-            let wait = subscriptions::LOCK_WAIT;
+            let wait = dotlock::WAIT;
             if let Err(e) =
                 subscriptions::subscribe(&self.root, storage, self.chown, &self.lock_host, wait)
             {
@@ -367,22 +436,22 @@ impl Maildir {
         filename::unique_base(SystemTime::now(), &self.name_host, size, vsize)
     }
 
-    /// Links the finished tmp file into new/ (no flags) or cur/ (`:2,<flags>`),
-    /// never replacing a file, unlinks the tmp name and fsyncs the directory.
-    /// Returns the final path and base name (a fresh one if `base` was taken).
+    /// Links the finished tmp file into new/ (no `info`) or cur/ (`info`,
+    /// `:2,<letters>`), never replacing a file, unlinks the tmp name and
+    /// fsyncs the directory. Returns the final path and base name (a fresh
+    /// one if `base` was taken).
     fn publish(
         &self,
         tmp: TmpGuard,
         mut base: String,
         dir: &Path,
-        flags: &Flags,
+        info: Option<&str>,
         size: u64,
         vsize: u64,
     ) -> Result<(PathBuf, String), StoreError> {
-        let (sub, info) = if flags.is_empty() {
-            ("new", String::new())
-        } else {
-            ("cur", format!(":2,{}", flags.letters()))
+        let (sub, info) = match info {
+            None => ("new", ""),
+            Some(info) => ("cur", info),
         };
         let dest_dir = dir.join(sub);
         let mut attempt = 1;
@@ -580,7 +649,7 @@ mod tests {
         let md = maildir(home.path());
         let mut flags = Flags::default();
         assert!(flags.insert_imap("\\Seen") && flags.insert_imap("\\FLAGGED"));
-        assert!(!flags.insert_imap("$Junk") && !flags.insert_imap("\\Recent"));
+        assert!(!flags.insert_imap("\\Recent"));
         let saved = md
             .save(
                 "INBOX",
@@ -595,15 +664,228 @@ mod tests {
             home.path().join("cur").join(format!("{}:2,FS", saved.base))
         );
         assert!(names_in(&home.path().join("new")).is_empty());
+        assert!(!home.path().join("dovecot-keywords").exists());
         let all = Flags {
             draft: true,
             flagged: true,
             answered: true,
             seen: true,
             deleted: true,
+            ..Flags::default()
         };
         assert_eq!(all.letters(), "DFRST");
         assert_eq!(Flags::default().letters(), "");
+    }
+
+    fn flags_of(names: &[&str]) -> Flags {
+        let mut flags = Flags::default();
+        for name in names {
+            assert!(flags.insert_imap(name), "{name}");
+        }
+        flags
+    }
+
+    #[test]
+    fn insert_imap_takes_system_flags_and_valid_keywords_only() {
+        let mut flags = Flags::default();
+        for good in [
+            "$Important",
+            "$label1",
+            "Junk",
+            "NonJunk",
+            "a.b-c_d+e/f'g[h",
+        ] {
+            assert!(flags.insert_imap(good), "{good}");
+        }
+        let longest = "k".repeat(MAX_KEYWORD_LEN);
+        assert!(flags.insert_imap(&longest));
+        let too_long = "k".repeat(MAX_KEYWORD_LEN + 1);
+        for bad in [
+            "",
+            "a b",
+            "a\tb",
+            "a\r\nb",
+            "nul\0",
+            "del\x7f",
+            "(x",
+            "x)",
+            "{3}",
+            "a%",
+            "a*",
+            "\"q\"",
+            "back\\slash",
+            "]",
+            "\\Recent",
+            "\\recent",
+            "\\X",
+            "Réçu",
+            &too_long,
+        ] {
+            assert!(!flags.insert_imap(bad), "{bad:?}");
+        }
+        // The same keyword in another case is not added twice.
+        assert!(flags.insert_imap("$IMPORTANT") && flags.insert_imap("junk"));
+        assert_eq!(
+            flags.keywords(),
+            [
+                "$Important",
+                "$label1",
+                "Junk",
+                "NonJunk",
+                "a.b-c_d+e/f'g[h",
+                &longest
+            ]
+        );
+        assert!(!flags.seen && flags.letters().is_empty() && !flags.is_empty());
+
+        let mut many = Flags::default();
+        for i in 0..MAX_MESSAGE_KEYWORDS {
+            assert!(many.insert_imap(&format!("k{i}")));
+        }
+        assert!(!many.insert_imap("one-more"));
+        assert!(many.insert_imap("K0"));
+        assert_eq!(many.keywords().len(), MAX_MESSAGE_KEYWORDS);
+    }
+
+    #[test]
+    fn keywords_become_letters_after_the_system_flags() {
+        let home = tempfile::tempdir().unwrap();
+        let md = maildir(home.path());
+        let body = content(Body::Bytes(BODY));
+        let flags = flags_of(&["$Important", "\\Seen", "Work", "\\Answered"]);
+        let saved = md.save("INBOX", false, &flags, &body, received()).unwrap();
+        let name = format!("{}:2,RSab", saved.base);
+        assert_eq!(saved.path, home.path().join("cur").join(name));
+        let keywords = home.path().join("dovecot-keywords");
+        assert_eq!(fs::read(&keywords).unwrap(), b"0 $Important\n1 Work\n");
+        assert_eq!(mode(&keywords), 0o600);
+        assert!(!home.path().join("dovecot-uidlist.lock").exists());
+        assert!(!home.path().join("dovecot-keywords.lock").exists());
+
+        // Keywords alone put a message in cur/ too; known names keep their letters.
+        let saved = md
+            .save("INBOX", false, &flags_of(&["work"]), &body, received())
+            .unwrap();
+        let name = format!("{}:2,b", saved.base);
+        assert_eq!(saved.path, home.path().join("cur").join(name));
+        assert_eq!(fs::read(&keywords).unwrap(), b"0 $Important\n1 Work\n");
+        assert_eq!(fs::read(&saved.path).unwrap(), message());
+    }
+
+    #[test]
+    fn each_folder_has_its_own_keyword_letters() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = maildir(&root);
+        let body = content(Body::Bytes(BODY));
+        md.save("INBOX", false, &flags_of(&["A", "B"]), &body, received())
+            .unwrap();
+        let saved = md
+            .save("Lists", true, &flags_of(&["B"]), &body, received())
+            .unwrap();
+        assert!(saved.path.to_string_lossy().ends_with(":2,a"));
+        assert_eq!(
+            fs::read(root.join(".Lists/dovecot-keywords")).unwrap(),
+            b"0 B\n"
+        );
+        assert_eq!(
+            fs::read(root.join("dovecot-keywords")).unwrap(),
+            b"0 A\n1 B\n"
+        );
+    }
+
+    #[test]
+    fn keywords_beyond_26_letters_are_left_out_but_the_mail_is_saved() {
+        let home = tempfile::tempdir().unwrap();
+        let md = maildir(home.path());
+        let names: Vec<String> = (0..27).map(|i| format!("k{i:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let saved = md
+            .save(
+                "INBOX",
+                false,
+                &flags_of(&names),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        let name = format!("{}:2,abcdefghijklmnopqrstuvwxyz", saved.base);
+        assert_eq!(saved.path, home.path().join("cur").join(name));
+        let file = fs::read_to_string(home.path().join("dovecot-keywords")).unwrap();
+        assert_eq!(file.lines().count(), 26);
+        assert!(
+            file.ends_with("25 k25\n") && !file.contains("k26"),
+            "{file}"
+        );
+    }
+
+    #[test]
+    fn a_stale_uidlist_lock_of_a_dead_process_is_taken_over() {
+        let home = tempfile::tempdir().unwrap();
+        let md = maildir(home.path());
+        let body = content(Body::Bytes(BODY));
+        md.save("INBOX", false, &Flags::default(), &body, received())
+            .unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let lock = home.path().join("dovecot-uidlist.lock");
+        fs::write(&lock, format!("{dead}:{}", md.lock_host)).unwrap();
+        let saved = md
+            .save("INBOX", false, &flags_of(&["$Junk"]), &body, received())
+            .unwrap();
+        assert!(saved.path.to_string_lossy().ends_with(":2,a"));
+        assert!(!lock.exists());
+    }
+
+    #[test]
+    fn concurrent_saves_adding_different_keywords_all_get_distinct_letters() {
+        const N: usize = 8;
+        let home = tempfile::tempdir().unwrap();
+        let md = Arc::new(maildir(home.path()));
+        md.save(
+            "INBOX",
+            false,
+            &Flags::default(),
+            &content(Body::Bytes(BODY)),
+            received(),
+        )
+        .unwrap();
+        let barrier = Arc::new(Barrier::new(N));
+        let threads: Vec<_> = (0..N)
+            .map(|i| {
+                let (md, barrier) = (md.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let flags = flags_of(&[&format!("kw{i}")]);
+                    barrier.wait();
+                    md.save(
+                        "INBOX",
+                        false,
+                        &flags,
+                        &content(Body::Bytes(BODY)),
+                        received(),
+                    )
+                })
+            })
+            .collect();
+        let saved: Vec<Saved> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect();
+        let file = fs::read_to_string(home.path().join("dovecot-keywords")).unwrap();
+        let mut letters = Vec::new();
+        for (i, s) in saved.iter().enumerate() {
+            let name = s.path.file_name().unwrap().to_string_lossy().into_owned();
+            let (_, letter) = name.rsplit_once(":2,").unwrap();
+            let index = letter.as_bytes()[0] - b'a';
+            assert!(file.contains(&format!("{index} kw{i}\n")), "{file} {name}");
+            letters.push(letter.to_owned());
+        }
+        letters.sort();
+        letters.dedup();
+        assert_eq!(letters.len(), N);
+        assert_eq!(file.lines().count(), N);
+        assert!(!home.path().join("dovecot-uidlist.lock").exists());
     }
 
     #[test]
@@ -799,10 +1081,11 @@ mod tests {
             gid: 65534,
         };
         let md = Maildir::new(root.clone(), Some(owner), FolderEncoding::Utf7, "mx");
-        let flags = Flags {
+        let mut flags = Flags {
             seen: true,
             ..Flags::default()
         };
+        assert!(flags.insert_imap("$Work"));
         md.save(
             "INBOX",
             false,
@@ -834,7 +1117,8 @@ mod tests {
                 stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
             }
         }
-        // u, Maildir, its tmp/new/cur, 2 messages, subscriptions, .Sub.Folder with 4 entries.
-        assert_eq!(seen, 2 + 3 + 2 + 1 + 5);
+        // u, Maildir, its tmp/new/cur, 2 messages, subscriptions,
+        // dovecot-keywords, .Sub.Folder with 4 entries.
+        assert_eq!(seen, 2 + 3 + 2 + 1 + 1 + 5);
     }
 }

@@ -4,23 +4,14 @@
 //! duplicate existing entries, and must not edit the file in place.
 
 use std::borrow::Cow;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
-
-use super::fsops::{self, TmpGuard};
-use super::{io_err, Owner, StoreError};
+use super::dotlock::DotLock;
+use super::fsops;
+use super::{Owner, StoreError};
 
 const HEADER: &[u8] = b"V\t2\n\n";
-/// Dovecot's dotlock convention: a lock this old is abandoned.
-const LOCK_STALE: Duration = Duration::from_secs(120);
-pub(super) const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Subscribes `storage` (a storage name, levels separated by '.').
 pub(super) fn subscribe(
@@ -31,37 +22,16 @@ pub(super) fn subscribe(
     wait: Duration,
 ) -> Result<(), StoreError> {
     let _lock = DotLock::acquire(root.join("subscriptions.lock"), owner, host, wait)?;
-    let path = root.join("subscriptions");
-    let old = read_if_exists(&path)?;
+    let old = fsops::read_if_exists(&root.join("subscriptions"))?
+        .map(|(bytes, _)| bytes)
+        .unwrap_or_default();
     let entry = storage.replace('.', "\t");
     let Some(new) = with_entry(&old, entry.as_bytes()) else {
         return Ok(());
     };
-    // We hold the lock, so a fixed temp name is ours; one left by a crash goes first.
-    let tmp = root.join("subscriptions.mailstow-tmp");
-    let _ = fs::remove_file(&tmp);
-    let file = fsops::create_file(&tmp, owner).map_err(io_err("create", &tmp))?;
-    let guard = TmpGuard::new(tmp.clone());
-    (&file).write_all(&new).map_err(io_err("write", &tmp))?;
-    file.sync_all().map_err(io_err("fsync", &tmp))?;
-    fsops::close(file).map_err(io_err("close", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err("rename into", &path))?;
-    guard.disarm();
-    fsops::fsync_path(root)
-}
-
-fn read_if_exists(path: &Path) -> Result<Vec<u8>, StoreError> {
-    let mut buf = Vec::new();
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(mut f) => f.read_to_end(&mut buf).map_err(io_err("read", path))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(io_err("open", path)(e)),
-    };
-    Ok(buf)
+    // We hold the lock, so a fixed temp name is ours.
+    let tmp = "subscriptions.mailstow-tmp";
+    fsops::replace_file(root, tmp, "subscriptions", &new, owner, None)
 }
 
 /// The file's new content (always version 2) with `entry` (TAB between
@@ -114,83 +84,10 @@ fn v1_to_v2(line: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A dotlock file holding "pid:host", removed on drop.
-struct DotLock {
-    path: PathBuf,
-}
-
-impl DotLock {
-    fn acquire(
-        path: PathBuf,
-        owner: Option<Owner>,
-        host: &str,
-        wait: Duration,
-    ) -> Result<DotLock, StoreError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            match fsops::create_file(&path, owner) {
-                Ok(file) => {
-                    let lock = DotLock { path };
-                    let content = format!("{}:{host}", std::process::id());
-                    (&file)
-                        .write_all(content.as_bytes())
-                        .map_err(io_err("write", &lock.path))?;
-                    fsops::close(file).map_err(io_err("close", &lock.path))?;
-                    return Ok(lock);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("create", &path)(e)),
-            }
-            if is_stale(&path, host) {
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            if Instant::now() >= deadline {
-                let source = io::Error::new(io::ErrorKind::TimedOut, "held by another process");
-                return Err(StoreError::Io {
-                    op: "lock",
-                    path,
-                    source,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for DotLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Stale: older than two minutes, or held by a process of this host that
-/// no longer exists.
-fn is_stale(path: &Path, host: &str) -> bool {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return false;
-    };
-    if meta
-        .modified()
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age > LOCK_STALE)
-    {
-        return true;
-    }
-    let content = fs::read_to_string(path).unwrap_or_default();
-    match content.trim_end().split_once(':') {
-        Some((pid, holder)) if holder == host => pid
-            .parse::<i32>()
-            .is_ok_and(|pid| pid > 0 && kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH)),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::FileTimes;
+    use std::fs::{self, FileTimes};
     use std::time::SystemTime;
 
     fn subscribe_in(root: &Path, storage: &str) -> Result<(), StoreError> {
