@@ -14,6 +14,7 @@
 //!   added headers, the spool and the one outcome-to-reply table.
 //! - [`store`]: the Maildir++ writer: unique names, folders (modified
 //!   UTF-7), subscriptions, durability (tmp, fsync, rename, fsync dir).
+//! - [`outbound`]: redirects and vacation replies handed to the MTA.
 //! - [`telemetry`]: tracing setup (text or JSON).
 
 pub mod config;

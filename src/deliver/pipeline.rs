@@ -6,8 +6,11 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::config::Config;
-use crate::store::{self, Content, Flags, Maildir, Owner, StoreError};
+use crate::config::{Config, SenderPolicy};
+use crate::filter::state::UserState;
+use crate::filter::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
+use crate::outbound::Outbound;
+use crate::store::{self, Body, Content, Flags, Maildir, Owner, StoreError};
 use crate::users::{Directory, User, UsersError};
 
 use super::headers::{self, Origin, Trace};
@@ -40,20 +43,32 @@ pub struct Recipient {
     pub folder: Option<String>,
 }
 
-/// Shared by all delivery threads: configuration and user directory.
+/// Shared by all delivery threads: configuration, user directory, the
+/// Sieve host and the outbound submitter.
 pub struct Deliverer {
     cfg: Arc<Config>,
     users: Directory,
+    filter: Filter,
+    outbound: Outbound,
 }
 
 impl Deliverer {
     pub fn new(cfg: Arc<Config>) -> Result<Deliverer, UsersError> {
         let users = Directory::open(&cfg.users, &cfg.storage.mail_root)?;
-        Ok(Deliverer { cfg, users })
+        Ok(Deliverer {
+            filter: Filter::new(&cfg),
+            outbound: Outbound::new(&cfg.outbound, &cfg.hostname),
+            users,
+            cfg,
+        })
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    pub fn filter(&self) -> &Filter {
+        &self.filter
     }
 
     /// Find the user for a recipient: Ok(None) is unknown (550), Err is a
@@ -75,32 +90,117 @@ impl Deliverer {
 
     fn deliver_one(&self, env: &Envelope, rcpt: &Recipient, body: &Spool) -> RcptOutcome {
         let _span = tracing::info_span!("rcpt", addr = %rcpt.address).entered();
-        let (outcome, size) = match self.save(env, rcpt, body) {
-            Ok(saved) => (RcptOutcome::Delivered { folder: saved.0 }, saved.1),
+        let (outcome, size) = match self.filter_and_store(env, rcpt, body) {
+            Ok(done) => done,
             Err(f) => (RcptOutcome::Failed(f), body.len()),
         };
         log_outcome(env, rcpt, &outcome, size);
         outcome
     }
 
-    /// Returns the folder's IMAP name and the stored size.
-    fn save(
+    fn maildir(&self, user: &User) -> Maildir {
+        Maildir::new(
+            user.maildir.clone(),
+            owner(user),
+            self.cfg.storage.folder_encoding,
+            &self.cfg.hostname,
+        )
+    }
+
+    /// The folder the implicit keep goes to: pipe mode's -m, the detail with
+    /// `save_to_detail_mailbox`, else INBOX.
+    fn default_folder(&self, rcpt: &Recipient) -> Option<String> {
+        rcpt.folder.clone().or_else(|| {
+            self.cfg
+                .lmtp
+                .save_to_detail_mailbox
+                .then(|| rcpt.user.detail.clone())
+                .flatten()
+        })
+    }
+
+    /// Filter, then carry out the plan. Returns the outcome and the size
+    /// stored (for the log).
+    fn filter_and_store(
         &self,
         env: &Envelope,
         rcpt: &Recipient,
         body: &Spool,
-    ) -> Result<(String, u64), Failure> {
+    ) -> Result<(RcptOutcome, u64), Failure> {
         let user = &rcpt.user;
-        let owner = match (user.uid, user.gid) {
-            (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
-            _ => None,
+        let maildir = self.maildir(user);
+        let state = LazyState::new(user);
+        let plan = if self.filter.enabled() {
+            let bytes = body
+                .bytes()
+                .map_err(|e| Failure::Spool(format!("mapping the spool: {e}")))?;
+            let mut duplicate = |id: &str| state.seen(id);
+            let exists = |f: &str| maildir.folder_exists(f).unwrap_or(false);
+            let mut look = Lookups {
+                duplicate: &mut duplicate,
+                mailbox_exists: &exists,
+            };
+            let menv = MessageEnvelope {
+                from: env.mail_from.as_deref(),
+                to: &rcpt.address,
+                orcpt: rcpt.orcpt.as_deref(),
+            };
+            self.filter
+                .run(user, None, &menv, &bytes, &mut look)
+                .map_err(|e| Failure::Io(format!("sieve: {e}")))?
+        } else {
+            let mut p = Plan::default();
+            p.store(Store {
+                folder: "INBOX".into(),
+                flags: Vec::new(),
+                create: false,
+                implicit: true,
+                message: None,
+            });
+            p
         };
-        let maildir = Maildir::new(
-            user.maildir.clone(),
-            owner,
-            self.cfg.storage.folder_encoding,
-            &self.cfg.hostname,
-        );
+        self.execute(env, rcpt, body, &maildir, &state, plan)
+    }
+
+    fn execute(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        body: &Spool,
+        maildir: &Maildir,
+        state: &LazyState<'_>,
+        plan: Plan,
+    ) -> Result<(RcptOutcome, u64), Failure> {
+        let user = &rcpt.user;
+        if let Some(r) = &plan.reject {
+            return Err(Failure::Rejected(r.reason.clone()));
+        }
+        // Redirects first: if the MTA cannot take one, nothing was stored
+        // yet and the whole delivery is retried.
+        for o in plan.outgoing.iter().filter(|o| o.kind == OutKind::Redirect) {
+            let from = match self.cfg.outbound.redirect_sender {
+                SenderPolicy::Sender => env.mail_from.clone(),
+                SenderPolicy::Recipient => Some(rcpt.address.clone()),
+                SenderPolicy::Null => None,
+            };
+            let original;
+            let message: &[u8] = match &o.message {
+                Some(m) => m,
+                None => {
+                    original = body.bytes().map_err(|e| Failure::Spool(e.to_string()))?;
+                    &original
+                }
+            };
+            // Our Delivered-To on the forwarded copy lets a loop back to
+            // this user be recognised (see filter).
+            let mut copy = format!("Delivered-To: {}\r\n", user.name).into_bytes();
+            copy.extend_from_slice(message);
+            self.outbound
+                .submit(from.as_deref(), &o.to, &copy)
+                .map_err(|e| Failure::Io(format!("redirect to {}: {e}", o.to.join(","))))?;
+            tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), redirect_to = %o.to.join(","), "redirected");
+        }
+
         let header = headers::build(&Trace {
             return_path: env.mail_from.as_deref(),
             delivered_to: &rcpt.address,
@@ -110,32 +210,139 @@ impl Deliverer {
             received: env.received,
         });
         let (header_lf, _) = store::count_bare_lf(false, &header);
-        let content = Content {
-            header: &header,
-            body: body.body(),
-            bare_lf: header_lf + body.bare_lf(),
-        };
-        let flags = Flags::default();
-        let wanted = rcpt.folder.clone().or_else(|| {
-            self.cfg
-                .lmtp
-                .save_to_detail_mailbox
-                .then(|| user.detail.clone())
-                .flatten()
-        });
-        if let Some(folder) = wanted {
-            match maildir.save(&folder, true, &flags, &content, env.received) {
-                Ok(saved) => return Ok((folder, saved.size)),
+        let default_folder = self.default_folder(rcpt);
+        let mut stored: Vec<String> = Vec::new();
+        let mut size = 0;
+        for s in &plan.stores {
+            let mut flags = Flags::default();
+            for f in &s.flags {
+                if !flags.insert_imap(f) {
+                    tracing::debug!(flag = %f, "flag not stored");
+                }
+            }
+            let content = match &s.message {
+                Some(m) => Content {
+                    header: &header,
+                    body: Body::Bytes(m),
+                    bare_lf: header_lf + store::count_bare_lf(false, m).0,
+                },
+                None => Content {
+                    header: &header,
+                    body: body.body(),
+                    bare_lf: header_lf + body.bare_lf(),
+                },
+            };
+            let (folder, create) = match (&default_folder, s.implicit) {
+                (Some(d), true) => (d.clone(), true),
+                _ => (s.folder.clone(), s.create),
+            };
+            let saved = match maildir.save(&folder, create, &flags, &content, env.received) {
+                Ok(saved) => (folder, saved),
                 Err(e @ (StoreError::InvalidFolder { .. } | StoreError::NoSuchFolder(_))) => {
                     tracing::warn!(id = %env.id, to = %rcpt.address, folder = %folder, error = %e, "folder refused, saving to INBOX");
+                    if stored.iter().any(|f| f.eq_ignore_ascii_case("INBOX")) {
+                        continue;
+                    }
+                    let saved = maildir
+                        .save("INBOX", true, &flags, &content, env.received)
+                        .map_err(store_failure)?;
+                    ("INBOX".to_owned(), saved)
                 }
                 Err(e) => return Err(store_failure(e)),
+            };
+            size = saved.1.size;
+            stored.push(saved.0);
+        }
+
+        // Replies and notifications: a failure is logged, never a reason to
+        // defer mail that is already stored.
+        for o in plan.outgoing.iter().filter(|o| o.kind != OutKind::Redirect) {
+            let Some(m) = &o.message else { continue };
+            let from = match (&o.kind, self.cfg.outbound.vacation_sender) {
+                (OutKind::Vacation, SenderPolicy::Recipient) => Some(rcpt.address.clone()),
+                (OutKind::Vacation, SenderPolicy::Sender) => Some(rcpt.address.clone()),
+                (OutKind::Vacation, SenderPolicy::Null) => None,
+                _ => Some(rcpt.address.clone()),
+            };
+            let message = crate::outbound::vacation::fix_reply(m, &self.cfg.hostname, env.received);
+            match self.outbound.submit(from.as_deref(), &o.to, &message) {
+                Ok(()) => {
+                    tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), kind = ?o.kind, reply_to = %o.to.join(","), "sent");
+                    if let Some((id, secs)) = &o.remember {
+                        state.record(id, *secs);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(id = %env.id, to = %rcpt.address, kind = ?o.kind, error = %e, "could not send")
+                }
             }
         }
-        maildir
-            .save("INBOX", true, &flags, &content, env.received)
-            .map(|saved| ("INBOX".to_owned(), saved.size))
-            .map_err(store_failure)
+        for (id, secs) in &plan.remember {
+            state.record(id, *secs);
+        }
+        let outcome = if !stored.is_empty() {
+            RcptOutcome::Delivered {
+                folder: stored.join(","),
+            }
+        } else if plan.outgoing.iter().any(|o| o.kind == OutKind::Redirect) {
+            RcptOutcome::Delivered {
+                folder: "(redirected)".into(),
+            }
+        } else {
+            RcptOutcome::Discarded
+        };
+        Ok((outcome, size))
+    }
+}
+
+fn owner(user: &User) -> Option<Owner> {
+    match (user.uid, user.gid) {
+        (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
+        _ => None,
+    }
+}
+
+/// The user's Sieve state, opened on first use (most deliveries never need
+/// it).
+struct LazyState<'a> {
+    user: &'a User,
+    state: std::cell::RefCell<Option<UserState>>,
+}
+
+impl<'a> LazyState<'a> {
+    fn new(user: &'a User) -> LazyState<'a> {
+        LazyState {
+            user,
+            state: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&UserState) -> Result<T, String>) -> Result<T, String> {
+        let mut slot = self.state.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                UserState::open(&self.user.home, owner(self.user)).map_err(|e| e.to_string())?,
+            );
+        }
+        match slot.as_ref() {
+            Some(s) => f(s),
+            None => Err("state unavailable".into()),
+        }
+    }
+
+    fn seen(&self, id: &str) -> Result<bool, String> {
+        self.with(|s| s.seen(id, SystemTime::now()).map_err(|e| e.to_string()))
+    }
+
+    /// Record after delivery; a failure is logged (the mail is stored).
+    fn record(&self, id: &str, secs: u64) {
+        let r = self.with(|s| {
+            s.record(id, std::time::Duration::from_secs(secs), SystemTime::now())
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = r {
+            tracing::warn!(user = %self.user.name, error = %e, "could not record a duplicate-tracking id");
+        }
     }
 }
 

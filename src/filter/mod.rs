@@ -437,7 +437,7 @@ impl Filter {
             match event {
                 Event::IncludeScript { name, optional } => {
                     let (dir, n, admin) = match &name {
-                        Script::Personal(n) => (self.personal_dir(&sref, user), n, sref.admin),
+                        Script::Personal(n) => (self.personal_dir(sref, user), n, sref.admin),
                         Script::Global(n) => match &self.cfg.global_dir {
                             Some(d) => (d.clone(), n, true),
                             None => {
@@ -494,6 +494,25 @@ impl Filter {
                     } else {
                         expiry
                     };
+                    // RFC 3834/5230 rules the crate misses (Auto-Submitted,
+                    // Precedence junk/list, system senders, injected header
+                    // lines): answering "already replied" cancels the reply.
+                    let suppressed = if vacation {
+                        crate::outbound::vacation::suppress_reason_after_recipient_check(
+                            message,
+                            env.from,
+                            &[user.name.clone(), env.to.to_owned()],
+                        )
+                    } else {
+                        None
+                    };
+                    if let Some(why) = suppressed {
+                        plan.trace.push(format!("vacation suppressed: {why}"));
+                        tracing::info!(user = %user.name, reason = why, "vacation reply suppressed");
+                        run.pending_vacation = None;
+                        input = Input::True;
+                        continue;
+                    }
                     let seen = (look.duplicate)(&id).map_err(|e| {
                         ScriptError::Temp(TempFailure(format!("duplicate tracking: {e}")))
                     })?;

@@ -312,8 +312,7 @@ fn before_script_files_spam_and_the_chain_stops() {
         vec![("Junk".into(), false)],
         "user script not run after the keep was cancelled"
     );
-    let other = MSG.to_vec().iter().map(|&b| b).collect::<Vec<u8>>();
-    let other = String::from_utf8(other).unwrap().replace("Hello", "Other");
+    let other = String::from_utf8_lossy(MSG).replace("Hello", "Other");
     let p = filter
         .run(&t.user, None, &env, other.as_bytes(), &mut look)
         .unwrap();
@@ -364,4 +363,30 @@ fn expand_substitutes_user_parts() {
         expand("~/s", &t.user),
         format!("{}/s", t.user.home.display())
     );
+}
+
+#[test]
+fn vacation_is_not_sent_to_auto_submitted_or_junk_precedence_mail() {
+    let t = setup("");
+    t.script("require \"vacation\"; vacation \"away\";");
+    for extra in [
+        "Auto-Submitted: auto-replied\r\n",
+        "Precedence: junk\r\n",
+        "List-Id: <l.example.net>\r\n",
+    ] {
+        let m = [extra.as_bytes(), MSG].concat();
+        let p = t.run_with(&m, &HashSet::new());
+        assert!(p.outgoing.is_empty(), "{extra}");
+        assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+        assert!(p.remember.is_empty());
+    }
+    assert_eq!(t.run().outgoing.len(), 1, "a plain message gets its reply");
+}
+
+#[test]
+fn vacation_honours_addresses_aliases() {
+    let t = setup("");
+    t.script("require \"vacation\"; vacation :addresses [\"boss@example.org\"] \"away\";");
+    let m = String::from_utf8_lossy(MSG).replace("To: alice@example.org", "To: boss@example.org");
+    assert_eq!(t.run_with(m.as_bytes(), &HashSet::new()).outgoing.len(), 1);
 }

@@ -20,8 +20,9 @@ const QP_LINE: usize = 76;
 ///
 /// Printable ASCII comes back unchanged. Anything else (non-ASCII, control
 /// characters, or a literal `=?` that a reader would try to decode) becomes
-/// UTF-8 encoded-words of at most 75 characters each, in Q or B encoding
-/// (whichever is shorter), separated by folding whitespace (`CRLF SP`).
+/// UTF-8 encoded-words of at most 75 characters each, in Q encoding when at
+/// most a third of the characters need escaping (legible), else B, separated
+/// by folding whitespace (`CRLF SP`).
 /// Q uses only the characters RFC 2047 5(3) allows in a phrase, so the result
 /// is valid both as unstructured text and as a display name.
 pub fn encode_rfc2047(text: &str) -> String {
@@ -36,10 +37,21 @@ pub fn encode_rfc2047(text: &str) -> String {
 /// encoded-words stay within 76 characters (78 for plain text where it can
 /// be folded at spaces).
 pub fn encode_header(name: &str, value: &str) -> String {
+    field(name, value, needs_encoding(value))
+}
+
+/// A field whose value is already fit for a header (ASCII, perhaps holding
+/// encoded-words): folded at spaces, and encoded only when a single word
+/// would not fit in 998 characters.
+pub(crate) fn fold_header(name: &str, value: &str) -> String {
+    field(name, value, false)
+}
+
+fn field(name: &str, value: &str, encode: bool) -> String {
     let mut out = String::with_capacity(name.len() + value.len() + 8);
     out.push_str(name);
     out.push(':');
-    if needs_encoding(value) || longest_word(value) + name.len() + 2 > 998 {
+    if encode || longest_word(value) + name.len() + 2 > 998 {
         // The first line is "Name: " followed by the first word.
         let budget = MAX_LINE.saturating_sub(name.len() + 2);
         if budget < WORD_OVERHEAD + 12 {
@@ -108,9 +120,9 @@ fn q_len(c: char) -> usize {
 /// long, the rest at most 75, joined by CRLF SP. A word never splits a
 /// character (RFC 2047 5: each encoded-word must be self-contained).
 fn encode_words(text: &str, first: usize) -> String {
-    let q_total: usize = text.chars().map(q_len).sum();
-    let b_total = text.len().div_ceil(3) * 4;
-    let use_q = q_total <= b_total;
+    // Q keeps mostly-Latin text legible; B is shorter for other scripts.
+    let escaped = text.chars().filter(|&c| q_len(c) > 1).count();
+    let use_q = escaped * 3 <= text.chars().count();
 
     let mut words: Vec<String> = Vec::new();
     let mut budget = first.max(WORD_OVERHEAD + 12) - WORD_OVERHEAD;
@@ -167,8 +179,7 @@ fn push_hex(out: &mut String, b: u8) {
 }
 
 fn base64(bytes: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for group in bytes.chunks(3) {
         let n = group
             .iter()
@@ -218,8 +229,8 @@ pub(crate) fn quoted_printable(body: &[u8]) -> Vec<u8> {
         let mut width = 0;
         for (i, &b) in line.iter().enumerate() {
             let at_end = i + 1 == line.len();
-            let literal = (0x21..0x7f).contains(&b) && b != b'='
-                || (b == b' ' || b == b'\t') && !at_end;
+            let literal =
+                (0x21..0x7f).contains(&b) && b != b'=' || (b == b' ' || b == b'\t') && !at_end;
             let len = if literal { 1 } else { 3 };
             // Leave room for the soft break "=" unless this ends the line.
             let limit = if at_end { QP_LINE } else { QP_LINE - 1 };
@@ -399,7 +410,10 @@ mod tests {
     fn a_long_header_name_starts_the_words_on_a_continuation_line() {
         let name = "X-A-Very-Long-Header-Name-That-Leaves-No-Room-On-The-First-Line";
         let field = encode_header(name, "Grüße");
-        assert!(field.starts_with(&format!("{name}:\r\n =?utf-8?")), "{field}");
+        assert!(
+            field.starts_with(&format!("{name}:\r\n =?utf-8?")),
+            "{field}"
+        );
         for line in lines(&field) {
             assert!(line.len() <= 76 || !line.contains("=?"), "{line}");
         }
