@@ -92,6 +92,20 @@ pub enum SieveCommand {
         script: PathBuf,
         message: PathBuf,
     },
+    /// Run a user's script over the messages already in FOLDER (as
+    /// Pigeonhole's sieve-filter). Reports only, unless --apply: then each
+    /// message is copied where its plan files it and leaves FOLDER when the
+    /// plan does not keep it there. Never sends and never deletes a
+    /// discarded message.
+    Filter {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, short = 'u')]
+        user: String,
+        folder: String,
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 /// Load the config and set up logging; the error is the exit code.

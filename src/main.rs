@@ -25,6 +25,12 @@ fn main() -> std::process::ExitCode {
             mailbox,
         } => cli::deliver(config, from, recipient, mailbox),
         cli::Command::Sieve { command } => match command {
+            cli::SieveCommand::Filter {
+                config,
+                user,
+                folder,
+                apply,
+            } => sieve_cli::filter(&config, &user, &folder, apply),
             cli::SieveCommand::Check {
                 config,
                 admin,

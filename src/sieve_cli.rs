@@ -106,27 +106,10 @@ pub fn test(a: TestArgs) -> u8 {
         }
     };
     let user = match &a.user {
-        Some(u) => {
-            let dir = match Directory::open(&cfg.users, &cfg.storage.mail_root) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("mailstow: {e}");
-                    return 78;
-                }
-            };
-            let (local, domain) = u.rsplit_once('@').unwrap_or((u.as_str(), ""));
-            match dir.lookup(local, domain) {
-                Ok(Some(user)) => user,
-                Ok(None) => {
-                    eprintln!("mailstow: {u}: user unknown");
-                    return 67;
-                }
-                Err(e) => {
-                    eprintln!("mailstow: {e}");
-                    return 75;
-                }
-            }
-        }
+        Some(u) => match lookup(&cfg, u) {
+            Ok(user) => user,
+            Err(code) => return code,
+        },
         None => synthetic_user(
             a.to.as_deref().unwrap_or("recipient@example.org"),
             &a.script,
@@ -175,6 +158,70 @@ pub fn test(a: TestArgs) -> u8 {
         print!("{}", plan.to_text());
     }
     0
+}
+
+/// `sieve filter`: exit 0 when every message was handled.
+pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
+    let cfg = match config_or_default(Some(config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 78;
+        }
+    };
+    let user = match lookup(&cfg, address) {
+        Ok(u) => u,
+        Err(code) => return code,
+    };
+    let owner = match (user.uid, user.gid) {
+        (Some(uid), Some(gid)) => Some(mailstow::store::Owner { uid, gid }),
+        _ => None,
+    };
+    let maildir = Maildir::new(
+        user.maildir.clone(),
+        owner,
+        cfg.storage.folder_encoding,
+        &cfg.hostname,
+    );
+    let filter = Filter::new(&cfg);
+    match mailstow::filter::refilter::refilter(&filter, &user, &maildir, folder, apply) {
+        Ok(done) => {
+            for r in &done {
+                println!("{}", mailstow::filter::refilter::describe(r));
+            }
+            if !apply {
+                println!(
+                    "({} messages; dry run: add --apply to move them)",
+                    done.len()
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            75
+        }
+    }
+}
+
+/// Look a user up in the configured users file; the error is an exit code.
+fn lookup(cfg: &Config, address: &str) -> Result<User, u8> {
+    let dir = Directory::open(&cfg.users, &cfg.storage.mail_root).map_err(|e| {
+        eprintln!("mailstow: {e}");
+        78
+    })?;
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    match dir.lookup(local, domain) {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => {
+            eprintln!("mailstow: {address}: user unknown");
+            Err(67)
+        }
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            Err(75)
+        }
+    }
 }
 
 /// A user for trying a script without a users file: the recipient address,

@@ -19,6 +19,7 @@
 
 pub mod compile;
 pub mod plan;
+pub mod refilter;
 pub mod state;
 
 use std::collections::HashMap;

@@ -269,6 +269,34 @@ impl Maildir {
         is_dir(&dir)
     }
 
+    /// The message files of `folder` (new/ then cur/), sorted by name; for
+    /// tools that re-read what is stored (`sieve filter`). A missing folder
+    /// is `NoSuchFolder`.
+    pub fn message_files(&self, folder: &str) -> Result<Vec<PathBuf>, StoreError> {
+        let dir = self.folder_dir(&storage_name(folder, self.encoding)?);
+        if !is_dir(&dir)? {
+            return Err(StoreError::NoSuchFolder(folder.to_owned()));
+        }
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            let d = dir.join(sub);
+            let entries = match std::fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("readdir", &d)(e)),
+            };
+            let mut names: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| e.path())
+                .collect();
+            names.sort();
+            files.extend(names);
+        }
+        Ok(files)
+    }
+
     /// Durably saves one message into `folder`, into new/ without flags or
     /// cur/ with them, its mtime (IMAP INTERNALDATE) set to `received`.
     /// Creates the Maildir on first delivery; creates a missing folder only
