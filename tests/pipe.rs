@@ -149,3 +149,25 @@ fn postfix_pipe_transport_delivers_and_bounces_unknown_users() {
     assert!(crate::util::find(&files[0].bytes, b"hello through pipe(8)").is_some());
     assert_eq!(files[0].w_field(), Some(files[0].vsize()));
 }
+
+#[test]
+fn pipe_mode_sieve_reject_exits_77_with_the_reason_and_fileinto_works() {
+    let ms = Mailstow::start(&[ALICE]);
+    let home = ms.mail_root.join("example.org/alice");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".dovecot.sieve"),
+        "require [\"reject\", \"fileinto\"];\n\
+         if header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; stop; }\n\
+         fileinto \"Piped\";\n",
+    )
+    .unwrap();
+    let (code, err) = deliver(&ms, &["-f", "s@example.net", "-d", ALICE], b"Subject: unwanted\n\nx\n");
+    assert_eq!(code, 77, "{err}");
+    assert!(err.contains("Not wanted here"), "{err}");
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    // A missing folder without :create falls back to INBOX.
+    let (code, err) = deliver(&ms, &["-f", "s@example.net", "-d", ALICE], b"Subject: fine\n\nx\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
+}
