@@ -27,7 +27,8 @@ fn packaging(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Install Postfix and Dovecot when missing (fresh CI machines), once per
+/// Install Postfix, Dovecot and Pigeonhole (dovecot-sieve: sieve-test and
+/// the LDA sieve plugin) when missing (fresh CI machines), once per
 /// test process and under the host lock so that parallel test binaries do
 /// not run apt-get at the same time.
 pub fn ensure_installed() {
@@ -41,6 +42,8 @@ pub fn ensure_installed() {
                 "/usr/sbin/dovecot",
                 "/usr/lib/dovecot/imap",
                 "/usr/lib/dovecot/pop3",
+                "/usr/lib/dovecot/dovecot-lda",
+                "/usr/bin/sieve-test",
             ]
             .iter()
             .all(|p| Path::new(p).exists())
@@ -77,11 +80,12 @@ pub fn ensure_installed() {
                     "dovecot-core",
                     "dovecot-imapd",
                     "dovecot-pop3d",
+                    "dovecot-sieve",
                 ]),
         );
         assert!(
             present(),
-            "postfix/dovecot still missing after apt-get install"
+            "postfix/dovecot/pigeonhole still missing after apt-get install"
         );
     });
 }
@@ -447,9 +451,66 @@ impl Imap {
         out
     }
 
+    /// `CREATE mailbox` (the name already in modified UTF-7).
+    pub fn create(&mut self, mailbox: &str) {
+        self.run_ok(&format!("CREATE {}", imap_string(mailbox)));
+    }
+
+    /// Every message of the selected mailbox with its FLAGS (system flags
+    /// and keywords as Dovecot reports them, `\Recent` left out), in UID
+    /// order.
+    pub fn fetch_all_flags(&mut self) -> Vec<FetchedFlags> {
+        let lines = self
+            .run("UID FETCH 1:* (FLAGS RFC822.SIZE BODY.PEEK[])")
+            .unwrap_or_else(|e| panic!("UID FETCH 1:* with FLAGS: {e}"));
+        let mut out: Vec<FetchedFlags> = lines
+            .into_iter()
+            .filter(|l| l.text.starts_with("* ") && l.text.contains(" FETCH ("))
+            .map(|l| {
+                let tokens: Vec<&str> = l
+                    .text
+                    .split([' ', '(', ')'])
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                let after = |key: &str| -> Option<u64> {
+                    let i = tokens.iter().position(|t| *t == key)?;
+                    tokens.get(i + 1)?.parse().ok()
+                };
+                let uid = after("UID").expect("UID in FETCH") as u32;
+                let size = after("RFC822.SIZE").expect("RFC822.SIZE in FETCH");
+                let flags_at = l.text.find("FLAGS (").expect("FLAGS in FETCH") + 7;
+                let flags_end = flags_at + l.text[flags_at..].find(')').expect("FLAGS )");
+                let flags = l.text[flags_at..flags_end]
+                    .split_whitespace()
+                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                    .map(str::to_owned)
+                    .collect();
+                let body = l.literals.last().cloned().expect("BODY[] literal");
+                FetchedFlags {
+                    uid,
+                    flags,
+                    size,
+                    body,
+                }
+            })
+            .collect();
+        out.sort_by_key(|f| f.uid);
+        out
+    }
+
     pub fn logout(mut self) {
         let _ = self.run("LOGOUT");
     }
+}
+
+/// One message fetched with `UID FETCH n (FLAGS RFC822.SIZE BODY.PEEK[])`.
+#[derive(Debug, Clone)]
+pub struct FetchedFlags {
+    pub uid: u32,
+    /// As in the FETCH response (`\Seen`, `$Important`), without `\Recent`.
+    pub flags: Vec<String>,
+    pub size: u64,
+    pub body: Vec<u8>,
 }
 
 // ---------------------------------------------------------------------------
@@ -671,6 +732,19 @@ impl Postfix {
     /// As `start`, with more main.cf lines and master.cf service lines
     /// (e.g. a pipe(8) transport).
     pub fn start_with(transport: &str, main_extra: &str, master_extra: &str) -> Postfix {
+        Postfix::start_custom(transport, TEST_DOMAINS, None, main_extra, master_extra)
+    }
+
+    /// As `start_with`, handing `domains` (instead of [`TEST_DOMAINS`]) to
+    /// `transport`, with smtpd on `smtp` when given (a port chosen before
+    /// the peer that submits to it was configured) or on a free port.
+    pub fn start_custom(
+        transport: &str,
+        domains: &[&str],
+        smtp: Option<SocketAddr>,
+        main_extra: &str,
+        master_extra: &str,
+    ) -> Postfix {
         ensure_installed();
         let dir = temp_dir("mailstow-postfix-");
         let d = dir.path();
@@ -685,7 +759,8 @@ impl Postfix {
             .expect("the postfix user exists");
         nix::unistd::chown(&data, Some(postfix_user.uid), None).expect("chown data_directory");
         fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).expect("chmod");
-        let smtp = free_v4();
+        let smtp = smtp.unwrap_or_else(free_v4);
+        assert!(smtp.ip().is_loopback(), "postfix listens on loopback only");
         let maillog_path = d.join("maillog");
 
         let snippet_path = packaging("postfix/main.cf.snippet");
@@ -693,7 +768,7 @@ impl Postfix {
         let snippet = override_main_cf(
             &snippet,
             &[
-                ("virtual_mailbox_domains", TEST_DOMAINS.join(", ")),
+                ("virtual_mailbox_domains", domains.join(", ")),
                 ("virtual_transport", transport.to_owned()),
             ],
         );

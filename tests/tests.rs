@@ -12,3 +12,5 @@ mod crash;
 mod e2e;
 mod lmtp;
 mod pipe;
+mod sieve_diff;
+mod sieve_examples;

@@ -191,9 +191,14 @@ impl Deliverer {
                     &original
                 }
             };
-            // Our Delivered-To on the forwarded copy lets a loop back to
-            // this user be recognised (see filter).
-            let mut copy = format!("Delivered-To: {}\r\n", user.name).into_bytes();
+            // Marks on the forwarded copy let a loop back to this user be
+            // recognised (see filter): Pigeonhole's X-Sieve-Redirected-From
+            // and Postfix's Delivered-To.
+            let mut copy = format!(
+                "X-Sieve-Redirected-From: {0}\r\nDelivered-To: {0}\r\n",
+                user.name
+            )
+            .into_bytes();
             copy.extend_from_slice(message);
             self.outbound
                 .submit(from.as_deref(), &o.to, &copy)

@@ -34,7 +34,7 @@ use sieve::{
     Envelope, Event, Input, Mailbox, Recipient, Runtime, Script, Sieve, SpamStatus, VirusStatus,
 };
 
-use crate::config::{Config, ScoreHeader, ScoreType, SieveConfig};
+use crate::config::{Config, FolderEncoding, ScoreHeader, ScoreType, SieveConfig};
 use crate::users::User;
 use compile::{CompileFailure, CompileLimits};
 pub use plan::{OutKind, Outgoing, Plan, Reject, Store};
@@ -63,6 +63,8 @@ pub struct MessageEnvelope<'a> {
 /// The host: runtimes and the compiled-script cache, shared by all threads.
 pub struct Filter {
     cfg: SieveConfig,
+    /// Folder names are validated as the store will encode them.
+    encoding: FolderEncoding,
     user_rt: Runtime,
     admin_rt: Runtime,
     cache: Mutex<HashMap<PathBuf, Cached>>,
@@ -143,6 +145,7 @@ impl Filter {
         }
         Filter {
             cfg: s.clone(),
+            encoding: cfg.storage.folder_encoding,
             user_rt,
             admin_rt,
             cache: Mutex::new(HashMap::new()),
@@ -192,11 +195,18 @@ impl Filter {
         let mut plan = Plan::default();
         let mut current: Option<Arc<Vec<u8>>> = None;
         let mut keep_flags: Option<Vec<String>> = Some(Vec::new());
+        // Scripts that exist, so that each knows whether it is the last.
+        let mut loaded = Vec::new();
         for sref in chain {
-            let compiled = match self.load(&sref, user)? {
-                None => continue,
-                Some(Ok(s)) => s,
-                Some(Err(e)) => {
+            if let Some(c) = self.load(&sref, user)? {
+                loaded.push((sref, c));
+            }
+        }
+        let n = loaded.len();
+        for (i, (sref, compiled)) in loaded.into_iter().enumerate() {
+            let compiled = match compiled {
+                Ok(s) => s,
+                Err(e) => {
                     let msg = format!("{}: {e}", sref.path.display());
                     tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script does not compile; keeping the message");
                     plan.errors.push(msg);
@@ -205,7 +215,11 @@ impl Filter {
                 }
             };
             let msg: &[u8] = current.as_deref().map_or(message, Vec::as_slice);
-            match self.run_one(&sref, compiled, user, env, msg, look, &mut plan) {
+            let flags = keep_flags.clone().unwrap_or_default();
+            let last = i + 1 == n;
+            match self.run_one(
+                &sref, compiled, user, env, msg, look, &mut plan, &flags, last,
+            ) {
                 Ok(outcome) => {
                     if let Some(edited) = outcome.edited {
                         current = Some(edited);
@@ -393,6 +407,8 @@ impl Filter {
         message: &[u8],
         look: &mut Lookups<'_>,
         plan: &mut Plan,
+        flags: &[String],
+        last: bool,
     ) -> Result<ScriptOutcome, ScriptError> {
         let rt = if sref.admin {
             &self.admin_rt
@@ -407,6 +423,12 @@ impl Filter {
         }
         if let Some(d) = &user.detail {
             ctx.set_env_variable("vnd.mailstow.detail", d.clone());
+        }
+        // The recipient's domain: what a virtual-domain MDA serves.
+        ctx.set_env_variable("domain", user.domain.clone());
+        // imap4flags' internal variable carries across the script chain.
+        if !flags.is_empty() {
+            ctx.set_global_variable("__flags", flags.join(" "));
         }
         ctx.set_spam_status(
             self.cfg
@@ -424,6 +446,9 @@ impl Filter {
         let mut run = Run::default();
         let mut input = Input::script(script_name(&sref.path), script);
         let received = count_header(message, "received");
+        let redirected_by_us = header_values(message, "x-sieve-redirected-from")
+            .iter()
+            .any(|v| addr_eq(v, &user.name) || addr_eq(v, env.to));
         let delivered_to_us = header_values(message, "delivered-to")
             .iter()
             .any(|v| addr_eq(v, &user.name) || addr_eq(v, env.to));
@@ -487,6 +512,12 @@ impl Filter {
                 }
                 Event::DuplicateId { id, expiry, .. } => {
                     let vacation = id.starts_with("_v");
+                    if vacation {
+                        run.vacations += 1;
+                        if run.vacations > 1 {
+                            return Err(ScriptError::Failed("duplicate vacation action".into()));
+                        }
+                    }
                     let expiry = if vacation {
                         expiry.clamp(
                             self.cfg.vacation_min_period.as_secs(),
@@ -565,9 +596,14 @@ impl Filter {
                     ..
                 } => {
                     run.count_action(self.cfg.max_actions)?;
+                    // As Pigeonhole: a name no IMAP server could use is a
+                    // runtime error, not a silent INBOX.
+                    if let Err(e) = crate::store::storage_name(&folder, self.encoding) {
+                        return Err(ScriptError::Failed(format!("fileinto: {e}")));
+                    }
                     run.stores.push(Store {
                         folder,
-                        flags,
+                        flags: valid_flags(flags),
                         create,
                         implicit: false,
                         message: run.message(message_id),
@@ -602,6 +638,10 @@ impl Filter {
                                 remember,
                             });
                         }
+                        // RFC 5436 2.7: no notification about auto-submitted mail.
+                        Some((Created::Notify, _)) if auto_submitted(message) => {
+                            plan.trace.push("notify suppressed: Auto-Submitted".into());
+                        }
                         Some((Created::Notify, m)) => run.outgoing.push(Outgoing {
                             kind: OutKind::Notify,
                             note: format!("mailto:{}", to.join(",")),
@@ -619,21 +659,20 @@ impl Filter {
                             }
                             let message = other.map(|(_, m)| m);
                             let target = to.first().cloned().unwrap_or_default();
-                            let loop_reason =
-                                if addr_eq(&target, &user.name) || addr_eq(&target, env.to) {
-                                    Some("to the user's own address")
-                                } else if delivered_to_us {
-                                    Some(
-                                    "the message was already delivered to this user (Delivered-To)",
-                                )
-                                } else if received >= MAX_RECEIVED {
-                                    Some("too many Received headers")
-                                } else {
-                                    None
-                                };
+                            // A redirect to the user's own address is allowed
+                            // (as in Pigeonhole); it comes back marked.
+                            let loop_reason = if redirected_by_us {
+                                Some("already redirected by this user (X-Sieve-Redirected-From)")
+                            } else if delivered_to_us {
+                                Some("already delivered to this user (Delivered-To)")
+                            } else if received >= MAX_RECEIVED {
+                                Some("too many Received headers")
+                            } else {
+                                None
+                            };
                             if let Some(why) = loop_reason {
                                 tracing::warn!(user = %user.name, to = %target, reason = why, "redirect skipped: mail loop; the message is kept");
-                                plan.errors.push(format!(
+                                plan.notes.push(format!(
                                     "{}: redirect to {target} skipped: {why}",
                                     sref.path.display()
                                 ));
@@ -655,11 +694,33 @@ impl Filter {
                 }
             }
         }
-        let keep = match run.keep.take() {
-            Some((flags, _)) => Some(flags),
+        if run.reject.is_some() && (!run.stores.is_empty() || !run.outgoing.is_empty()) {
+            return Err(ScriptError::Failed(
+                "reject conflicts with keep, fileinto, redirect and vacation".into(),
+            ));
+        }
+        let mut keep = match run.keep.take() {
+            Some((flags, _)) => Some(valid_flags(flags)),
             None if run.keep_instead => Some(Vec::new()),
             None => None,
         };
+        if !last {
+            // Pigeonhole defers an explicit keep of a script that is not the
+            // last one: it becomes the keep in effect, which the next script
+            // may still cancel.
+            let (inbox, rest): (Vec<Store>, Vec<Store>) = std::mem::take(&mut run.stores)
+                .into_iter()
+                .partition(|s| s.folder.eq_ignore_ascii_case("INBOX") && s.message.is_none());
+            if !inbox.is_empty() {
+                let k = keep.get_or_insert_with(Vec::new);
+                for f in inbox.into_iter().flat_map(|s| s.flags) {
+                    if !k.iter().any(|g| g.eq_ignore_ascii_case(&f)) {
+                        k.push(f);
+                    }
+                }
+            }
+            run.stores = rest;
+        }
         plan.discarded |= run.discard;
         for s in run.stores {
             plan.store(s);
@@ -710,6 +771,7 @@ struct Run {
     edited: Option<Arc<Vec<u8>>>,
     actions: usize,
     redirects: usize,
+    vacations: usize,
 }
 
 impl Run {
@@ -813,6 +875,26 @@ fn header_values(message: &[u8], name: &str) -> Vec<String> {
     }
     values.extend(current);
     values
+}
+
+/// An Auto-Submitted header other than "no".
+fn auto_submitted(message: &[u8]) -> bool {
+    header_values(message, "auto-submitted").iter().any(|v| {
+        !v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("no")
+    })
+}
+
+/// Only flags a store can keep: system flags other than \Recent, and valid
+/// keywords (Pigeonhole ignores the others).
+fn valid_flags(flags: Vec<String>) -> Vec<String> {
+    flags
+        .into_iter()
+        .filter(|f| crate::store::Flags::default().insert_imap(f))
+        .collect()
 }
 
 fn count_header(message: &[u8], name: &str) -> usize {

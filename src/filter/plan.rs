@@ -61,6 +61,9 @@ pub struct Plan {
     pub remember: Vec<(String, u64)>,
     /// Compile and runtime errors, "script: problem", already logged.
     pub errors: Vec<String>,
+    /// Things the host did differently from what the script asked without
+    /// the script failing (a redirect skipped as a loop), already logged.
+    pub notes: Vec<String>,
     /// The tests and events seen, for `sieve test --trace`.
     pub trace: Vec<String>,
 }
@@ -121,7 +124,7 @@ impl Plan {
                 }
             }
         }
-        json!({ "actions": actions, "errors": self.errors })
+        json!({ "actions": actions, "errors": self.errors, "notes": self.notes })
     }
 
     /// The plan as `sieve test` prints it for people.
@@ -166,6 +169,9 @@ impl Plan {
         }
         for e in &self.errors {
             out.push_str(&format!("error: {e}\n"));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
         }
         if out.is_empty() {
             out.push_str("(no action: the message is dropped)\n");

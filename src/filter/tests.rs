@@ -166,14 +166,26 @@ fn changed_scripts_are_recompiled_without_restart() {
 }
 
 #[test]
-fn redirect_to_self_or_a_looping_message_is_skipped_loudly_and_kept() {
+fn a_looping_message_is_not_redirected_again_but_kept_loudly() {
     let t = setup("");
-    t.script("redirect \"Alice@Example.org\";");
-    let p = t.run();
+    t.script("redirect \"bob@example.net\";");
+    let marked = [
+        b"X-Sieve-Redirected-From: alice@example.org\r\n".as_slice(),
+        MSG,
+    ]
+    .concat();
+    let p = t.run_with(&marked, &HashSet::new());
     assert!(p.outgoing.is_empty());
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
-    assert!(p.errors[0].contains("own address"), "{:?}", p.errors);
-    t.script("redirect \"bob@example.net\";");
+    assert!(
+        p.notes[0].contains("X-Sieve-Redirected-From"),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.errors.is_empty(),
+        "a skipped redirect is not a script error"
+    );
     let looped = [b"Delivered-To: alice@example.org\r\n".as_slice(), MSG].concat();
     let p = t.run_with(&looped, &HashSet::new());
     assert!(p.outgoing.is_empty());
@@ -389,4 +401,35 @@ fn vacation_honours_addresses_aliases() {
     t.script("require \"vacation\"; vacation :addresses [\"boss@example.org\"] \"away\";");
     let m = String::from_utf8_lossy(MSG).replace("To: alice@example.org", "To: boss@example.org");
     assert_eq!(t.run_with(m.as_bytes(), &HashSet::new()).outgoing.len(), 1);
+}
+
+#[test]
+fn reject_with_fileinto_is_a_runtime_error_and_a_second_vacation_too() {
+    let t = setup("");
+    t.script("require [\"fileinto\", \"reject\"]; fileinto \"Before\"; reject \"no\";");
+    let p = t.run();
+    assert!(p.reject.is_none());
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    t.script("require \"vacation\"; vacation \"a\"; vacation :handle \"b\" \"b\";");
+    let p = t.run();
+    assert!(p.outgoing.is_empty());
+    assert!(p.errors[0].contains("vacation"), "{:?}", p.errors);
+}
+
+#[test]
+fn invalid_folder_names_and_flags_follow_pigeonhole() {
+    let t = setup("");
+    t.script("require \"fileinto\"; fileinto \"Work/Reports\";");
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert!(p.errors[0].contains("fileinto"), "{:?}", p.errors);
+    t.script("require \"imap4flags\"; addflag \"\\\\Recent \\\\Bogus $ok\"; keep;");
+    assert_eq!(t.run().stores[0].flags, vec!["$ok"]);
+}
+
+#[test]
+fn domain_environment_is_the_recipients_domain() {
+    let t = setup("");
+    t.script("require [\"environment\", \"variables\", \"fileinto\"]; if environment :matches \"domain\" \"*\" { fileinto \"${1}\"; }");
+    assert_eq!(folders(&t.run())[0].0, "example.org");
 }

@@ -1,0 +1,4 @@
+require "copy";
+if address :is "from" "boss@example.net" {
+    redirect :copy "alice.mobile@example.com";
+}

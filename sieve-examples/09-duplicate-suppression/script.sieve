@@ -1,0 +1,5 @@
+require "duplicate";
+if duplicate :seconds 86400 {
+    discard;
+    stop;
+}

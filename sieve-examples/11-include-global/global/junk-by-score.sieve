@@ -1,0 +1,6 @@
+# Global script (sieve global_dir): spam by score goes to Junk.
+require ["spamtest", "relational", "comparator-i;ascii-numeric", "fileinto"];
+if spamtest :value "ge" :comparator "i;ascii-numeric" "5" {
+    fileinto "Junk";
+    stop;
+}

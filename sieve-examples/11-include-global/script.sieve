@@ -1,0 +1,5 @@
+require ["include", "fileinto"];
+include :global "junk-by-score";
+if header :contains "subject" "invoice" {
+    fileinto "Invoices";
+}

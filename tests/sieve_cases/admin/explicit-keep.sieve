@@ -1,0 +1,2 @@
+# Admin before-script with an explicit keep.
+keep;

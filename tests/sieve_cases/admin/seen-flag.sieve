@@ -1,0 +1,3 @@
+# Admin before-script that only sets a flag and keeps implicitly.
+require "imap4flags";
+addflag "\\Seen";
