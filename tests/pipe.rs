@@ -162,12 +162,20 @@ fn pipe_mode_sieve_reject_exits_77_with_the_reason_and_fileinto_works() {
          fileinto \"Piped\";\n",
     )
     .unwrap();
-    let (code, err) = deliver(&ms, &["-f", "s@example.net", "-d", ALICE], b"Subject: unwanted\n\nx\n");
+    let (code, err) = deliver(
+        &ms,
+        &["-f", "s@example.net", "-d", ALICE],
+        b"Subject: unwanted\n\nx\n",
+    );
     assert_eq!(code, 77, "{err}");
     assert!(err.contains("Not wanted here"), "{err}");
     assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
     // A missing folder without :create falls back to INBOX.
-    let (code, err) = deliver(&ms, &["-f", "s@example.net", "-d", ALICE], b"Subject: fine\n\nx\n");
+    let (code, err) = deliver(
+        &ms,
+        &["-f", "s@example.net", "-d", ALICE],
+        b"Subject: fine\n\nx\n",
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
 }

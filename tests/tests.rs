@@ -13,4 +13,5 @@ mod e2e;
 mod lmtp;
 mod pipe;
 mod sieve_diff;
+mod sieve_e2e;
 mod sieve_examples;

@@ -1,10 +1,11 @@
 //! Shared helpers of the integration tests: host preparation (the `vmail`
 //! user, the host-wide lock), free loopback ports, polling with a deadline,
-//! child processes stopped by PID, the `Mailstow` fixture (config,
-//! passwd-file, `mailstow serve`, log capture), a raw-line LMTP/SMTP client
-//! and Maildir inspection. Must not bind anything but loopback, use a sleep
-//! as synchronisation (poll with a deadline instead), or leave a process
-//! behind: every child is stopped by PID on Drop, also when a test panics.
+//! child processes stopped by PID, the `Mailstow` fixture (config with extra
+//! tables, passwd-file, users' active Sieve scripts, `mailstow serve`, log
+//! capture), a raw-line LMTP/SMTP client and Maildir inspection. Must not
+//! bind anything but loopback, use a sleep as synchronisation (poll with a
+//! deadline instead), or leave a process behind: every child is stopped by
+//! PID on Drop, also when a test panics.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -328,6 +329,9 @@ pub struct Options {
     pub max_connections: usize,
     /// More `key = value` lines for the `[limits]` table.
     pub limits_extra: String,
+    /// Appended to the end of the generated config: whole tables the
+    /// fixture does not write itself (`[sieve]`, `[outbound]`, `[delivery]`).
+    pub extra_toml: String,
 }
 
 impl Options {
@@ -342,6 +346,7 @@ impl Options {
             max_recipients: 1000,
             max_connections: 256,
             limits_extra: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -362,7 +367,18 @@ pub struct Mailstow {
     pub owner: Owner,
 }
 
-fn toml_str(s: &str) -> String {
+/// chown to a numeric owner (the tests run as root).
+pub fn chown(path: &Path, owner: Owner) {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(owner.uid)),
+        Some(nix::unistd::Gid::from_raw(owner.gid)),
+    )
+    .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+/// A TOML basic string for `s`, quoted and escaped.
+pub fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
@@ -409,7 +425,8 @@ impl Mailstow {
              {limits_extra}\n\
              [log]\n\
              level = \"info\"\n\
-             format = \"text\"\n",
+             format = \"text\"\n\
+             {extra_toml}\n",
             host = toml_str(HOSTNAME),
             listen = listen.join(", "),
             mode = opts.socket_mode,
@@ -420,6 +437,7 @@ impl Mailstow {
             max_rcpt = opts.max_recipients,
             max_conn = opts.max_connections,
             limits_extra = opts.limits_extra,
+            extra_toml = opts.extra_toml,
         );
         let config = dir.path().join("mailstow.toml");
         fs::write(&config, config_text).expect("write mailstow.toml");
@@ -549,6 +567,39 @@ impl Mailstow {
     /// The Maildir of `address` under the default home.
     pub fn maildir(&self, address: &str) -> Maildir {
         Maildir::of(&self.mail_root, address)
+    }
+
+    /// The default home of `address`: `{mail_root}/{domain}/{localpart}`.
+    pub fn home(&self, address: &str) -> PathBuf {
+        let (local, domain) = address.rsplit_once('@').expect("address has @");
+        self.mail_root.join(domain).join(local)
+    }
+
+    /// Make `text` the active Sieve script of `address`
+    /// (`{home}/.dovecot.sieve`, the default `[sieve] script`), as
+    /// ManageSieve or an editor would: written beside it, then renamed over
+    /// it. The home is created like mailstow does (0700, the domain dir
+    /// 0711) and the script belongs to the user (vmail), mode 0600.
+    /// Returns the script's path.
+    pub fn install_sieve(&self, address: &str, text: &str) -> PathBuf {
+        let home = self.home(address);
+        let domain_dir = home.parent().expect("home has a parent");
+        for (dir, mode) in [(domain_dir, 0o711), (home.as_path(), 0o700)] {
+            if !dir.exists() {
+                fs::create_dir(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+                fs::set_permissions(dir, fs::Permissions::from_mode(mode)).expect("chmod");
+                if dir == home {
+                    chown(dir, self.owner);
+                }
+            }
+        }
+        let script = home.join(".dovecot.sieve");
+        let tmp = home.join(".dovecot.sieve.tmp");
+        fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).expect("chmod script");
+        chown(&tmp, self.owner);
+        fs::rename(&tmp, &script).unwrap_or_else(|e| panic!("rename to {}: {e}", script.display()));
+        script
     }
 }
 

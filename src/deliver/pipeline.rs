@@ -269,7 +269,17 @@ impl Deliverer {
                 (OutKind::Vacation, SenderPolicy::Null) => None,
                 _ => Some(rcpt.address.clone()),
             };
-            let message = crate::outbound::vacation::fix_reply(m, &self.cfg.hostname, env.received);
+            let marker = if o.kind == OutKind::Notify {
+                "auto-notified"
+            } else {
+                "auto-replied"
+            };
+            let message = crate::outbound::vacation::fix_generated(
+                m,
+                &self.cfg.hostname,
+                env.received,
+                marker,
+            );
             match self.outbound.submit(from.as_deref(), &o.to, &message) {
                 Ok(()) => {
                     tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), kind = ?o.kind, reply_to = %o.to.join(","), "sent");

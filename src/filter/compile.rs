@@ -96,10 +96,29 @@ pub fn compile(text: &[u8], limits: CompileLimits) -> Result<Arc<Sieve>, Compile
     let compiler = Compiler::new()
         .with_max_script_size(limits.max_script_size)
         .with_max_includes(limits.max_include_depth.max(1) * 8);
-    let sieve = compiler.compile(text).map_err(|e| CompileFailure {
-        line: e.line_num(),
-        column: e.line_pos(),
-        message: e.to_string(),
+    let sieve = compiler.compile(text).map_err(|e| {
+        let message = e.to_string();
+        let (mut line, mut column) = (e.line_num(), e.line_pos());
+        if line == 0 {
+            // sieve-rs loses the position of some errors (an unknown
+            // command); the offending word it names is found in the text.
+            if let Some(word) = message
+                .split("found \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+            {
+                (line, column) = position_of(text, word);
+            }
+        }
+        let message = match message.find(" at line ") {
+            Some(i) => message[..i].to_owned(),
+            None => message,
+        };
+        CompileFailure {
+            line,
+            column,
+            message,
+        }
     })?;
     let mut program = serde_json::to_value(&sieve).map_err(internal)?;
     check_requires(&program, text, limits.editheader)?;
@@ -254,6 +273,13 @@ mod tests {
     fn syntax_errors_carry_line_and_column() {
         let e = compile(b"keep;\nfileinto \"x\"\n", LIMITS).unwrap_err();
         assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn unknown_commands_are_located_even_when_the_crate_says_line_0() {
+        let e = compile(b"require \"fileinto\";\n# c\nfrobnicate \"x\";\n", LIMITS).unwrap_err();
+        assert_eq!((e.line, e.column), (3, 1), "{e:?}");
+        assert!(!e.message.contains("line 0"), "{e:?}");
     }
 
     #[test]

@@ -271,6 +271,13 @@ impl Field {
 ///
 /// The result is stable: fixing a fixed reply changes nothing.
 pub fn fix_reply(raw: &[u8], hostname: &str, now: SystemTime) -> Vec<u8> {
+    fix_generated(raw, hostname, now, "auto-replied")
+}
+
+/// As [`fix_reply`] for any message we generate, with its own
+/// Auto-Submitted value: "auto-replied" for vacation (RFC 3834),
+/// "auto-notified" for Sieve notifications (RFC 5436).
+pub fn fix_generated(raw: &[u8], hostname: &str, now: SystemTime, auto_submitted: &str) -> Vec<u8> {
     let (fields, body) = split_header(raw);
 
     let mut head: Vec<Field> = Vec::new();
@@ -306,8 +313,8 @@ pub fn fix_reply(raw: &[u8], hostname: &str, now: SystemTime) -> Vec<u8> {
                 None => write_field(&mut out, field),
             }
         } else if field.is("auto-submitted") {
-            if first_token(&String::from_utf8_lossy(&field.value)) != "auto-replied" {
-                field.value = b" auto-replied".to_vec();
+            if first_token(&String::from_utf8_lossy(&field.value)) != auto_submitted {
+                field.value = format!(" {auto_submitted}").into_bytes();
             }
             write_field(&mut out, field);
         } else {
@@ -321,7 +328,7 @@ pub fn fix_reply(raw: &[u8], hostname: &str, now: SystemTime) -> Vec<u8> {
         out.extend_from_slice(format!("Message-ID: {}\r\n", message_id(hostname, now)).as_bytes());
     }
     if !seen.contains("auto-submitted") {
-        out.extend_from_slice(b"Auto-Submitted: auto-replied\r\n");
+        out.extend_from_slice(format!("Auto-Submitted: {auto_submitted}\r\n").as_bytes());
     }
     if !has_mime {
         out.extend_from_slice(b"MIME-Version: 1.0\r\n");

@@ -374,13 +374,16 @@ impl Maildir {
             .take_while(|p| !p.as_os_str().is_empty() && !p.is_dir())
             .collect();
         // The home ({home}/Maildir's parent) and the Maildir belong to the
-        // user; directories above the home (mail_root/domain) are shared by
-        // every user below them, so they stay ours, 0711.
+        // user, 0700. Directories above the home (mail_root/domain) are
+        // shared by the users below them: 0711, and owned by the mail owner
+        // so that Dovecot, running as that owner, can create the home of a
+        // user who has no mail yet (one shared mail uid, as with vmail; with
+        // a uid per user, create these directories beforehand).
         let home = self.root.parent();
         for parent in missing.into_iter().rev() {
             if parent == self.root || Some(parent) == home {
                 self.make_dir(parent, &mut made)?;
-            } else if fsops::make_dir_mode(parent, fsops::SHARED_DIR_MODE, None)? {
+            } else if fsops::make_dir_mode(parent, fsops::SHARED_DIR_MODE, self.chown)? {
                 made.push(parent.to_owned());
             }
         }
