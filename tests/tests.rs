@@ -15,3 +15,4 @@ mod pipe;
 mod sieve_diff;
 mod sieve_e2e;
 mod sieve_examples;
+mod sieve_filter;

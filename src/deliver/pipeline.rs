@@ -140,9 +140,12 @@ impl Deliverer {
                 duplicate: &mut duplicate,
                 mailbox_exists: &exists,
             };
+            // mail-parser splits a detail only at '+': with another
+            // delimiter configured, the script sees "local+detail@domain".
+            let to = sieve_address(rcpt);
             let menv = MessageEnvelope {
                 from: env.mail_from.as_deref(),
-                to: &rcpt.address,
+                to: &to,
                 orcpt: rcpt.orcpt.as_deref(),
             };
             self.filter
@@ -310,6 +313,29 @@ impl Deliverer {
     }
 }
 
+/// The envelope recipient as the Sieve interpreter must see it: the detail,
+/// whatever delimiter separated it, after a '+' (the only one mail-parser's
+/// subaddress support knows).
+fn sieve_address(rcpt: &Recipient) -> String {
+    let Some(detail) = &rcpt.user.detail else {
+        return rcpt.address.clone();
+    };
+    let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
+    let local_len = rcpt.address.len() - domain.len() - usize::from(!domain.is_empty());
+    // The user part as the sender wrote it: everything before the detail.
+    let given = &rcpt.address[..local_len];
+    let base = given
+        .len()
+        .checked_sub(detail.len() + 1)
+        .and_then(|n| given.get(..n))
+        .unwrap_or(&rcpt.user.local);
+    if domain.is_empty() {
+        format!("{base}+{detail}")
+    } else {
+        format!("{base}+{detail}@{domain}")
+    }
+}
+
 fn owner(user: &User) -> Option<Owner> {
     match (user.uid, user.gid) {
         (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
@@ -385,5 +411,45 @@ pub fn log_outcome(env: &Envelope, rcpt: &Recipient, outcome: &RcptOutcome, size
             id = %env.id, to = %to, orig_to, size, delay = %delay,
             status = outcome.status(), reply = %f.reply(), reason = %f.detail(), "delivery"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rcpt(address: &str, detail: Option<&str>) -> Recipient {
+        Recipient {
+            address: address.into(),
+            orcpt: None,
+            user: User {
+                name: "alice@example.org".into(),
+                local: "alice".into(),
+                domain: "example.org".into(),
+                detail: detail.map(str::to_owned),
+                uid: None,
+                gid: None,
+                home: "/h".into(),
+                maildir: "/h/Maildir".into(),
+                extra: Vec::new(),
+            },
+            folder: None,
+        }
+    }
+
+    #[test]
+    fn any_delimiter_reaches_sieve_as_plus() {
+        assert_eq!(
+            sieve_address(&rcpt("Alice-lists@Example.org", Some("lists"))),
+            "Alice+lists@Example.org"
+        );
+        assert_eq!(
+            sieve_address(&rcpt("alice+x@example.org", Some("x"))),
+            "alice+x@example.org"
+        );
+        assert_eq!(
+            sieve_address(&rcpt("alice@example.org", None)),
+            "alice@example.org"
+        );
     }
 }
