@@ -3,8 +3,6 @@
 //! bodies and RFC 5322 dates. Pure functions over strings and bytes; must not
 //! parse whole messages or do I/O.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// RFC 2047 2: an encoded-word is at most 75 characters long.
 const MAX_WORD: usize = 75;
 /// `=?utf-8?Q?` + `?=`.
@@ -254,45 +252,9 @@ pub(crate) fn quoted_printable(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An RFC 5322 date in UTC, e.g. `Sat, 28 Nov 2026 16:09:45 +0000`.
-pub(crate) fn rfc5322_date(now: SystemTime) -> String {
-    let secs = match now.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {} {} {:04} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), after Howard
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+/// The RFC 5322 date of our own headers (one formatter for everything we
+/// write).
+pub(crate) use crate::deliver::headers::rfc5322_date;
 
 #[cfg(test)]
 mod tests {
