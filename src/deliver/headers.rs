@@ -134,6 +134,10 @@ mod tests {
         assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_251_199);
+        assert_eq!(rfc5322_date(t), "Thu, 29 Feb 2024 23:59:59 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+        assert_eq!(rfc5322_date(t), "Fri, 1 Jan 2100 00:00:00 +0000");
     }
 
     #[test]
