@@ -261,7 +261,6 @@ mod tests {
     use super::*;
     use mail_parser::MessageParser;
     use proptest::prelude::*;
-    use std::time::Duration;
 
     fn decoded_subject(field: &str) -> Option<String> {
         let raw = format!("{field}\r\n");
