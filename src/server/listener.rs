@@ -3,7 +3,7 @@
 //! dropped). Must not accept or speak the protocol.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, UnixListener};
@@ -46,6 +46,18 @@ pub fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Listener, BindError> 
                 .map_err(|e| fail(e.to_string()))
         }
         ListenAddr::Unix(path) => {
+            // A fresh install (or a checkout) may lack the socket's
+            // directory; create it, readable and searchable by all so the
+            // MTA reaches the socket (its own mode decides who may connect).
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(dir)
+                        .map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+                }
+            }
             remove_stale(path).map_err(fail)?;
             let l = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
             let guard = SocketFile(path.clone());
