@@ -96,7 +96,18 @@ pub fn compile(text: &[u8], limits: CompileLimits) -> Result<Arc<Sieve>, Compile
     let compiler = Compiler::new()
         .with_max_script_size(limits.max_script_size)
         .with_max_includes(limits.max_include_depth.max(1) * 8);
-    let sieve = compiler.compile(text).map_err(|e| {
+    // sieve-rs's compiler can panic on some scripts (found by fuzzing:
+    // a regex match variable in a header test); a user's script must never
+    // take a delivery down, so a panic is a compile failure like any other.
+    let compiled =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compiler.compile(text))).map_err(
+            |_| CompileFailure {
+                line: 0,
+                column: 0,
+                message: "the Sieve compiler failed on this script (internal error)".into(),
+            },
+        )?;
+    let sieve = compiled.map_err(|e| {
         let message = e.to_string();
         let (mut line, mut column) = (e.line_num(), e.line_pos());
         if line == 0 {
@@ -280,6 +291,14 @@ mod tests {
         let e = compile(b"require \"fileinto\";\n# c\nfrobnicate \"x\";\n", LIMITS).unwrap_err();
         assert_eq!((e.line, e.column), (3, 1), "{e:?}");
         assert!(!e.message.contains("line 0"), "{e:?}");
+    }
+
+    #[test]
+    fn a_script_that_panics_the_crates_compiler_is_a_compile_failure() {
+        // Found by the sieve_host fuzz target.
+        let script = b"require [\"fileinto\", \"regex\", \"variables\"];\nif header :regex \"subject\" \"^Inves.${2}\";\n\x8d\n";
+        let e = compile(script, LIMITS).unwrap_err();
+        assert!(e.message.contains("internal error"), "{e:?}");
     }
 
     #[test]

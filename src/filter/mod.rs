@@ -453,7 +453,13 @@ impl Filter {
             .iter()
             .any(|v| addr_eq(v, &user.name) || addr_eq(v, env.to));
         loop {
-            let event = match ctx.run(input) {
+            // The interpreter is a dependency: a panic in it fails this
+            // script (implicit keep), never the delivery.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.run(input)))
+                .map_err(|_| {
+                    ScriptError::Failed("the Sieve interpreter failed (internal error)".into())
+                })?;
+            let event = match step {
                 None => break,
                 Some(Ok(e)) => e,
                 Some(Err(e)) => return Err(ScriptError::Failed(format!("runtime error: {e:?}"))),

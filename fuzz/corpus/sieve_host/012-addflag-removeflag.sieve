@@ -1,0 +1,4 @@
+require "imap4flags";
+addflag ["\\Seen", "$a", "$b"];
+removeflag "$a";
+keep;

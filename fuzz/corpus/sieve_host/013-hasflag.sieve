@@ -1,0 +1,5 @@
+require ["imap4flags", "fileinto"];
+addflag "$Reviewed";
+if hasflag :contains "$Reviewed" {
+    fileinto "HasFlag";
+}

@@ -1,0 +1,3 @@
+require "imap4flags";
+addflag "\\Recent \\Bogus $ok";
+keep;

@@ -1,0 +1,3 @@
+require ["imap4flags", "fileinto"];
+keep :flags "\\Flagged";
+fileinto "Copy";

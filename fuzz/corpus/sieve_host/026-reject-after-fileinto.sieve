@@ -1,0 +1,3 @@
+require ["reject", "fileinto"];
+fileinto "Before";
+reject "conflicts with fileinto";

@@ -1,0 +1,2 @@
+# The message already passed a Pigeonhole redirect by this user.
+redirect "bob@example.net";

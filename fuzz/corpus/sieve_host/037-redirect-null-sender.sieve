@@ -1,0 +1,1 @@
+redirect "bob@example.net";

@@ -1,0 +1,1 @@
+redirect "Bob Example <bob@example.net>";

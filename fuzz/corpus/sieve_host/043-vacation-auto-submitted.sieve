@@ -1,0 +1,2 @@
+require "vacation";
+vacation :subject "Out of office" "I am away until Monday.";

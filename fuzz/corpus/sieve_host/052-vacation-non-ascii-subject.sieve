@@ -1,0 +1,2 @@
+require "vacation";
+vacation :subject "Abwesenheitsnotiz – Grüße aus dem Urlaub" "Ich bin nicht im Büro.";

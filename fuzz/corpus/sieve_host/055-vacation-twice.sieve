@@ -1,0 +1,3 @@
+require "vacation";
+vacation :subject "One" "first";
+vacation :subject "Two" "second";

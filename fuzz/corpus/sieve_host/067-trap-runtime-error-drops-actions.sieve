@@ -1,0 +1,4 @@
+require ["ihave", "fileinto"];
+fileinto "A";
+redirect "bob@example.net";
+error "stop here";

@@ -1,0 +1,2 @@
+require ["fileinto", "x-unknown-extension"];
+fileinto "A";

@@ -1,0 +1,4 @@
+require ["envelope", "fileinto"];
+if envelope :is "from" "boss@example.net" {
+    fileinto "Boss";
+}

@@ -1,0 +1,4 @@
+require ["fileinto", "variables"];
+if header :matches "subject" "[*] *" {
+    fileinto "Tag.${1}";
+}

@@ -1,0 +1,4 @@
+require ["fileinto", "regex", "variables"];
+if header :regex "subject" "^Invoice #([0-9]+) from (.*)$" {
+    fileinto "Invoices.${2}";
+}

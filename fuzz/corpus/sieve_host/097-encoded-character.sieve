@@ -1,0 +1,2 @@
+require ["encoded-character", "fileinto"];
+fileinto "${unicode:00DC}bersicht.${hex:41 42}";

@@ -1,0 +1,7 @@
+require ["mailbox", "fileinto"];
+if mailboxexists "Projects" {
+    fileinto "Projects";
+}
+if mailboxexists ["Projects", "Missing"] {
+    fileinto "Both";
+}

@@ -1,0 +1,5 @@
+require ["include", "fileinto"];
+include :global "spam-rules";
+if header :contains "subject" "report" {
+    fileinto "Reports";
+}

@@ -1,0 +1,6 @@
+require ["duplicate", "fileinto"];
+if duplicate {
+    discard;
+} else {
+    fileinto "FirstSeen";
+}

@@ -1,0 +1,3 @@
+require ["editheader", "fileinto"];
+addheader "X-Filtered" "yes";
+fileinto "Tagged";

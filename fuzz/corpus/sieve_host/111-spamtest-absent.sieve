@@ -1,0 +1,4 @@
+require ["spamtest", "fileinto"];
+if spamtest :is "0" {
+    fileinto "NotScanned";
+}

@@ -1,0 +1,4 @@
+require "fileinto";
+if header :is "x-admin-tag" "checked" {
+    fileinto "AdminTagged";
+}

@@ -1,0 +1,7 @@
+require ["mime", "foreverypart", "fileinto"];
+foreverypart {
+    if header :mime :subtype "content-type" "pdf" {
+        fileinto "PDFs";
+        break;
+    }
+}

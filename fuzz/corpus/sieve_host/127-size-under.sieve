@@ -1,0 +1,4 @@
+require "fileinto";
+if size :under 100K {
+    fileinto "Small";
+}

@@ -1,0 +1,4 @@
+require ["fileinto", "variables"];
+if header :matches "list-id" "*<*.lists.example.net>" {
+    fileinto "Lists.${2}";
+}

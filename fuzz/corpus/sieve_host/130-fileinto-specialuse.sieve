@@ -1,0 +1,2 @@
+require ["fileinto", "special-use", "mailbox"];
+fileinto :specialuse "\\Junk" :create "Spam";

@@ -1,0 +1,4 @@
+require "fileinto";
+if header :is "subject" "Quarterly report" {
+    fileinto "CRLF";
+}

@@ -1,0 +1,4 @@
+require ["body", "fileinto"];
+if body :text :contains "Grüße" {
+    fileinto "Latin1";
+}
