@@ -23,6 +23,10 @@ struct Env {
 fn env() -> &'static Env {
     static E: OnceLock<Env> = OnceLock::new();
     E.get_or_init(|| {
+        // The host contains panics of sieve-rs (catch_unwind); libFuzzer's
+        // hook would abort before that. A panic the host does not contain
+        // still aborts: libfuzzer-sys catches it at the target's edge.
+        std::panic::set_hook(Box::new(|_| {}));
         let dir = std::env::temp_dir().join(format!("mailstow-fuzz-{}", std::process::id()));
         let home = dir.join("home");
         std::fs::create_dir_all(home.join("sieve")).unwrap();
