@@ -179,3 +179,25 @@ fn pipe_mode_sieve_reject_exits_77_with_the_reason_and_fileinto_works() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
 }
+
+#[test]
+fn sieve_autocreate_makes_fileinto_create_missing_folders() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = "[sieve]\nautocreate = true\n".into();
+    let ms = Mailstow::start_with(opts);
+    let home = ms.mail_root.join("example.org/alice");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".dovecot.sieve"),
+        "require \"fileinto\"; fileinto \"Auto.Made\";",
+    )
+    .unwrap();
+    let (code, err) = deliver(
+        &ms,
+        &["-f", "s@example.net", "-d", ALICE],
+        b"Subject: x\n\nx\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ms.maildir(ALICE).messages("Auto.Made").len(), 1);
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+}

@@ -110,6 +110,9 @@ pub struct SieveConfig {
     pub max_include_depth: usize,
     /// editheader in the user's script (admin scripts always have it).
     pub user_editheader: bool,
+    /// fileinto creates a missing folder even without `:create` (Dovecot's
+    /// lda_mailbox_autocreate); off: the copy goes to INBOX with a log line.
+    pub autocreate: bool,
     pub vacation_min_period: Duration,
     pub vacation_default_period: Duration,
     pub vacation_max_period: Duration,
@@ -239,6 +242,7 @@ struct RawSieve {
     max_cpu: Option<usize>,
     max_include_depth: Option<usize>,
     user_editheader: Option<bool>,
+    autocreate: Option<bool>,
     vacation_min_period: Option<u64>,
     vacation_default_period: Option<u64>,
     vacation_max_period: Option<u64>,
@@ -513,6 +517,7 @@ impl Config {
             max_cpu: sv.max_cpu.unwrap_or(100_000),
             max_include_depth: sv.max_include_depth.unwrap_or(10),
             user_editheader: sv.user_editheader.unwrap_or(false),
+            autocreate: sv.autocreate.unwrap_or(false),
             vacation_min_period: secs(sv.vacation_min_period, 86_400),
             vacation_default_period: secs(sv.vacation_default_period, 7 * 86_400),
             vacation_max_period: secs(sv.vacation_max_period, 90 * 86_400),

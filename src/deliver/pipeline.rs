@@ -242,7 +242,7 @@ impl Deliverer {
             };
             let (folder, create) = match (&default_folder, s.implicit) {
                 (Some(d), true) => (d.clone(), true),
-                _ => (s.folder.clone(), s.create),
+                _ => (s.folder.clone(), s.create || self.cfg.sieve.autocreate),
             };
             let saved = match maildir.save(&folder, create, &flags, &content, env.received) {
                 Ok(saved) => (folder, saved),
