@@ -12,6 +12,7 @@ mod crash;
 mod e2e;
 mod lmtp;
 mod pipe;
+mod quota;
 mod sieve_diff;
 mod sieve_e2e;
 mod sieve_examples;

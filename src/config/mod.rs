@@ -131,6 +131,22 @@ pub struct OutboundConfig {
     pub timeout: Duration,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverQuota {
+    /// 552 5.2.2: the sender gets a bounce.
+    Permanent,
+    /// 452 4.2.2: the MTA keeps trying until the user makes room.
+    Temporary,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuotaConfig {
+    /// Default limit for users without a `userdb_quota_rule` extra field.
+    pub default: crate::store::quota::Limit,
+    pub over_quota: OverQuota,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -144,6 +160,7 @@ pub struct Config {
     pub log: LogConfig,
     pub sieve: SieveConfig,
     pub outbound: OutboundConfig,
+    pub quota: QuotaConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +242,16 @@ struct Raw {
     sieve: RawSieve,
     #[serde(default)]
     outbound: RawOutbound,
+    #[serde(default)]
+    quota: RawQuota,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    /// Dovecot quota rule syntax, e.g. "*:storage=1G:messages=10000".
+    rule: Option<String>,
+    over_quota: Option<OverQuota>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -563,7 +590,19 @@ impl Config {
             timeout: secs(ob.timeout, 60),
         };
 
+        let mut default = crate::store::quota::Limit::default();
+        if let Some(rule) = &raw.quota.rule {
+            default
+                .apply_rule(rule)
+                .map_err(|r| invalid("quota.rule", r))?;
+        }
+        let quota = QuotaConfig {
+            default,
+            over_quota: raw.quota.over_quota.unwrap_or(OverQuota::Permanent),
+        };
+
         Ok(Config {
+            quota,
             sieve,
             outbound,
             hostname,
@@ -677,6 +716,19 @@ mod tests {
         assert_eq!(c.outbound.redirect_sender, SenderPolicy::Recipient);
         let e = parse(&format!("{MINIMAL}[outbound]\nsmtp = \"nowhere\"\n")).unwrap_err();
         assert!(e.to_string().contains("outbound.smtp"), "{e}");
+    }
+
+    #[test]
+    fn quota_rule_uses_dovecots_syntax() {
+        let c = parse(&format!(
+            "{MINIMAL}[quota]\nrule = \"*:storage=10M:messages=5\"\nover_quota = \"temporary\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.quota.default.bytes, Some(10 << 20));
+        assert_eq!(c.quota.default.messages, Some(5));
+        assert_eq!(c.quota.over_quota, OverQuota::Temporary);
+        let e = parse(&format!("{MINIMAL}[quota]\nrule = \"*:storage=huge\"\n")).unwrap_err();
+        assert!(e.to_string().contains("quota.rule"), "{e}");
     }
 
     #[test]

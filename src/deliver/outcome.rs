@@ -33,6 +33,9 @@ pub enum Failure {
     NoSuchUser,
     /// Too large (pipe mode, where no session enforced it): 552 5.3.4.
     TooLarge,
+    /// Over the user's quota: 552 5.2.2, or 452 4.2.2 when configured as
+    /// temporary.
+    OverQuota { temporary: bool },
     /// The user's filter rejected it (Sieve reject/ereject): 550 5.7.1 with
     /// the script's reason; pipe mode exits 77.
     Rejected(String),
@@ -75,7 +78,10 @@ impl Failure {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Failure::NoSuchUser | Failure::TooLarge | Failure::Rejected(_)
+            Failure::NoSuchUser
+                | Failure::TooLarge
+                | Failure::Rejected(_)
+                | Failure::OverQuota { temporary: false }
         )
     }
 
@@ -92,6 +98,12 @@ impl Failure {
                 "5.3.4",
                 "Message size exceeds fixed maximum message size",
             ),
+            Failure::OverQuota { temporary: false } => {
+                Reply::new(552, "5.2.2", "Mailbox full: over quota")
+            }
+            Failure::OverQuota { temporary: true } => {
+                Reply::new(452, "4.2.2", "Mailbox full: over quota, try again later")
+            }
             Failure::Rejected(reason) => Reply::new(
                 550,
                 "5.7.1",
@@ -112,6 +124,7 @@ impl Failure {
             Failure::NoSuchUser => "user unknown".into(),
             Failure::TooLarge => "message too large".into(),
             Failure::Rejected(r) => format!("rejected by filter: {r}"),
+            Failure::OverQuota { .. } => "over quota".into(),
         }
     }
 }

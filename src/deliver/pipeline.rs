@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::config::{Config, SenderPolicy};
+use crate::config::{Config, OverQuota, SenderPolicy};
 use crate::filter::state::UserState;
 use crate::filter::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
 use crate::outbound::Outbound;
+use crate::store::quota::{self, Limit};
 use crate::store::{self, Body, Content, Flags, Maildir, Owner, StoreError};
 use crate::users::{Directory, User, UsersError};
 
@@ -78,6 +79,57 @@ impl Deliverer {
             tracing::error!(error = %e, "user lookup failed");
             Failure::UserLookup(e.to_string())
         })
+    }
+
+    /// The user's quota: `[quota] rule`, then the passwd-file's
+    /// `userdb_quota_rule` (and `userdb_quota_rule2`...) extra fields, as
+    /// Dovecot reads them.
+    pub fn quota_limit(&self, user: &User) -> Limit {
+        let mut limit = self.cfg.quota.default;
+        for (key, value) in &user.extra {
+            let k = key.strip_prefix("userdb_").unwrap_or(key);
+            let is_rule = k
+                .strip_prefix("quota_rule")
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
+            if is_rule {
+                if let Err(e) = limit.apply_rule(value) {
+                    tracing::warn!(user = %user.name, rule = %value, error = %e, "quota rule ignored");
+                }
+            }
+        }
+        limit
+    }
+
+    /// Would one more message of `size` bytes fit? The limit when it does;
+    /// `OverQuota` when it does not. Blocking (reads maildirsize).
+    pub fn quota_check(&self, user: &User, size: u64) -> Result<Limit, Failure> {
+        let limit = self.quota_limit(user);
+        if limit.is_unlimited() || !user.maildir.is_dir() {
+            return Ok(limit);
+        }
+        let used = quota::usage(&user.maildir, &limit)
+            .map_err(|e| Failure::Io(format!("quota {}: {e}", user.maildir.display())))?;
+        if quota::over(&limit, &used, size) {
+            return Err(Failure::OverQuota {
+                temporary: self.cfg.quota.over_quota == OverQuota::Temporary,
+            });
+        }
+        Ok(limit)
+    }
+
+    /// Count a stored copy in maildirsize (created on first use).
+    fn quota_count(&self, user: &User, limit: &Limit, size: u64) {
+        if limit.is_unlimited() {
+            return;
+        }
+        let r = if user.maildir.join("maildirsize").exists() {
+            quota::add(&user.maildir, size as i64, 1)
+        } else {
+            quota::recalculate(&user.maildir, limit).map(|_| ())
+        };
+        if let Err(e) = r {
+            tracing::warn!(user = %user.name, error = %e, "could not update maildirsize; it is recalculated later");
+        }
     }
 
     /// Deliver one copy per recipient, in order; one outcome each.
@@ -219,6 +271,11 @@ impl Deliverer {
         });
         let (header_lf, _) = store::count_bare_lf(false, &header);
         let default_folder = self.default_folder(rcpt);
+        let limit = if plan.stores.is_empty() {
+            Limit::default()
+        } else {
+            self.quota_check(user, header.len() as u64 + body.len())?
+        };
         let mut stored: Vec<String> = Vec::new();
         let mut size = 0;
         for s in &plan.stores {
@@ -259,6 +316,7 @@ impl Deliverer {
                 Err(e) => return Err(store_failure(e)),
             };
             size = saved.1.size;
+            self.quota_count(user, &limit, size);
             stored.push(saved.0);
         }
 
@@ -435,6 +493,28 @@ mod tests {
             },
             folder: None,
         }
+    }
+
+    #[test]
+    fn quota_rules_come_from_config_then_the_passwd_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("u"), "").unwrap();
+        let text = format!(
+            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n[quota]\nrule = \"*:storage=1G\"\n",
+            dir.path().display()
+        );
+        let cfg =
+            Arc::new(Config::from_toml(&text, std::path::Path::new("t"), dir.path()).unwrap());
+        let d = Deliverer::new(cfg).unwrap();
+        let mut r = rcpt("alice@example.org", None);
+        assert_eq!(d.quota_limit(&r.user).bytes, Some(1 << 30));
+        r.user.extra = vec![
+            ("userdb_quota_rule".into(), "*:storage=10M".into()),
+            ("userdb_quota_rule2".into(), "*:messages=7".into()),
+            ("userdb_quota_rule3".into(), "Trash:ignore".into()),
+        ];
+        let l = d.quota_limit(&r.user);
+        assert_eq!((l.bytes, l.messages), (Some(10 << 20), Some(7)));
     }
 
     #[test]

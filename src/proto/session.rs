@@ -29,7 +29,12 @@ pub enum Event<R> {
     /// Send this reply (buffer freely; flush before waiting for input).
     Reply(Reply),
     /// Is this recipient deliverable? Answer with [`Session::rcpt_checked`].
-    CheckRecipient { rcpt: Mailbox, params: RcptParams },
+    CheckRecipient {
+        rcpt: Mailbox,
+        params: RcptParams,
+        /// The size MAIL FROM announced (SIZE=), for an early quota check.
+        size: Option<u64>,
+    },
     /// A message body starts: open a fresh spool.
     DataStart,
     /// Message bytes (dot-unstuffed) to append to the spool.
@@ -448,8 +453,10 @@ impl<R> Session<R> {
                 "Non-ASCII recipient address requires SMTPUTF8",
             ));
         }
+        let size = tx.params.size;
         self.state = State::AwaitRcpt;
-        self.out.push_back(Event::CheckRecipient { rcpt, params });
+        self.out
+            .push_back(Event::CheckRecipient { rcpt, params, size });
     }
 
     fn data(&mut self) {

@@ -70,8 +70,8 @@ where
         while let Some(ev) = session.poll() {
             match ev {
                 Event::Reply(r) => r.write_to(&mut out),
-                Event::CheckRecipient { rcpt, params } => {
-                    let result = check_recipient(shared, rcpt, params);
+                Event::CheckRecipient { rcpt, params, size } => {
+                    let result = check_recipient(shared, rcpt, params, size);
                     session.rcpt_checked(result);
                 }
                 Event::DataStart => {
@@ -156,11 +156,24 @@ async fn say_goodbye<S: AsyncWrite + Unpin>(
     Ok(why)
 }
 
-fn check_recipient(shared: &Shared, rcpt: Mailbox, params: RcptParams) -> Result<Recipient, Reply> {
+fn check_recipient(
+    shared: &Shared,
+    rcpt: Mailbox,
+    params: RcptParams,
+    size: Option<u64>,
+) -> Result<Recipient, Reply> {
     let d = shared.pool.deliverer();
     // A lookup is an in-memory search plus, at most, a stat and a re-read
     // of the users file: short blocking work, kept off the other tasks.
-    match tokio::task::block_in_place(|| d.lookup(&rcpt.local, &rcpt.domain)) {
+    // Quota is checked here too, against the size MAIL FROM announced, so
+    // a full mailbox refuses before the upload (and again at delivery).
+    let found = tokio::task::block_in_place(|| {
+        d.lookup(&rcpt.local, &rcpt.domain).and_then(|u| match u {
+            Some(user) => d.quota_check(&user, size.unwrap_or(0)).map(|_| Some(user)),
+            None => Ok(None),
+        })
+    });
+    match found {
         Ok(Some(user)) => Ok(Recipient {
             address: rcpt.to_string(),
             orcpt: params.orcpt.map(|(_, addr)| addr),
@@ -171,7 +184,10 @@ fn check_recipient(shared: &Shared, rcpt: Mailbox, params: RcptParams) -> Result
             tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %outcome::unknown_user(), "recipient");
             Err(outcome::unknown_user())
         }
-        Err(f) => Err(f.reply()),
+        Err(f) => {
+            tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %f.reply(), reason = %f.detail(), "recipient");
+            Err(f.reply())
+        }
     }
 }
 

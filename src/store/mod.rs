@@ -12,6 +12,7 @@ mod filename;
 mod fsops;
 mod keywords;
 mod names;
+pub mod quota;
 mod subscriptions;
 
 use std::collections::BTreeSet;
