@@ -233,3 +233,32 @@ fn a_client_can_hang_up_anywhere_without_harm() {
     assert_eq!(codes(&r), vec![250]);
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
 }
+
+#[test]
+fn duplicate_suppression_stores_a_message_id_once_when_enabled() {
+    let msg = |id: &str| {
+        format!("Message-ID: <{id}@example.net>\r\nSubject: dup\r\n\r\nbody\r\n").into_bytes()
+    };
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = "[delivery]\nduplicate_suppression = true\n".into();
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    for id in ["one", "one", "two"] {
+        let r = c.deliver("s@example.net", &[ALICE], &msg(id));
+        assert_eq!(codes(&r), vec![250], "a duplicate is still answered 250");
+    }
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);
+    assert!(ms.log().contains("duplicate suppressed"), "{}", ms.log());
+    // Off by default: both copies stored.
+    let ms = Mailstow::start(&[ALICE]);
+    let mut c = ms.connect();
+    c.lhlo();
+    for _ in 0..2 {
+        assert_eq!(
+            codes(&c.deliver("s@example.net", &[ALICE], &msg("one"))),
+            vec![250]
+        );
+    }
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);
+}

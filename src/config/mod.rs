@@ -211,6 +211,9 @@ pub struct DeliveryConfig {
     pub spool_memory_max: usize,
     /// Directory for spool files (unlinked on creation).
     pub spool_dir: PathBuf,
+    /// The same Message-ID for the same user within this window is stored
+    /// once (Cyrus's duplicatesuppression); None: off (the default).
+    pub duplicate_window: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +335,8 @@ struct RawDelivery {
     queue_depth: Option<usize>,
     spool_memory_max: Option<usize>,
     spool_dir: Option<PathBuf>,
+    duplicate_suppression: Option<bool>,
+    duplicate_window: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -496,6 +501,10 @@ impl Config {
             queue_depth: d.queue_depth.unwrap_or(threads * 2).max(1),
             spool_memory_max: d.spool_memory_max.unwrap_or(1024 * 1024),
             spool_dir: d.spool_dir.map(resolve).unwrap_or_else(std::env::temp_dir),
+            duplicate_window: d
+                .duplicate_suppression
+                .unwrap_or(false)
+                .then(|| Duration::from_secs(d.duplicate_window.unwrap_or(86_400))),
         };
 
         let sv = raw.sieve;

@@ -181,7 +181,32 @@ impl Deliverer {
     ) -> Result<(RcptOutcome, u64), Failure> {
         let user = &rcpt.user;
         let maildir = self.maildir(user);
-        let state = LazyState::new(user);
+        let state = LazyState::new(user, &maildir);
+        // Optional duplicate suppression: a Message-ID already stored for
+        // this user within the window is answered 250 and stored once.
+        let dup_id = match self.cfg.delivery.duplicate_window {
+            Some(_) => message_id(
+                &body
+                    .head(64 * 1024)
+                    .map_err(|e| Failure::Spool(e.to_string()))?,
+            )
+            .map(|id| format!("mailstow-dup:{id}")),
+            None => None,
+        };
+        if let Some(id) = &dup_id {
+            if state
+                .seen(id)
+                .map_err(|e| Failure::Io(format!("duplicate state: {e}")))?
+            {
+                tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), message_id = %id, "duplicate suppressed");
+                return Ok((
+                    RcptOutcome::Delivered {
+                        folder: "(duplicate)".into(),
+                    },
+                    0,
+                ));
+            }
+        }
         let plan = if self.filter.enabled() {
             let bytes = body
                 .bytes()
@@ -214,7 +239,11 @@ impl Deliverer {
             });
             p
         };
-        self.execute(env, rcpt, body, &maildir, &state, plan)
+        let done = self.execute(env, rcpt, body, &maildir, &state, plan)?;
+        if let (Some(id), Some(window)) = (&dup_id, self.cfg.delivery.duplicate_window) {
+            state.record(id, window.as_secs());
+        }
+        Ok(done)
     }
 
     fn execute(
@@ -371,6 +400,31 @@ impl Deliverer {
     }
 }
 
+/// The Message-ID header's value (angle brackets kept), if any.
+fn message_id(head: &[u8]) -> Option<String> {
+    let end = memchr::memmem::find(head, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(head, b"\n\n"))
+        .unwrap_or(head.len());
+    let text = String::from_utf8_lossy(&head[..end]);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("message-id") {
+            continue;
+        }
+        let mut v = value.trim().to_owned();
+        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+            v.push_str(next.trim());
+            lines.next();
+        }
+        let v = v.trim_end_matches('\r').trim().to_owned();
+        return (!v.is_empty()).then_some(v);
+    }
+    None
+}
+
 /// The envelope recipient as the Sieve interpreter must see it: the detail,
 /// whatever delimiter separated it, after a '+' (the only one mail-parser's
 /// subaddress support knows).
@@ -405,13 +459,16 @@ fn owner(user: &User) -> Option<Owner> {
 /// it).
 struct LazyState<'a> {
     user: &'a User,
+    /// The state lives in the home, which the Maildir's creation makes.
+    maildir: &'a Maildir,
     state: std::cell::RefCell<Option<UserState>>,
 }
 
 impl<'a> LazyState<'a> {
-    fn new(user: &'a User) -> LazyState<'a> {
+    fn new(user: &'a User, maildir: &'a Maildir) -> LazyState<'a> {
         LazyState {
             user,
+            maildir,
             state: std::cell::RefCell::new(None),
         }
     }
@@ -419,6 +476,9 @@ impl<'a> LazyState<'a> {
     fn with<T>(&self, f: impl FnOnce(&UserState) -> Result<T, String>) -> Result<T, String> {
         let mut slot = self.state.borrow_mut();
         if slot.is_none() {
+            if !self.user.home.is_dir() {
+                self.maildir.create().map_err(|e| e.to_string())?;
+            }
             *slot = Some(
                 UserState::open(&self.user.home, owner(self.user)).map_err(|e| e.to_string())?,
             );
@@ -515,6 +575,15 @@ mod tests {
         ];
         let l = d.quota_limit(&r.user);
         assert_eq!((l.bytes, l.messages), (Some(10 << 20), Some(7)));
+    }
+
+    #[test]
+    fn message_id_is_found_unfolded() {
+        assert_eq!(
+            message_id(b"Subject: x\r\nMessage-Id:\r\n <a@b>\r\n\r\nbody"),
+            Some("<a@b>".into())
+        );
+        assert_eq!(message_id(b"Subject: x\r\n\r\nMessage-ID: <no@body>"), None);
     }
 
     #[test]

@@ -270,6 +270,13 @@ impl Maildir {
         is_dir(&dir)
     }
 
+    /// Create the Maildir (and the home above it) if missing, with the
+    /// store's modes and owners; for state kept beside the mailbox.
+    pub fn create(&self) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        self.ensure_folder("INBOX", "", &root, true).map(|_| ())
+    }
+
     /// The message files of `folder` (new/ then cur/), sorted by name; for
     /// tools that re-read what is stored (`sieve filter`). A missing folder
     /// is `NoSuchFolder`.
