@@ -433,3 +433,17 @@ fn domain_environment_is_the_recipients_domain() {
     t.script("require [\"environment\", \"variables\", \"fileinto\"]; if environment :matches \"domain\" \"*\" { fileinto \"${1}\"; }");
     assert_eq!(folders(&t.run())[0].0, "example.org");
 }
+
+#[test]
+fn recursive_includes_stop_at_the_depth_limit_and_keep() {
+    let t = setup("max_include_depth = 3\n");
+    std::fs::write(
+        t.user.home.join("sieve/again.sieve"),
+        "require [\"include\", \"fileinto\"]; fileinto \"Deep\"; include :personal \"again\";",
+    )
+    .unwrap();
+    t.script("require \"include\"; include :personal \"again\";");
+    let p = t.run();
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+    assert!(p.errors[0].contains("TooManyIncludes"), "{:?}", p.errors);
+}
