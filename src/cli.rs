@@ -71,27 +71,7 @@ pub enum SieveCommand {
     },
     /// Print what SCRIPT does with MESSAGE (folders and flags, discard,
     /// reject, redirects, vacation replies). Never delivers or sends.
-    Test {
-        #[arg(long, short = 'c')]
-        config: Option<PathBuf>,
-        /// Look the user up in the configured users file.
-        #[arg(long, short = 'u')]
-        user: Option<String>,
-        /// Envelope sender.
-        #[arg(short = 'f', long = "from")]
-        from: Option<String>,
-        /// Envelope recipient.
-        #[arg(short = 't', long = "to")]
-        to: Option<String>,
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Also print the tests and events the interpreter went through.
-        #[arg(long)]
-        trace: bool,
-        script: PathBuf,
-        message: PathBuf,
-    },
+    Test(crate::sieve_cli::TestArgs),
     /// Run a user's script over the messages already in FOLDER (as
     /// Pigeonhole's sieve-filter). Reports only, unless --apply: then each
     /// message is copied where its plan files it and leaves FOLDER when the

@@ -36,25 +36,7 @@ fn main() -> std::process::ExitCode {
                 admin,
                 files,
             } => sieve_cli::check(config.as_deref(), admin, &files),
-            cli::SieveCommand::Test {
-                config,
-                user,
-                from,
-                to,
-                json,
-                trace,
-                script,
-                message,
-            } => sieve_cli::test(sieve_cli::TestArgs {
-                config,
-                user,
-                from,
-                to,
-                json,
-                trace,
-                script,
-                message,
-            }),
+            cli::SieveCommand::Test(args) => sieve_cli::test(args),
         },
     };
     std::process::ExitCode::from(code)

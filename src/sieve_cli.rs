@@ -56,12 +56,24 @@ pub fn check(config: Option<&Path>, admin: bool, files: &[PathBuf]) -> u8 {
     u8::from(failed)
 }
 
+#[derive(clap::Args)]
 pub struct TestArgs {
+    #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
+    /// Look the user up in the configured users file.
+    #[arg(long, short = 'u')]
     pub user: Option<String>,
+    /// Envelope sender.
+    #[arg(short = 'f', long = "from")]
     pub from: Option<String>,
+    /// Envelope recipient.
+    #[arg(short = 't', long = "to")]
     pub to: Option<String>,
+    /// One JSON object instead of text.
+    #[arg(long)]
     pub json: bool,
+    /// Also print the tests and events the interpreter went through.
+    #[arg(long)]
     pub trace: bool,
     pub script: PathBuf,
     pub message: PathBuf,

@@ -262,3 +262,28 @@ fn duplicate_suppression_stores_a_message_id_once_when_enabled() {
     }
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);
 }
+
+#[test]
+fn sigterm_waits_for_a_stalled_transaction_only_for_the_grace_period() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.limits_extra = "shutdown_grace = 1".into();
+    let mut ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    c.cmd("MAIL FROM:<s@example.net>");
+    c.cmd(&format!("RCPT TO:<{ALICE}>"));
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    c.write_raw(b"Subject: stalled\r\n\r\nhalf a mess");
+    let t = Instant::now();
+    ms.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = ms.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "bounded by the grace period, not the data timeout"
+    );
+    assert!(
+        ms.maildir(ALICE).messages("INBOX").is_empty(),
+        "nothing half-received is delivered"
+    );
+}

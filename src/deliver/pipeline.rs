@@ -353,9 +353,9 @@ impl Deliverer {
         // defer mail that is already stored.
         for o in plan.outgoing.iter().filter(|o| o.kind != OutKind::Redirect) {
             let Some(m) = &o.message else { continue };
+            // A reply comes from the user, or from <> (RFC 3834) when so
+            // configured; "sender" would send it back to where it came from.
             let from = match (&o.kind, self.cfg.outbound.vacation_sender) {
-                (OutKind::Vacation, SenderPolicy::Recipient) => Some(rcpt.address.clone()),
-                (OutKind::Vacation, SenderPolicy::Sender) => Some(rcpt.address.clone()),
                 (OutKind::Vacation, SenderPolicy::Null) => None,
                 _ => Some(rcpt.address.clone()),
             };
@@ -402,27 +402,9 @@ impl Deliverer {
 
 /// The Message-ID header's value (angle brackets kept), if any.
 fn message_id(head: &[u8]) -> Option<String> {
-    let end = memchr::memmem::find(head, b"\r\n\r\n")
-        .or_else(|| memchr::memmem::find(head, b"\n\n"))
-        .unwrap_or(head.len());
-    let text = String::from_utf8_lossy(&head[..end]);
-    let mut lines = text.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if !name.trim().eq_ignore_ascii_case("message-id") {
-            continue;
-        }
-        let mut v = value.trim().to_owned();
-        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-            v.push_str(next.trim());
-            lines.next();
-        }
-        let v = v.trim_end_matches('\r').trim().to_owned();
-        return (!v.is_empty()).then_some(v);
-    }
-    None
+    crate::filter::header_values(head, "message-id")
+        .into_iter()
+        .find(|v| !v.is_empty())
 }
 
 /// The envelope recipient as the Sieve interpreter must see it: the detail,

@@ -86,6 +86,12 @@ impl Spool {
         self.file.is_some()
     }
 
+    /// Would appending `n` more bytes write to the spool file (now, or by
+    /// spilling to it)?
+    pub fn touches_disk(&self, n: usize) -> bool {
+        self.file.is_some() || self.mem.len() + n > self.memory_max
+    }
+
     /// The whole body as bytes (for the Sieve interpreter, which needs all
     /// of it): borrowed from memory, or the spool file mapped read-only.
     pub fn bytes(&self) -> io::Result<SpoolBytes<'_>> {
@@ -141,8 +147,10 @@ mod tests {
     fn small_bodies_stay_in_memory_and_large_ones_go_to_an_unlinked_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Spool::new(dir.path().to_owned(), 10);
+        assert!(!s.touches_disk(7));
         s.append(b"hello\r\n").unwrap();
         assert!(!s.is_on_disk());
+        assert!(s.touches_disk(17), "this chunk spills to the file");
         s.append(b"world\n and more\r").unwrap();
         s.append(b"\n").unwrap();
         assert!(s.is_on_disk());

@@ -853,8 +853,10 @@ pub fn expand(template: &str, user: &User) -> String {
     out
 }
 
-/// The unfolded values of header `name` (lower case) in the message head.
-fn header_values(message: &[u8], name: &str) -> Vec<String> {
+/// The unfolded values of header `name` (any case) in the message head;
+/// the one header reader of the delivery path (the Sieve host, Message-ID
+/// for duplicate suppression, Return-Path for `sieve filter`).
+pub(crate) fn header_values(message: &[u8], name: &str) -> Vec<String> {
     let head_end = memchr::memmem::find(message, b"\r\n\r\n")
         .or_else(|| memchr::memmem::find(message, b"\n\n"))
         .unwrap_or(message.len());
@@ -871,7 +873,7 @@ fn header_values(message: &[u8], name: &str) -> Vec<String> {
             continue;
         }
         if let Some(v) = current.take() {
-            values.push(v);
+            values.push(v.trim().to_owned());
         }
         if let Some((n, v)) = line.split_once(':') {
             if n.trim().eq_ignore_ascii_case(name) {
@@ -879,7 +881,7 @@ fn header_values(message: &[u8], name: &str) -> Vec<String> {
             }
         }
     }
-    values.extend(current);
+    values.extend(current.map(|v| v.trim().to_owned()));
     values
 }
 

@@ -124,21 +124,10 @@ fn fsync_dir(dir: &Path) -> Result<(), String> {
 
 /// The envelope sender we recorded at delivery (Return-Path), if any.
 fn return_path(message: &[u8]) -> Option<String> {
-    let head = &message[..memchr::memmem::find(message, b"\n\n")
-        .or_else(|| memchr::memmem::find(message, b"\r\n\r\n"))
-        .unwrap_or(message.len())];
-    String::from_utf8_lossy(head)
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("return-path").then(|| {
-                value
-                    .trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_owned()
-            })
-        })
+    super::header_values(message, "return-path")
+        .into_iter()
+        .next()
+        .map(|v| v.trim_start_matches('<').trim_end_matches('>').to_owned())
         .filter(|v| !v.is_empty())
 }
 

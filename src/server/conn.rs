@@ -83,7 +83,14 @@ where
                 }
                 Event::Body(chunk) => {
                     if let Some(Ok(s)) = spool.as_mut() {
-                        if let Err(e) = tokio::task::block_in_place(|| s.append(&chunk)) {
+                        // Only a chunk that reaches the spool file blocks;
+                        // memory appends stay on the worker.
+                        let appended = if s.touches_disk(chunk.len()) {
+                            tokio::task::block_in_place(|| s.append(&chunk))
+                        } else {
+                            s.append(&chunk)
+                        };
+                        if let Err(e) = appended {
                             spool = Some(Err(format!("spool: {e}")));
                         }
                     }
