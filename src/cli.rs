@@ -34,6 +34,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SieveCommand,
     },
+    /// The per-mailbox index: rebuild, verify, list, search, stats.
+    Index {
+        #[command(subcommand)]
+        command: crate::index_cli::IndexCommand,
+    },
     /// Run the LMTP service in the foreground.
     Serve {
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]

@@ -18,8 +18,10 @@
 //! - [`telemetry`]: tracing setup (text or JSON).
 
 pub mod config;
+pub mod db;
 pub mod deliver;
 pub mod filter;
+pub mod index;
 pub mod outbound;
 pub mod proto;
 pub mod server;

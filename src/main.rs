@@ -2,6 +2,7 @@
 //! with its code. Must not hold logic of its own.
 
 mod cli;
+mod index_cli;
 mod sieve_cli;
 
 use clap::Parser;
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
             recipient,
             mailbox,
         } => cli::deliver(config, from, recipient, mailbox),
+        cli::Command::Index { command } => index_cli::run(command),
         cli::Command::Sieve { command } => match command {
             cli::SieveCommand::Filter {
                 config,

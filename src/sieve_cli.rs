@@ -12,7 +12,7 @@ use mailstow::store::Maildir;
 use mailstow::users::{Directory, User};
 
 /// A config for commands that can run without one.
-pub fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {
+pub(crate) fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {
     match path {
         Some(p) => Config::load(p).map(Arc::new).map_err(|e| e.to_string()),
         None => Config::from_toml(
@@ -217,7 +217,7 @@ pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
 }
 
 /// Look a user up in the configured users file; the error is an exit code.
-fn lookup(cfg: &Config, address: &str) -> Result<User, u8> {
+pub(crate) fn lookup(cfg: &Config, address: &str) -> Result<User, u8> {
     let dir = Directory::open(&cfg.users, &cfg.storage.mail_root).map_err(|e| {
         eprintln!("mailstow: {e}");
         78

@@ -112,6 +112,12 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start(users_file: &Path, mail_root: &Path) -> Dovecot {
+        Dovecot::start_with(users_file, mail_root, "")
+    }
+
+    /// Like [`Dovecot::start`], with `extra_conf` appended after the
+    /// packaging snippet (e.g. the quota plugin and its rules).
+    pub fn start_with(users_file: &Path, mail_root: &Path, extra_conf: &str) -> Dovecot {
         ensure_installed();
         util::vmail();
         let dir = temp_dir("mailstow-dovecot-");
@@ -153,7 +159,8 @@ impl Dovecot {
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {pop3_port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
              service anvil {{\n  chroot =\n}}\n\
-             !include {d}/mailstow.conf\n",
+             !include {d}/mailstow.conf\n\
+             {extra_conf}\n",
             d = d.display(),
             log = log_path.display(),
             imap_port = imap.port(),
@@ -206,6 +213,43 @@ impl Dovecot {
             read_text(&self.dir.path().join("dovecot.out")),
             read_text(&self.log_path)
         )
+    }
+
+    /// `doveadm -c <this instance's config> ARGS`: its standard output; a
+    /// failure panics with stderr and the log.
+    pub fn doveadm(&self, args: &[&str]) -> String {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.dir.path().join("dovecot.conf"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run doveadm");
+        assert!(
+            out.status.success(),
+            "doveadm {args:?} failed ({}): {}\ndovecot log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `doveadm quota get -u USER` as (type, value, limit) rows, e.g.
+    /// ("STORAGE", 3, Some(6)) in kilobytes or ("MESSAGE", 4, None).
+    pub fn quota_get(&self, user: &str) -> Vec<(String, u64, Option<u64>)> {
+        self.doveadm(&["-f", "tab", "quota", "get", "-u", user])
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some((
+                    f.get(1)?.to_string(),
+                    f.get(2)?.parse().ok()?,
+                    f.get(3)?.parse().ok(),
+                ))
+            })
+            .collect()
     }
 
     pub fn imap_login(&self, user: &str, pass: &str) -> Imap {
@@ -500,6 +544,48 @@ impl Imap {
 
     pub fn logout(mut self) {
         let _ = self.run("LOGOUT");
+    }
+
+    /// `APPEND mailbox` (a LITERAL+ literal); Err is the tagged NO/BAD
+    /// line, e.g. `NO [OVERQUOTA] ...`.
+    pub fn append(&mut self, mailbox: &str, message: &[u8]) -> Result<(), String> {
+        let message = String::from_utf8_lossy(message);
+        self.run(&format!(
+            "APPEND {} {{{}+}}\r\n{message}",
+            imap_string(mailbox),
+            message.len()
+        ))
+        .map(|_| ())
+    }
+
+    /// `GETQUOTAROOT mailbox` (RFC 2087): each resource of the first root
+    /// as (name, usage, limit), e.g. ("STORAGE", 3, 6) in kilobytes.
+    pub fn quota_root(&mut self, mailbox: &str) -> Vec<(String, u64, u64)> {
+        let lines = self
+            .run(&format!("GETQUOTAROOT {}", imap_string(mailbox)))
+            .unwrap_or_else(|e| panic!("GETQUOTAROOT {mailbox}: {e}"));
+        let quota = lines
+            .iter()
+            .find(|l| l.text.starts_with("* QUOTA "))
+            .unwrap_or_else(|| panic!("no QUOTA response: {lines:?}"));
+        let list = quota.text.rsplit_once('(').map_or("", |(_, r)| r);
+        let words: Vec<&str> = list.trim_end_matches(')').split_whitespace().collect();
+        words
+            .chunks(3)
+            .filter_map(|c| {
+                Some((
+                    c.first()?.to_string(),
+                    c.get(1)?.parse().ok()?,
+                    c.get(2)?.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Mark every message of the selected mailbox `\Deleted` and EXPUNGE.
+    pub fn expunge_all(&mut self) {
+        self.run_ok("STORE 1:* +FLAGS.SILENT (\\Deleted)");
+        self.run_ok("EXPUNGE");
     }
 }
 

@@ -1,9 +1,17 @@
 //! Maildir++ quota over a real socket: a full mailbox refuses at RCPT when
 //! the client announced SIZE, and at the end of DATA otherwise, with 552
 //! 5.2.2 (or 452 4.2.2 when configured as temporary); maildirsize keeps the
-//! usage in the format Dovecot and Courier read. Must not need the peers.
+//! usage in the format Dovecot and Courier read. The `dovecot_` tests then
+//! start a real Dovecot with its maildir quota plugin on the same Maildirs
+//! and check that both count the same usage, that each sees the other's
+//! changes, and that both leave a `Trash:ignore` folder out. Must not
+//! touch the system Dovecot.
 
-use crate::util::{code, message, Mailstow, Options};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use crate::peers::Dovecot;
+use crate::util::{code, message, passwd_line, Mailstow, Options, PASSWORD};
 
 const ALICE: &str = "alice@example.org";
 
@@ -61,4 +69,258 @@ fn over_quota_can_be_a_temporary_failure() {
     c.cmd("MAIL FROM:<s@example.net> SIZE=500");
     let r = c.cmd(&format!("RCPT TO:<{ALICE}>"));
     assert!(r[0].starts_with("452 4.2.2"), "{r:?}");
+}
+
+/// The quota plugin as a Dovecot admin would enable it for these Maildirs,
+/// with `rules` as `quota_rule`, `quota_rule2`, ... (none: from userdb).
+fn dovecot_quota_conf(rules: &[&str]) -> String {
+    let mut conf = String::from(
+        "mail_plugins = $mail_plugins quota\n\
+         protocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n\
+         plugin {\n  quota = maildir:User quota\n",
+    );
+    for (i, r) in rules.iter().enumerate() {
+        let n = if i == 0 {
+            String::new()
+        } else {
+            (i + 1).to_string()
+        };
+        conf.push_str(&format!("  quota_rule{n} = {r}\n"));
+    }
+    conf.push_str("}\n");
+    conf
+}
+
+/// maildirsize of `address`: the limit line and the summed usage.
+fn maildirsize(ms: &Mailstow, address: &str) -> (String, u64, u64) {
+    let path = ms.maildir(address).root.join("maildirsize");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut lines = text.lines();
+    let limit = lines.next().unwrap_or_default().to_owned();
+    let (mut bytes, mut messages) = (0i64, 0i64);
+    for l in lines {
+        let (b, m) = l.split_once(' ').unwrap_or_else(|| panic!("line {l:?}"));
+        bytes += b.parse::<i64>().expect("bytes");
+        messages += m.parse::<i64>().expect("count");
+    }
+    (limit, bytes as u64, messages as u64)
+}
+
+/// Bytes (the S= sizes) and messages stored in these folders.
+fn stored(ms: &Mailstow, address: &str, folders: &[&str]) -> (u64, u64) {
+    let md = ms.maildir(address);
+    folders
+        .iter()
+        .flat_map(|f| md.messages(f))
+        .fold((0, 0), |(b, n), m| {
+            (b + m.s_field().expect("S= in the name"), n + 1)
+        })
+}
+
+/// Kilobytes as Dovecot shows them (rounded up).
+fn kb(bytes: u64) -> u64 {
+    bytes.div_ceil(1024)
+}
+
+/// `doveadm quota get`: (STORAGE used, STORAGE limit) in kilobytes and
+/// the message count.
+fn dovecot_usage(dc: &Dovecot, user: &str) -> (u64, Option<u64>, u64) {
+    let rows = dc.quota_get(user);
+    let row = |t: &str| {
+        rows.iter()
+            .find(|r| r.0 == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {t} in {rows:?}"))
+    };
+    let (storage, messages) = (row("STORAGE"), row("MESSAGE"));
+    (storage.1, storage.2, messages.1)
+}
+
+/// MAIL FROM with SIZE, then RCPT: the RCPT reply (then RSET).
+fn rcpt_with_size(c: &mut crate::util::LmtpClient, size: u64) -> Vec<String> {
+    assert_eq!(
+        code(&c.cmd(&format!("MAIL FROM:<s@example.net> SIZE={size}"))),
+        250
+    );
+    let r = c.cmd(&format!("RCPT TO:<{ALICE}>"));
+    c.cmd("RSET");
+    r
+}
+
+#[test]
+fn dovecot_reads_mailstows_usage_and_mailstow_sees_dovecots_changes() {
+    const LIMIT: u64 = 8192;
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = "[quota]\nrules = [\"*:storage=8\"]\n".into();
+    let ms = Mailstow::start_with(opts);
+    ms.install_sieve(
+        ALICE,
+        "require [\"fileinto\", \"mailbox\"];\n\
+         if header :contains \"subject\" \"list\" { fileinto :create \"Lists.rust\"; }\n",
+    );
+    let mut c = ms.connect();
+    c.lhlo();
+    for subject in ["a", "list 1", "b", "list 2", "c"] {
+        let r = c.deliver(
+            "s@example.net",
+            &[ALICE],
+            &message("s@example.net", ALICE, subject, &"x".repeat(500)),
+        );
+        assert_eq!(code(&r[0]), 250, "{r:?}");
+    }
+    let (inbox, lists) = (
+        ms.maildir(ALICE).messages("INBOX"),
+        ms.maildir(ALICE).messages("Lists.rust"),
+    );
+    assert_eq!((inbox.len(), lists.len()), (3, 2));
+    // mailstow's tally: `storage=8` is 8 kilobytes, as in Dovecot.
+    let (limit, used, count) = maildirsize(&ms, ALICE);
+    assert_eq!(limit, "8192S");
+    assert_eq!((used, count), stored(&ms, ALICE, &["INBOX", "Lists.rust"]));
+    assert_eq!(count, 5);
+    // Dovecot, running as the user, must be able to rewrite it.
+    let meta = fs::metadata(ms.maildir(ALICE).root.join("maildirsize")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (ms.owner.uid, ms.owner.gid));
+
+    let dc = Dovecot::start_with(
+        &ms.users_file,
+        &ms.mail_root,
+        &dovecot_quota_conf(&["*:storage=8K"]),
+    );
+    let before = fs::read(ms.maildir(ALICE).root.join("maildirsize")).unwrap();
+    assert_eq!(dovecot_usage(&dc, ALICE), (kb(used), Some(8), 5));
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    let root = imap.quota_root("INBOX");
+    assert_eq!(root, vec![("STORAGE".to_owned(), kb(used), 8)]);
+    assert_eq!(
+        fs::read(ms.maildir(ALICE).root.join("maildirsize")).unwrap(),
+        before,
+        "Dovecot took mailstow's maildirsize as it was"
+    );
+    // Dovecot's own count from the files, to the byte.
+    dc.doveadm(&["quota", "recalc", "-u", ALICE]);
+    assert_eq!(maildirsize(&ms, ALICE), ("8192S".to_owned(), used, 5));
+
+    // Dovecot adds a message: mailstow refuses what no longer fits.
+    let remaining = LIMIT - used;
+    assert_eq!(code(&rcpt_with_size(&mut c, remaining)), 250);
+    let appended = message("s@example.net", ALICE, "appended", &"y\r\n".repeat(600));
+    imap.append("INBOX", &appended).expect("APPEND under quota");
+    let (_, used2, count2) = maildirsize(&ms, ALICE);
+    assert!(used2 > used && count2 == 6, "{used2} {count2}");
+    let r = rcpt_with_size(&mut c, LIMIT - used2 + 1);
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
+    assert_eq!(code(&rcpt_with_size(&mut c, LIMIT - used2)), 250);
+    let big = message(
+        "s@example.net",
+        ALICE,
+        "big",
+        &"z".repeat((LIMIT - used2) as usize + 200),
+    );
+    let r = c.deliver("s@example.net", &[ALICE], &big);
+    assert!(r[0][0].starts_with("552 5.2.2"), "{r:?}");
+
+    // Dovecot expunges INBOX: the same message now fits.
+    assert_eq!(imap.select("INBOX"), 4);
+    imap.expunge_all();
+    let (_, used3, count3) = maildirsize(&ms, ALICE);
+    assert_eq!((used3, count3), stored(&ms, ALICE, &["Lists.rust"]));
+    let r = c.deliver("s@example.net", &[ALICE], &big);
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+    let (_, used4, count4) = maildirsize(&ms, ALICE);
+    assert_eq!(
+        (used4, count4),
+        stored(&ms, ALICE, &["INBOX", "Lists.rust"])
+    );
+    assert_eq!(count4, 3);
+    assert_eq!(
+        imap.quota_root("INBOX"),
+        vec![("STORAGE".to_owned(), kb(used4), 8)]
+    );
+    imap.logout();
+    dc.doveadm(&["quota", "recalc", "-u", ALICE]);
+    assert_eq!(maildirsize(&ms, ALICE), ("8192S".to_owned(), used4, 3));
+}
+
+#[test]
+fn dovecot_and_mailstow_leave_an_ignored_trash_out_of_a_full_quota() {
+    let ms = Mailstow::start_with(Options::new(&[ALICE]));
+    // One passwd-file for both: the rules are userdb extra fields.
+    let line = passwd_line(ALICE, PASSWORD, ms.owner);
+    fs::write(
+        &ms.users_file,
+        format!(
+            "{}userdb_quota_rule=*:storage=3K userdb_quota_rule2=Trash:ignore userdb_quota_rule3=Junk:storage=+2K\n",
+            line.trim_end()
+        ),
+    )
+    .unwrap();
+    ms.install_sieve(
+        ALICE,
+        "require [\"fileinto\", \"mailbox\"];\n\
+         if header :contains \"subject\" \"deleted\" { fileinto :create \"Trash\"; }\n\
+         elsif header :contains \"subject\" \"spam\" { fileinto :create \"Junk\"; }\n",
+    );
+    let mut c = ms.connect();
+    c.lhlo();
+    let send = |c: &mut crate::util::LmtpClient, subject: &str, body: usize| {
+        c.deliver(
+            "s@example.net",
+            &[ALICE],
+            &message("s@example.net", ALICE, subject, &"x".repeat(body)),
+        )
+    };
+    for subject in ["a", "b"] {
+        assert_eq!(code(&send(&mut c, subject, 1000)[0]), 250);
+    }
+    let (limit, full, _) = maildirsize(&ms, ALICE);
+    assert_eq!(limit, "3072S");
+    // INBOX is full: refused at RCPT (SIZE) and after DATA.
+    let r = rcpt_with_size(&mut c, 3072 - full + 1);
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
+    let r = send(&mut c, "c", 1000);
+    assert!(r[0][0].starts_with("552 5.2.2"), "{r:?}");
+    // Filed into the ignored Trash: accepted and not counted.
+    for subject in ["deleted 1", "deleted 2"] {
+        let r = send(&mut c, subject, 1000);
+        assert_eq!(code(&r[0]), 250, "{r:?}");
+    }
+    assert_eq!(ms.maildir(ALICE).messages("Trash").len(), 2);
+    assert_eq!(maildirsize(&ms, ALICE).1, full);
+    // Junk may go 2K over the mailbox limit, not further.
+    let r = send(&mut c, "spam big", 3000);
+    assert!(r[0][0].starts_with("552 5.2.2"), "{r:?}");
+    assert_eq!(code(&send(&mut c, "spam 1", 1000)[0]), 250);
+    let (_, used, count) = maildirsize(&ms, ALICE);
+    assert_eq!((used, count), stored(&ms, ALICE, &["INBOX", "Junk"]));
+    assert!(used > 3072 && count == 3, "{used} {count}");
+    // Now over the mailbox limit: RCPT refuses even without SIZE, before
+    // Sieve could choose a folder (as Dovecot's lmtp_rcpt_check_quota).
+    c.cmd("MAIL FROM:<s@example.net>");
+    let r = c.cmd(&format!("RCPT TO:<{ALICE}>"));
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
+    c.cmd("RSET");
+
+    // Dovecot, reading the same rules from the same passwd-file.
+    let dc = Dovecot::start_with(&ms.users_file, &ms.mail_root, &dovecot_quota_conf(&[]));
+    assert_eq!(dovecot_usage(&dc, ALICE), (kb(used), Some(3), 3));
+    dc.doveadm(&["quota", "recalc", "-u", ALICE]);
+    assert_eq!(
+        maildirsize(&ms, ALICE),
+        ("3072S".to_owned(), used, 3),
+        "Dovecot's own count leaves Trash out too"
+    );
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    let small = message("s@example.net", ALICE, "small", "tiny\r\n");
+    let e = imap.append("INBOX", &small).unwrap_err();
+    assert!(e.contains("OVERQUOTA"), "{e}");
+    imap.append("Trash", &small)
+        .expect("APPEND to the ignored Trash");
+    assert_eq!(
+        maildirsize(&ms, ALICE).1,
+        used,
+        "Dovecot did not count Trash"
+    );
+    assert_eq!(ms.maildir(ALICE).messages("Trash").len(), 3);
+    imap.logout();
 }

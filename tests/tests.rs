@@ -10,6 +10,7 @@ mod peers;
 
 mod crash;
 mod e2e;
+mod index;
 mod lmtp;
 mod pipe;
 mod quota;
@@ -17,3 +18,4 @@ mod sieve_diff;
 mod sieve_e2e;
 mod sieve_examples;
 mod sieve_filter;
+mod uidlist;

@@ -142,9 +142,43 @@ pub enum OverQuota {
 
 #[derive(Debug, Clone)]
 pub struct QuotaConfig {
-    /// Default limit for users without a `userdb_quota_rule` extra field.
-    pub default: crate::store::quota::Limit,
+    /// Quota rules in Dovecot's syntax, in order: the first is Dovecot's
+    /// `quota_rule`, the second `quota_rule2`, and so on. A user's
+    /// passwd-file extra field `userdb_quota_rule<N>` replaces rule N.
+    /// Each is known to parse.
+    pub rules: Vec<String>,
     pub over_quota: OverQuota,
+}
+
+/// Who numbers messages (STORAGE.md 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UidMode {
+    /// The index keeps its own UID space (works beside any IMAP server).
+    Own,
+    /// The index takes part in Dovecot's `dovecot-uidlist` protocol, so its
+    /// UIDs are the ones Dovecot's IMAP and POP3 show.
+    Dovecot,
+}
+
+/// RFC 6154 special-use attributes a folder may be given.
+pub const SPECIAL_USES: &[&str] = &[
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// Keep the per-mailbox index ({home}/.mailstow/index.sqlite).
+    pub enabled: bool,
+    pub uids: UidMode,
+    /// Folder (IMAP name) to special-use attribute, e.g. "Sent" = "\\Sent".
+    pub special_use: std::collections::BTreeMap<String, String>,
 }
 
 /// The validated configuration.
@@ -161,6 +195,7 @@ pub struct Config {
     pub sieve: SieveConfig,
     pub outbound: OutboundConfig,
     pub quota: QuotaConfig,
+    pub index: IndexConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -247,13 +282,27 @@ struct Raw {
     outbound: RawOutbound,
     #[serde(default)]
     quota: RawQuota,
+    #[serde(default)]
+    index: RawIndex,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    enabled: Option<bool>,
+    uids: Option<UidMode>,
+    special_use: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawQuota {
-    /// Dovecot quota rule syntax, e.g. "*:storage=1G:messages=10000".
+    /// Dovecot quota rule syntax, e.g. "*:storage=1G:messages=10000";
+    /// short for `rules = [rule]`.
     rule: Option<String>,
+    /// Several rules, in Dovecot's order (`quota_rule`, `quota_rule2`, ...),
+    /// e.g. ["*:storage=1G", "Trash:ignore"].
+    rules: Option<Vec<String>>,
     over_quota: Option<OverQuota>,
 }
 
@@ -599,18 +648,63 @@ impl Config {
             timeout: secs(ob.timeout, 60),
         };
 
-        let mut default = crate::store::quota::Limit::default();
-        if let Some(rule) = &raw.quota.rule {
-            default
-                .apply_rule(rule)
-                .map_err(|r| invalid("quota.rule", r))?;
+        let (key, rules) = match (raw.quota.rule, raw.quota.rules) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "quota.rule",
+                    "set either rule or rules, not both".into(),
+                ))
+            }
+            (Some(r), None) => ("quota.rule", vec![r]),
+            (None, r) => ("quota.rules", r.unwrap_or_default()),
+        };
+        let mut check = crate::store::quota::Rules::default();
+        for rule in &rules {
+            if rule.is_empty() {
+                return Err(invalid(key, "an empty rule".into()));
+            }
+            check.apply(rule).map_err(|e| invalid(key, e))?;
         }
         let quota = QuotaConfig {
-            default,
+            rules,
             over_quota: raw.quota.over_quota.unwrap_or(OverQuota::Permanent),
         };
 
+        let special_use = match raw.index.special_use {
+            // Dovecot's default namespace (10-mail.conf in Debian).
+            None => [
+                ("Drafts", "\\Drafts"),
+                ("Junk", "\\Junk"),
+                ("Trash", "\\Trash"),
+                ("Sent", "\\Sent"),
+                ("Sent Messages", "\\Sent"),
+            ]
+            .into_iter()
+            .map(|(f, u)| (f.to_owned(), u.to_owned()))
+            .collect(),
+            Some(map) => {
+                for (folder, attr) in &map {
+                    if !SPECIAL_USES.iter().any(|u| u.eq_ignore_ascii_case(attr)) {
+                        return Err(invalid(
+                            "index.special_use",
+                            format!(
+                                "{folder:?}: {attr:?} is not one of {}",
+                                SPECIAL_USES.join(" ")
+                            ),
+                        ));
+                    }
+                }
+                map
+            }
+        };
+        let index = IndexConfig {
+            enabled: raw.index.enabled.unwrap_or(true),
+            uids: raw.index.uids.unwrap_or(UidMode::Own),
+            special_use,
+        };
+
         Ok(Config {
+            index,
             quota,
             sieve,
             outbound,
@@ -733,11 +827,25 @@ mod tests {
             "{MINIMAL}[quota]\nrule = \"*:storage=10M:messages=5\"\nover_quota = \"temporary\"\n"
         ))
         .unwrap();
-        assert_eq!(c.quota.default.bytes, Some(10 << 20));
-        assert_eq!(c.quota.default.messages, Some(5));
+        assert_eq!(c.quota.rules, ["*:storage=10M:messages=5"]);
         assert_eq!(c.quota.over_quota, OverQuota::Temporary);
         let e = parse(&format!("{MINIMAL}[quota]\nrule = \"*:storage=huge\"\n")).unwrap_err();
         assert!(e.to_string().contains("quota.rule"), "{e}");
+        let c = parse(&format!(
+            "{MINIMAL}[quota]\nrules = [\"*:storage=1G\", \"Trash:ignore\", \"Junk:storage=+10%\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.quota.rules.len(), 3);
+        assert_eq!(c.quota.over_quota, OverQuota::Permanent);
+        for bad in [
+            "rules = [\"*:storage=1G\", \"?:storage=2G\"]",
+            "rules = [\"Trash:storage=-5%\"]",
+            "rules = [\"\"]",
+            "rule = \"*:storage=1G\"\nrules = []",
+        ] {
+            let e = parse(&format!("{MINIMAL}[quota]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("quota.rule"), "{bad}: {e}");
+        }
     }
 
     #[test]

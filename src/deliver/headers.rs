@@ -108,6 +108,39 @@ pub fn rfc5322_date(t: SystemTime) -> String {
     )
 }
 
+/// "YYYY-MM-DD HH:MM:SS" in UTC, for listings.
+pub fn iso_datetime(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// "YYYY-MM-DD" (UTC midnight) to Unix seconds; None when malformed.
+pub fn parse_iso_date(s: &str) -> Option<i64> {
+    let mut it = s.trim().splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let d: i64 = it.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1..=9999).contains(&y) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    // Refuse dates like 02-31 that do not round-trip.
+    (civil_from_days(days) == (y, m, d)).then_some(days * 86_400)
+}
+
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
@@ -126,6 +159,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn iso_dates_round_trip() {
+        assert_eq!(parse_iso_date("1970-01-01"), Some(0));
+        assert_eq!(parse_iso_date("2026-11-28"), Some(1_795_824_000));
+        assert_eq!(iso_datetime(1_795_824_000 + 3661), "2026-11-28 01:01:01");
+        assert_eq!(parse_iso_date("2026-02-31"), None);
+        assert_eq!(parse_iso_date("yesterday"), None);
+    }
 
     #[test]
     fn dates_are_rfc5322() {

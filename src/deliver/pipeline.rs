@@ -9,8 +9,9 @@ use std::time::{Instant, SystemTime};
 use crate::config::{Config, OverQuota, SenderPolicy};
 use crate::filter::state::UserState;
 use crate::filter::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
+use crate::index::{scan::HEAD_MAX, Index};
 use crate::outbound::Outbound;
-use crate::store::quota::{self, Limit};
+use crate::store::quota;
 use crate::store::{self, Body, Content, Flags, Maildir, Owner, StoreError};
 use crate::users::{Directory, User, UsersError};
 
@@ -81,51 +82,100 @@ impl Deliverer {
         })
     }
 
-    /// The user's quota: `[quota] rule`, then the passwd-file's
-    /// `userdb_quota_rule` (and `userdb_quota_rule2`...) extra fields, as
-    /// Dovecot reads them.
-    pub fn quota_limit(&self, user: &User) -> Limit {
-        let mut limit = self.cfg.quota.default;
+    /// The user's quota rules, chained as Dovecot reads `quota_rule`,
+    /// `quota_rule2`, ...: rule N is the passwd-file's `userdb_quota_rule<N>`
+    /// extra field if the user has one, else `[quota] rules[N-1]`; the chain
+    /// ends at the first missing or empty rule. A rule that does not parse
+    /// is left out with a warning.
+    pub fn quota_rules(&self, user: &User) -> quota::Rules {
+        let mut chain: std::collections::BTreeMap<usize, &str> = self
+            .cfg
+            .quota
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r.as_str()))
+            .collect();
         for (key, value) in &user.extra {
             let k = key.strip_prefix("userdb_").unwrap_or(key);
-            let is_rule = k
-                .strip_prefix("quota_rule")
-                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
-            if is_rule {
-                if let Err(e) = limit.apply_rule(value) {
-                    tracing::warn!(user = %user.name, rule = %value, error = %e, "quota rule ignored");
-                }
+            let n = match k.strip_prefix("quota_rule") {
+                Some("") => 1,
+                // quota_rule2, quota_rule3, ...; never quota_rule1 or 02.
+                Some(digits) => match digits.parse::<usize>() {
+                    Ok(n) if n >= 2 && n.to_string() == digits => n,
+                    _ => continue,
+                },
+                None => continue,
+            };
+            chain.insert(n, value);
+        }
+        let mut rules = quota::Rules::default();
+        for n in 1.. {
+            let Some(rule) = chain.remove(&n).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            if let Err(e) = rules.apply(rule) {
+                tracing::warn!(user = %user.name, rule = %rule, error = %e, "quota rule ignored");
             }
         }
-        limit
+        if let Some((n, rule)) = chain.iter().find(|(_, r)| !r.is_empty()) {
+            tracing::warn!(user = %user.name, rule = %rule, "quota_rule{n} ignored: it does not follow an earlier rule (Dovecot stops at the first gap)");
+        }
+        rules
     }
 
-    /// Would one more message of `size` bytes fit? The limit when it does;
-    /// `OverQuota` when it does not. Blocking (reads maildirsize).
-    pub fn quota_check(&self, user: &User, size: u64) -> Result<Limit, Failure> {
-        let limit = self.quota_limit(user);
-        if limit.is_unlimited() || !user.maildir.is_dir() {
-            return Ok(limit);
+    /// Would one more message of `size` bytes fit into INBOX (the check at
+    /// RCPT, as Dovecot's LMTP makes it with `lmtp_rcpt_check_quota`)? The
+    /// rules when it does; `OverQuota` when it does not. Blocking (reads
+    /// maildirsize).
+    pub fn quota_check(&self, user: &User, size: u64) -> Result<quota::Rules, Failure> {
+        self.quota_check_stores(user, &[("INBOX", size)])
+    }
+
+    /// Would every copy fit, each `(folder, size)` checked against its
+    /// folder's limit after the copies before it? A copy into a folder
+    /// whose rule is `ignore` is neither checked nor counted.
+    fn quota_check_stores(
+        &self,
+        user: &User,
+        stores: &[(&str, u64)],
+    ) -> Result<quota::Rules, Failure> {
+        let rules = self.quota_rules(user);
+        if rules.is_unlimited() || !user.maildir.is_dir() {
+            return Ok(rules);
         }
-        let used = quota::usage(&user.maildir, &limit)
+        let enc = self.cfg.storage.folder_encoding;
+        let mut used = quota::usage(&user.maildir, &rules, enc)
             .map_err(|e| Failure::Io(format!("quota {}: {e}", user.maildir.display())))?;
-        if quota::over(&limit, &used, size) {
-            return Err(Failure::OverQuota {
-                temporary: self.cfg.quota.over_quota == OverQuota::Temporary,
-            });
+        for &(folder, size) in stores {
+            if !rules.counts(folder) {
+                continue;
+            }
+            if quota::over(&rules.limit_for(folder), &used, size) {
+                return Err(Failure::OverQuota {
+                    temporary: self.cfg.quota.over_quota == OverQuota::Temporary,
+                });
+            }
+            used.bytes = used.bytes.saturating_add(size);
+            used.messages += 1;
         }
-        Ok(limit)
+        Ok(rules)
     }
 
-    /// Count a stored copy in maildirsize (created on first use).
-    fn quota_count(&self, user: &User, limit: &Limit, size: u64) {
-        if limit.is_unlimited() {
+    /// Count a copy stored in `folder` in maildirsize: appended when the
+    /// file exists (even without a limit, so that a file Dovecot keeps stays
+    /// right), created on first use when there is a limit; not at all when
+    /// the folder is ignored.
+    fn quota_count(&self, user: &User, rules: &quota::Rules, folder: &str, size: u64) {
+        if !rules.counts(folder) {
             return;
         }
         let r = if user.maildir.join("maildirsize").exists() {
             quota::add(&user.maildir, size as i64, 1)
+        } else if !rules.is_unlimited() {
+            quota::recalculate(&user.maildir, rules, self.cfg.storage.folder_encoding).map(|_| ())
         } else {
-            quota::recalculate(&user.maildir, limit).map(|_| ())
+            return;
         };
         if let Err(e) = r {
             tracing::warn!(user = %user.name, error = %e, "could not update maildirsize; it is recalculated later");
@@ -300,13 +350,29 @@ impl Deliverer {
         });
         let (header_lf, _) = store::count_bare_lf(false, &header);
         let default_folder = self.default_folder(rcpt);
-        let limit = if plan.stores.is_empty() {
-            Limit::default()
+        // Quota: every copy, in the folder the loop below saves it to (an
+        // ignored folder, e.g. `Trash:ignore`, is never refused).
+        let copies: Vec<(&str, u64)> = plan
+            .stores
+            .iter()
+            .map(|s| {
+                let folder = match (&default_folder, s.implicit) {
+                    (Some(d), true) => d.as_str(),
+                    _ => s.folder.as_str(),
+                };
+                let len = s.message.as_ref().map_or(body.len(), |m| m.len() as u64);
+                (folder, header.len() as u64 + len)
+            })
+            .collect();
+        let quota_rules = if copies.is_empty() {
+            quota::Rules::default()
         } else {
-            self.quota_check(user, header.len() as u64 + body.len())?
+            self.quota_check_stores(user, &copies)?
         };
         let mut stored: Vec<String> = Vec::new();
         let mut size = 0;
+        let mut index = None;
+        let mut original_head: Option<Vec<u8>> = None;
         for s in &plan.stores {
             let mut flags = Flags::default();
             for f in &s.flags {
@@ -345,7 +411,15 @@ impl Deliverer {
                 Err(e) => return Err(store_failure(e)),
             };
             size = saved.1.size;
-            self.quota_count(user, &limit, size);
+            let head: &[u8] = match &s.message {
+                Some(m) => m,
+                None => {
+                    original_head.get_or_insert_with(|| body.head(HEAD_MAX).unwrap_or_default())
+                }
+            };
+            crash_point("after-save");
+            self.index_add(&mut index, user, maildir, &saved.1, head, env.received);
+            self.quota_count(user, &quota_rules, &saved.0, size);
             stored.push(saved.0);
         }
 
@@ -397,6 +471,51 @@ impl Deliverer {
             RcptOutcome::Discarded
         };
         Ok((outcome, size))
+    }
+}
+
+impl Deliverer {
+    /// Records a durable message in the user's index (opened on first use
+    /// and kept in `slot` for the rest of this delivery). A failure is only
+    /// logged: the message is stored, and the next reconcile indexes it.
+    fn index_add(
+        &self,
+        slot: &mut Option<Option<Index>>,
+        user: &User,
+        maildir: &Maildir,
+        saved: &store::Saved,
+        head: &[u8],
+        received: SystemTime,
+    ) {
+        if !self.cfg.index.enabled {
+            return;
+        }
+        let index = slot.get_or_insert_with(|| {
+            Index::open(maildir.clone(), &user.home, &self.cfg.index)
+                .map_err(
+                    |e| tracing::warn!(user = %user.name, error = %e, "could not open the index"),
+                )
+                .ok()
+        });
+        if let Some(index) = index {
+            match index.add_delivered(saved, head, received) {
+                Ok(uid) => tracing::debug!(uid, base = %saved.base, "indexed"),
+                Err(e) => {
+                    tracing::warn!(user = %user.name, base = %saved.base, error = %e, "could not index; the next reconcile will")
+                }
+            }
+        }
+    }
+}
+
+/// For crash tests: with `MAILSTOW_CRASH_AT=<point>` in the environment,
+/// the process kills itself with SIGKILL there, as a power cut or the OOM
+/// killer would. Points: "after-save" (the file is durable, its index row
+/// not yet written).
+fn crash_point(point: &str) {
+    if std::env::var_os("MAILSTOW_CRASH_AT").is_some_and(|v| v == point) {
+        tracing::warn!(point, "MAILSTOW_CRASH_AT: killing this process");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -538,25 +657,41 @@ mod tests {
     }
 
     #[test]
-    fn quota_rules_come_from_config_then_the_passwd_file() {
+    fn quota_rules_chain_like_dovecots_quota_rule_n() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("u"), "").unwrap();
         let text = format!(
-            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n[quota]\nrule = \"*:storage=1G\"\n",
+            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n[quota]\nrules = [\"*:storage=1G\", \"Trash:ignore\"]\n",
             dir.path().display()
         );
         let cfg =
             Arc::new(Config::from_toml(&text, std::path::Path::new("t"), dir.path()).unwrap());
         let d = Deliverer::new(cfg).unwrap();
         let mut r = rcpt("alice@example.org", None);
-        assert_eq!(d.quota_limit(&r.user).bytes, Some(1 << 30));
+        let q = d.quota_rules(&r.user);
+        assert_eq!(q.limit.bytes, Some(1 << 30));
+        assert!(!q.counts("Trash"));
+        // userdb_quota_rule replaces rules[0] (not added to it), rule 2
+        // stays, rule 3 follows it; rule 5 after a gap is not read, nor
+        // quota_rule1 or a broken rule.
         r.user.extra = vec![
-            ("userdb_quota_rule".into(), "*:storage=10M".into()),
-            ("userdb_quota_rule2".into(), "*:messages=7".into()),
-            ("userdb_quota_rule3".into(), "Trash:ignore".into()),
+            ("userdb_quota_rule".into(), "*:messages=7".into()),
+            ("userdb_quota_rule3".into(), "Junk:messages=+1".into()),
+            ("userdb_quota_rule5".into(), "Sent:ignore".into()),
+            ("quota_rule1".into(), "Archive:ignore".into()),
         ];
-        let l = d.quota_limit(&r.user);
-        assert_eq!((l.bytes, l.messages), (Some(10 << 20), Some(7)));
+        let q = d.quota_rules(&r.user);
+        assert_eq!((q.limit.bytes, q.limit.messages), (None, Some(7)));
+        assert!(!q.counts("Trash"));
+        assert_eq!(q.limit_for("Junk").messages, Some(8));
+        assert!(q.counts("Sent") && q.counts("Archive"));
+        // An empty rule ends the chain.
+        r.user.extra = vec![("quota_rule2".into(), String::new())];
+        let q = d.quota_rules(&r.user);
+        assert_eq!(q.limit.bytes, Some(1 << 30));
+        assert!(q.counts("Trash"));
+        r.user.extra = vec![("quota_rule".into(), "*:storage=lots".into())];
+        assert!(d.quota_rules(&r.user).is_unlimited());
     }
 
     #[test]

@@ -4,24 +4,17 @@
 //! Sieve host does), must not grow without bound (ids are size-bounded, rows
 //! capped), and must not be shared between threads at the same time.
 
-use std::fs::{DirBuilder, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::store::Owner;
 
 /// Directory under the home, and the database in it.
 const STATE_DIR: &str = ".mailstow";
 const STATE_FILE: &str = "sieve-state.sqlite";
-/// How long a writer waits for another connection's write transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ids up to this many bytes are stored as they are; longer ones as a
 /// prefix and a hash ([`key_for`]).
 pub const MAX_ID_BYTES: usize = 1024;
@@ -42,28 +35,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX duplicate_expires ON duplicate (expires);",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("sieve state {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("sieve state {}: schema version {found} is newer than this mailstow knows ({known})", path.display())]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-}
+pub use crate::db::DbError as StateError;
 
 /// One user's Sieve state: one SQLite connection, used by one delivery
 /// thread at a time (the type is Send, not Sync). Several `UserState`s,
@@ -82,34 +54,7 @@ impl UserState {
     /// running as root. WAL, busy timeout 5 s, synchronous=NORMAL; the
     /// schema is brought to the current version. The home must exist.
     pub fn open(home: &Path, owner: Option<Owner>) -> Result<UserState, StateError> {
-        let owner = owner.filter(|_| nix::unistd::geteuid().is_root());
-        let dir = home.join(STATE_DIR);
-        make_private_dir(&dir, owner)?;
-        let path = dir.join(STATE_FILE);
-        create_private_file(&path, owner)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let sql = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let mut conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-        // Switching a new database to WAL needs a lock upgrade that SQLite
-        // refuses at once (no busy wait) while another connection does the
-        // same; the first opens of a user's state race, so retry for a while.
-        let deadline = Instant::now() + BUSY_TIMEOUT;
-        loop {
-            match set_up(&mut conn, &path) {
-                Err(StateError::Sqlite { source, .. })
-                    if is_busy(&source) && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                result => break result?,
-            }
-        }
+        let (conn, path) = crate::db::open(&home.join(STATE_DIR), STATE_FILE, MIGRATIONS, owner)?;
         Ok(UserState { conn, path })
     }
 
@@ -180,19 +125,12 @@ impl UserState {
         })
     }
 
-    /// Runs `f` in a write transaction taken up front (BEGIN IMMEDIATE), so
-    /// a busy database is waited for at BEGIN rather than failing mid-way.
+    /// Runs `f` in a write transaction taken up front (BEGIN IMMEDIATE).
     fn write<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, StateError> {
-        let run = || {
-            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        };
-        run().map_err(|source| self.sql(source))
+        crate::db::write(&self.conn, f).map_err(|source| self.sql(source))
     }
 
     fn sql(&self, source: rusqlite::Error) -> StateError {
@@ -201,63 +139,6 @@ impl UserState {
             source,
         }
     }
-}
-
-/// WAL, synchronous=NORMAL, the current schema.
-fn set_up(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
-    let sql = |source| StateError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(sql)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(path = %path.display(), mode, "sieve state is not in WAL mode");
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sql)?;
-    migrate(conn, path)
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
-/// Brings the schema to `MIGRATIONS.len()`, one step at a time, in one
-/// write transaction (two first deliveries may race to create it).
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
-    let known = MIGRATIONS.len() as i64;
-    let sql = |source| StateError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let version = |conn: &Connection| -> rusqlite::Result<i64> {
-        conn.pragma_query_value(None, "user_version", |r| r.get(0))
-    };
-    let found = version(conn).map_err(sql)?;
-    if found == known {
-        return Ok(());
-    }
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql)?;
-    let found = version(&tx).map_err(sql)?;
-    if found > known {
-        return Err(StateError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            known,
-        });
-    }
-    for step in MIGRATIONS.iter().skip(found.max(0) as usize) {
-        tx.execute_batch(step).map_err(sql)?;
-    }
-    tx.pragma_update(None, "user_version", known).map_err(sql)?;
-    tx.commit().map_err(sql)
 }
 
 /// The stored form of an id: as is up to [`MAX_ID_BYTES`]; longer, its
@@ -302,66 +183,6 @@ fn one_in(n: u64) -> bool {
         .build_hasher()
         .finish()
         .is_multiple_of(n)
-}
-
-/// Creates `dir` 0700 (owned by `owner`), or accepts an existing real
-/// directory; a symlink or other file there is refused.
-fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), StateError> {
-    let io = |op, source| StateError::Io {
-        op,
-        path: dir.to_owned(),
-        source,
-    };
-    match DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            if let Some(o) = owner {
-                std::os::unix::fs::lchown(dir, Some(o.uid), Some(o.gid))
-                    .map_err(|e| io("chown", e))?;
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("mkdir", e)),
-    }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| io("stat", e))?;
-    if !meta.is_dir() {
-        let e = io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a directory (or a symlink)",
-        );
-        return Err(io("use", e));
-    }
-    Ok(())
-}
-
-/// Creates the database file 0600 owned by `owner` if it is missing, so
-/// that SQLite (which gives its -wal and -shm files the database's mode
-/// and owner) never creates it with the umask's mode.
-fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), StateError> {
-    let io = |op, source| StateError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    };
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io("chmod", e))?;
-            if let Some(o) = owner {
-                std::os::unix::fs::fchown(&file, Some(o.uid), Some(o.gid))
-                    .map_err(|e| io("chown", e))?;
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io("create", e)),
-    }
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub(super) fn make_dir_mode(
 
 /// Creates a new file (O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC) 0600 owned by
 /// `owner`, open for writing. AlreadyExists is left for the caller to judge.
-pub(super) fn create_file(path: &Path, owner: Option<Owner>) -> io::Result<File> {
+pub(crate) fn create_file(path: &Path, owner: Option<Owner>) -> io::Result<File> {
     // std adds O_CLOEXEC; create_new is O_CREAT|O_EXCL.
     let file = OpenOptions::new()
         .write(true)
@@ -75,7 +75,7 @@ fn set_mode_owner(file: &File, mode: u32, owner: Option<Owner>) -> io::Result<()
 }
 
 /// fsync a file or directory by path.
-pub(super) fn fsync_path(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn fsync_path(path: &Path) -> Result<(), StoreError> {
     let file = File::open(path).map_err(io_err("open", path))?;
     match file.sync_all() {
         // Like Dovecot: some file systems cannot fsync a directory at all.

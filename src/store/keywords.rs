@@ -77,6 +77,21 @@ impl Table {
     }
 }
 
+/// The keyword names of the folder at `dir`, by letter index (a = 0), as
+/// its `dovecot-keywords` says; all None when there is no such file.
+pub(super) fn names(dir: &Path) -> Result<Vec<Option<String>>, StoreError> {
+    let path = dir.join(FILE);
+    let table = match fsops::read_if_exists(&path)? {
+        Some((bytes, _)) => Table::parse(&bytes),
+        None => Table::default(),
+    };
+    Ok(table
+        .0
+        .into_iter()
+        .map(|n| n.map(|n| String::from_utf8_lossy(&n).into_owned()))
+        .collect())
+}
+
 /// The letters (sorted, as they follow the system flags after `:2,`) of
 /// `keywords` in the folder at `dir`, adding the missing names to its
 /// `dovecot-keywords` under `dovecot-uidlist.lock`. Keywords that find no

@@ -7,9 +7,9 @@
 //! returns a durable message or an error with nothing left in tmp/, new/ or
 //! cur/.
 
-mod dotlock;
+pub(crate) mod dotlock;
 mod filename;
-mod fsops;
+pub(crate) mod fsops;
 mod keywords;
 mod names;
 pub mod quota;
@@ -349,7 +349,49 @@ impl Maildir {
         })
     }
 
-    fn folder_dir(&self, storage: &str) -> PathBuf {
+    /// The owner created files get (Some only when running as root).
+    pub fn chown(&self) -> Option<Owner> {
+        self.chown
+    }
+
+    /// The host name lock files carry (`pid:host`).
+    pub fn lock_host(&self) -> &str {
+        &self.lock_host
+    }
+
+    pub fn encoding(&self) -> FolderEncoding {
+        self.encoding
+    }
+
+    /// The storage names of the folders on disk ("" for INBOX first, then
+    /// every `.name` directory holding a cur/), sorted. A missing Maildir
+    /// has none.
+    pub fn folders(&self) -> Result<Vec<String>, StoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("readdir", &self.root)(e)),
+        };
+        let mut names = vec![String::new()];
+        for entry in entries {
+            let entry = entry.map_err(io_err("readdir", &self.root))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some(storage) = name.strip_prefix('.') else {
+                continue;
+            };
+            if storage.is_empty() || storage == "." || !entry.path().join("cur").is_dir() {
+                continue;
+            }
+            names.push(storage.to_owned());
+        }
+        names[1..].sort();
+        Ok(names)
+    }
+
+    /// The directory of the folder with this storage name ("" = INBOX).
+    pub fn folder_dir(&self, storage: &str) -> PathBuf {
         if storage.is_empty() {
             self.root.clone()
         } else {
@@ -553,6 +595,12 @@ fn write_durably(
         .map_err(io_err("set times of", path))?;
     file.sync_all().map_err(io_err("fsync", path))?;
     fsops::close(file).map_err(io_err("close", path))
+}
+
+/// The keyword names of a folder directory by letter index (a = 0), from
+/// its `dovecot-keywords`.
+pub fn keyword_names(folder_dir: &Path) -> Result<Vec<Option<String>>, StoreError> {
+    keywords::names(folder_dir)
 }
 
 /// Ok(false) when nothing is there; other errors (permissions) are reported.

@@ -233,6 +233,17 @@ impl Directory {
         }
     }
 
+    /// Every usable user of the file, in file order (for admin commands;
+    /// a user without a domain gets an empty one).
+    pub fn users(&self) -> Vec<User> {
+        let table = self.current();
+        table
+            .entries
+            .iter()
+            .filter_map(|e| self.user(e, "", None).ok())
+            .collect()
+    }
+
     fn user(&self, e: &Entry, domain: &str, detail: Option<&str>) -> Result<User, UsersError> {
         let f = e.fields.as_ref().map_err(|reason| UsersError::Broken {
             path: self.path.clone(),

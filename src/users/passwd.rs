@@ -55,7 +55,7 @@ pub(crate) enum Line {
 /// The parsed file, indexed for lookups.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
     /// (domain, local as written) -> entry.
     exact: HashMap<(Option<String>, String), usize>,
     /// (domain, ASCII-lowercased local) -> entries differing only by case.

@@ -1,0 +1,210 @@
+//! Per-user SQLite databases kept beside the Maildir (Sieve state, the
+//! mailbox index): created private to the user, WAL, busy timeout, schema
+//! migrations by `user_version`, writers with BEGIN IMMEDIATE. Must not know
+//! what the tables mean.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::store::Owner;
+
+/// How long a writer waits for another connection's write transaction.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("database {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {}: schema version {found} is newer than this mailstow knows ({known})", path.display())]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// Opens or creates `dir`/`file`: the directory 0700 and the file 0600,
+/// both chowned to `owner` when given and running as root. WAL, busy
+/// timeout, synchronous=NORMAL; the schema is brought to
+/// `migrations.len()` (entry n takes `user_version` n to n + 1). The
+/// directory's parent must exist.
+pub fn open(
+    dir: &Path,
+    file: &str,
+    migrations: &[&str],
+    owner: Option<Owner>,
+) -> Result<(Connection, PathBuf), DbError> {
+    let owner = owner.filter(|_| nix::unistd::geteuid().is_root());
+    make_private_dir(dir, owner)?;
+    let path = dir.join(file);
+    create_private_file(&path, owner)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let sql = |source| DbError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let mut conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    // Switching a new database to WAL needs a lock upgrade that SQLite
+    // refuses at once (no busy wait) while another connection does the
+    // same; the first opens of a database race, so retry for a while.
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match set_up(&mut conn, &path, migrations) {
+            Err(DbError::Sqlite { source, .. })
+                if is_busy(&source) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => break result?,
+        }
+    }
+    Ok((conn, path))
+}
+
+/// Runs `f` in a write transaction taken up front (BEGIN IMMEDIATE), so a
+/// busy database is waited for at BEGIN rather than failing mid-way.
+pub fn write<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// WAL, synchronous=NORMAL, the current schema.
+fn set_up(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), DbError> {
+    let sql = |source| DbError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), mode, "database is not in WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql)?;
+    migrate(conn, path, migrations)
+}
+
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Brings the schema to `migrations.len()`, one step at a time, in one
+/// write transaction (two first deliveries may race to create it).
+fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), DbError> {
+    let known = migrations.len() as i64;
+    let sql = |source| DbError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let version = |conn: &Connection| -> rusqlite::Result<i64> {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+    };
+    let found = version(conn).map_err(sql)?;
+    if found == known {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let found = version(&tx).map_err(sql)?;
+    if found > known {
+        return Err(DbError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    for step in migrations.iter().skip(found.max(0) as usize) {
+        tx.execute_batch(step).map_err(sql)?;
+    }
+    tx.pragma_update(None, "user_version", known).map_err(sql)?;
+    tx.commit().map_err(sql)
+}
+
+/// Creates `dir` 0700 (owned by `owner`), or accepts an existing real
+/// directory; a symlink or other file there is refused.
+fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), DbError> {
+    let io = |op, source| DbError::Io {
+        op,
+        path: dir.to_owned(),
+        source,
+    };
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            if let Some(o) = owner {
+                std::os::unix::fs::lchown(dir, Some(o.uid), Some(o.gid))
+                    .map_err(|e| io("chown", e))?;
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("mkdir", e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| io("stat", e))?;
+    if !meta.is_dir() {
+        let e = io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a directory (or a symlink)",
+        );
+        return Err(io("use", e));
+    }
+    Ok(())
+}
+
+/// Creates the database file 0600 owned by `owner` if it is missing, so
+/// that SQLite (which gives its -wal and -shm files the database's mode
+/// and owner) never creates it with the umask's mode.
+fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), DbError> {
+    let io = |op, source| DbError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io("chmod", e))?;
+            if let Some(o) = owner {
+                std::os::unix::fs::fchown(&file, Some(o.uid), Some(o.gid))
+                    .map_err(|e| io("chown", e))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io("create", e)),
+    }
+}

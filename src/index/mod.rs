@@ -1,0 +1,503 @@
+//! The per-mailbox SQLite index ({home}/.mailstow/index.sqlite; STORAGE.md
+//! 4, docs/index.md): folders with UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ,
+//! messages with UID, flags, sizes, dates and header fields, expunged UIDs
+//! with their MODSEQ, and a full-text table. Written after each delivery
+//! and reconciled with the Maildir on open. Must not be the truth (the
+//! Maildir is), and must never hand out a UID or MODSEQ a reader may have
+//! seen: every transaction that assigns one is committed with
+//! synchronous=FULL.
+
+mod query;
+mod reconcile;
+pub mod scan;
+pub mod uidlist;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::config::{IndexConfig, UidMode};
+use crate::db::{self, DbError};
+use crate::store::{self, Maildir, Saved, StoreError};
+
+pub use query::{FolderStats, MessageRow, Search};
+pub use reconcile::Changes;
+
+/// The index lives beside the Sieve state, in the home, outside the Maildir.
+pub const INDEX_DIR: &str = ".mailstow";
+pub const INDEX_FILE: &str = "index.sqlite";
+
+/// Expunged UIDs kept per folder; older ones raise `vanished_floor`.
+const MAX_TOMBSTONES: i64 = 10_000;
+
+/// Schema steps: entry `n` takes `user_version` n to n + 1. docs/index.md
+/// describes the result; change both together.
+const MIGRATIONS: &[&str] = &[
+    // 1: folders, messages, expunged, full-text search.
+    "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY NOT NULL,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE folders (
+         id             INTEGER PRIMARY KEY,
+         storage_name   TEXT NOT NULL UNIQUE,
+         display_name   TEXT NOT NULL,
+         uidvalidity    INTEGER NOT NULL CHECK (uidvalidity > 0),
+         uidnext        INTEGER NOT NULL CHECK (uidnext > 0),
+         highestmodseq  INTEGER NOT NULL CHECK (highestmodseq > 0),
+         vanished_floor INTEGER NOT NULL DEFAULT 0,
+         special_use    TEXT,
+         subscribed     INTEGER NOT NULL DEFAULT 0,
+         new_mtime_ns   INTEGER,
+         cur_mtime_ns   INTEGER
+     );
+     CREATE TABLE messages (
+         id             INTEGER PRIMARY KEY,
+         folder_id      INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+         uid            INTEGER NOT NULL CHECK (uid > 0),
+         base           TEXT NOT NULL,
+         in_cur         INTEGER NOT NULL,
+         info           TEXT NOT NULL,
+         flags          INTEGER NOT NULL,
+         keywords       TEXT NOT NULL,
+         size           INTEGER NOT NULL,
+         vsize          INTEGER NOT NULL,
+         internal_date  INTEGER NOT NULL,
+         saved_date     INTEGER NOT NULL,
+         modseq         INTEGER NOT NULL,
+         message_id     TEXT,
+         in_reply_to    TEXT,
+         references_ids TEXT,
+         from_addr      TEXT,
+         to_addrs       TEXT,
+         subject        TEXT,
+         date_hdr       INTEGER,
+         UNIQUE (folder_id, uid),
+         UNIQUE (folder_id, base)
+     );
+     CREATE INDEX messages_modseq ON messages (folder_id, modseq);
+     CREATE INDEX messages_message_id ON messages (message_id);
+     CREATE INDEX messages_date ON messages (internal_date);
+     CREATE TABLE expunged (
+         folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+         uid       INTEGER NOT NULL,
+         modseq    INTEGER NOT NULL,
+         PRIMARY KEY (folder_id, uid)
+     ) WITHOUT ROWID;
+     CREATE VIRTUAL TABLE messages_fts USING fts5 (
+         from_addr, to_addrs, subject,
+         content = 'messages', content_rowid = 'id'
+     );
+     CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+         INSERT INTO messages_fts (rowid, from_addr, to_addrs, subject)
+         VALUES (new.id, new.from_addr, new.to_addrs, new.subject);
+     END;
+     CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+         INSERT INTO messages_fts (messages_fts, rowid, from_addr, to_addrs, subject)
+         VALUES ('delete', old.id, old.from_addr, old.to_addrs, old.subject);
+     END;
+     CREATE TRIGGER messages_fts_update AFTER UPDATE OF from_addr, to_addrs, subject ON messages BEGIN
+         INSERT INTO messages_fts (messages_fts, rowid, from_addr, to_addrs, subject)
+         VALUES ('delete', old.id, old.from_addr, old.to_addrs, old.subject);
+         INSERT INTO messages_fts (rowid, from_addr, to_addrs, subject)
+         VALUES (new.id, new.from_addr, new.to_addrs, new.subject);
+     END;",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("index {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One user's index: one connection, used by one thread at a time.
+/// Several `Index`es, in this or other processes, may be open at once.
+#[derive(Debug)]
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+    maildir: Maildir,
+    mode: UidMode,
+    /// Storage name to special-use attribute.
+    special_use: BTreeMap<String, String>,
+}
+
+/// A folder's row.
+#[derive(Clone, Debug)]
+struct FolderRow {
+    id: i64,
+    uidvalidity: i64,
+    uidnext: i64,
+    highestmodseq: i64,
+}
+
+impl Index {
+    /// Opens (creating if needed) the index of the mailbox whose home is
+    /// `home`. No reconcile: call [`Index::reconcile`] for a fresh view.
+    pub fn open(maildir: Maildir, home: &Path, cfg: &IndexConfig) -> Result<Index, IndexError> {
+        let (conn, path) = db::open(
+            &home.join(INDEX_DIR),
+            INDEX_FILE,
+            MIGRATIONS,
+            maildir.chown(),
+        )?;
+        let sql = |source| IndexError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // UIDs and MODSEQs are assigned in these transactions: they must
+        // survive a power loss once a reader may have seen them.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        let special_use = cfg
+            .special_use
+            .iter()
+            .filter_map(|(name, attr)| {
+                store::storage_name(name, maildir.encoding())
+                    .ok()
+                    .map(|s| (s, attr.clone()))
+            })
+            .collect();
+        Ok(Index {
+            conn,
+            path,
+            maildir,
+            mode: cfg.uids,
+            special_use,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn maildir(&self) -> &Maildir {
+        &self.maildir
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> IndexError {
+        IndexError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` in a write transaction taken up front (BEGIN IMMEDIATE);
+    /// an error rolls it back.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(value)
+    }
+
+    /// Records a message this process has just made durable, giving it the
+    /// next UID of its folder (own mode) or the one Dovecot's uidlist gives
+    /// it (dovecot mode). `head` holds at least its header block. Returns
+    /// the UID.
+    pub fn add_delivered(
+        &self,
+        saved: &Saved,
+        head: &[u8],
+        received: SystemTime,
+    ) -> Result<u32, IndexError> {
+        let folder_dir = self.maildir.folder_dir(&saved.storage_name);
+        let name = saved
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&saved.base);
+        let in_cur = saved.path.parent().and_then(|p| p.file_name()) == Some("cur".as_ref());
+        let entry = scan::Entry {
+            in_cur,
+            info: scan::split_name(name).1.to_owned(),
+        };
+        let meta = scan::Meta {
+            size: saved.size as i64,
+            vsize: saved.vsize as i64,
+            internal_date: unix(received),
+            headers: scan::headers(head),
+        };
+        let dovecot = match self.mode {
+            UidMode::Own => None,
+            UidMode::Dovecot => {
+                let known = self.folder_row(&saved.storage_name)?;
+                Some(self.uidlist_assign(&folder_dir, &[saved.base.as_str()], known.as_ref())?)
+            }
+        };
+        let keywords = keyword_text(&folder_dir, &entry.info)?;
+        self.write(|tx| {
+            let folder = match &dovecot {
+                Some(a) => self.folder_with_validity(tx, &saved.storage_name, a.uidvalidity)?,
+                None => self.folder_in(tx, &saved.storage_name)?,
+            };
+            if let Some(uid) = uid_of_base(tx, folder.id, &saved.base).map_err(|e| self.sql(e))? {
+                // A reconcile found the file first.
+                return Ok(u32::try_from(uid).unwrap_or(0));
+            }
+            let uid = match &dovecot {
+                Some(a) => i64::from(a.uids.first().copied().unwrap_or(0)),
+                None => folder.uidnext,
+            };
+            let modseq = folder.highestmodseq + 1;
+            insert_message(
+                tx,
+                folder.id,
+                uid,
+                modseq,
+                &saved.base,
+                &entry,
+                &keywords,
+                &meta,
+                unix(SystemTime::now()),
+            )
+            .map_err(|e| self.sql(e))?;
+            tx.execute(
+                "UPDATE folders SET uidnext = max(uidnext, ?2), highestmodseq = ?3 WHERE id = ?1",
+                params![folder.id, uid + 1, modseq],
+            )
+            .map_err(|e| self.sql(e))?;
+            Ok(u32::try_from(uid).unwrap_or(0))
+        })
+    }
+
+    /// Dovecot mode: the UIDs of `bases` from the folder's uidlist,
+    /// appended under its lock when missing, never below our UIDNEXT for
+    /// the same UIDVALIDITY.
+    fn uidlist_assign(
+        &self,
+        folder_dir: &Path,
+        bases: &[&str],
+        known: Option<&FolderRow>,
+    ) -> Result<uidlist::Assigned, IndexError> {
+        let current = uidlist::read(folder_dir)?;
+        let min_next = match (known, &current) {
+            (Some(f), Some(u)) if i64::from(u.uidvalidity) == f.uidvalidity => {
+                u32::try_from(f.uidnext).unwrap_or(u32::MAX)
+            }
+            _ => 1,
+        };
+        Ok(uidlist::assign(
+            folder_dir,
+            self.maildir.root(),
+            bases,
+            min_next,
+            self.maildir.chown(),
+            self.maildir.lock_host(),
+            store::dotlock::WAIT,
+        )?)
+    }
+
+    fn folder_row(&self, storage: &str) -> Result<Option<FolderRow>, IndexError> {
+        folder_by_name(&self.conn, storage).map_err(|e| self.sql(e))
+    }
+
+    /// The folder's row, created (with a fresh UIDVALIDITY) when missing.
+    fn folder_in(&self, tx: &Transaction<'_>, storage: &str) -> Result<FolderRow, IndexError> {
+        if let Some(f) = folder_by_name(tx, storage).map_err(|e| self.sql(e))? {
+            return Ok(f);
+        }
+        let v = next_uidvalidity(tx).map_err(|e| self.sql(e))?;
+        self.create_folder(tx, storage, v)
+    }
+
+    /// The folder's row with this UIDVALIDITY: created when missing, and
+    /// emptied (to be filled by the next reconcile) when its UIDVALIDITY
+    /// was another: the old UIDs are void then.
+    fn folder_with_validity(
+        &self,
+        tx: &Transaction<'_>,
+        storage: &str,
+        uidvalidity: u32,
+    ) -> Result<FolderRow, IndexError> {
+        let v = i64::from(uidvalidity);
+        match folder_by_name(tx, storage).map_err(|e| self.sql(e))? {
+            Some(f) if f.uidvalidity == v => Ok(f),
+            Some(f) => {
+                tracing::warn!(
+                    folder = storage,
+                    old = f.uidvalidity,
+                    new = v,
+                    "UIDVALIDITY changed; the folder is reindexed"
+                );
+                tx.execute("DELETE FROM messages WHERE folder_id = ?1", params![f.id])
+                    .and_then(|_| {
+                        tx.execute("DELETE FROM expunged WHERE folder_id = ?1", params![f.id])
+                    })
+                    .and_then(|_| {
+                        tx.execute(
+                            "UPDATE folders SET uidvalidity = ?2, uidnext = 1, vanished_floor = 0,
+                         new_mtime_ns = NULL, cur_mtime_ns = NULL WHERE id = ?1",
+                            params![f.id, v],
+                        )
+                    })
+                    .map_err(|e| self.sql(e))?;
+                Ok(FolderRow {
+                    uidvalidity: v,
+                    uidnext: 1,
+                    ..f
+                })
+            }
+            None => self.create_folder(tx, storage, v),
+        }
+    }
+
+    fn create_folder(
+        &self,
+        tx: &Transaction<'_>,
+        storage: &str,
+        uidvalidity: i64,
+    ) -> Result<FolderRow, IndexError> {
+        let display = if storage.is_empty() {
+            "INBOX".to_owned()
+        } else {
+            store::display_name(storage, self.maildir.encoding())
+                .unwrap_or_else(|_| storage.to_owned())
+        };
+        tx.execute(
+            "INSERT INTO folders (storage_name, display_name, uidvalidity, uidnext, highestmodseq, special_use)
+             VALUES (?1, ?2, ?3, 1, 1, ?4)",
+            params![storage, display, uidvalidity, self.special_use.get(storage)],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(FolderRow {
+            id: tx.last_insert_rowid(),
+            uidvalidity,
+            uidnext: 1,
+            highestmodseq: 1,
+        })
+    }
+}
+
+fn folder_by_name(conn: &Connection, storage: &str) -> rusqlite::Result<Option<FolderRow>> {
+    conn.prepare_cached(
+        "SELECT id, uidvalidity, uidnext, highestmodseq FROM folders WHERE storage_name = ?1",
+    )?
+    .query_row(params![storage], |r| {
+        Ok(FolderRow {
+            id: r.get(0)?,
+            uidvalidity: r.get(1)?,
+            uidnext: r.get(2)?,
+            highestmodseq: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+fn uid_of_base(conn: &Connection, folder: i64, base: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT uid FROM messages WHERE folder_id = ?1 AND base = ?2")?
+        .query_row(params![folder, base], |r| r.get(0))
+        .optional()
+}
+
+/// A UIDVALIDITY not given before in this index: like Dovecot's counter,
+/// at least the current time and above the last one handed out.
+fn next_uidvalidity(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    let last: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'last_uidvalidity'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let now = unix(SystemTime::now()).clamp(1, i64::from(u32::MAX));
+    let mut v = now.max(last + 1);
+    if v > i64::from(u32::MAX) {
+        v = 1;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('last_uidvalidity', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![v],
+    )?;
+    Ok(v)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_message(
+    tx: &Transaction<'_>,
+    folder: i64,
+    uid: i64,
+    modseq: i64,
+    base: &str,
+    entry: &scan::Entry,
+    keywords: &str,
+    meta: &scan::Meta,
+    saved_date: i64,
+) -> rusqlite::Result<()> {
+    let (flags, _) = scan::parse_info(&entry.info);
+    let h = &meta.headers;
+    tx.prepare_cached(
+        "INSERT INTO messages (folder_id, uid, base, in_cur, info, flags, keywords, size, vsize,
+             internal_date, saved_date, modseq, message_id, in_reply_to, references_ids,
+             from_addr, to_addrs, subject, date_hdr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?
+    .execute(params![
+        folder,
+        uid,
+        base,
+        entry.in_cur,
+        entry.info,
+        flags,
+        keywords,
+        meta.size,
+        meta.vsize,
+        meta.internal_date,
+        saved_date,
+        modseq,
+        h.message_id,
+        h.in_reply_to,
+        h.references,
+        h.from,
+        h.to,
+        h.subject,
+        h.date,
+    ])?;
+    Ok(())
+}
+
+/// The keyword names an info's letters stand for, space-separated, through
+/// the folder's `dovecot-keywords` (read only when there are letters).
+fn keyword_text(folder_dir: &Path, info: &str) -> Result<String, IndexError> {
+    let (_, letters) = scan::parse_info(info);
+    if letters.is_empty() {
+        return Ok(String::new());
+    }
+    let names = store::keyword_names(folder_dir)?;
+    Ok(letters
+        .iter()
+        .filter_map(|&i| names.get(i).cloned().flatten())
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// Unix seconds; times before 1970 count as 0.
+fn unix(t: SystemTime) -> i64 {
+    i64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()).unwrap_or(i64::MAX)
+}

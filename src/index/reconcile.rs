@@ -1,0 +1,574 @@
+//! Brings the index in line with the Maildir (STORAGE.md 4.4): folders
+//! created, renamed or deleted; per folder, when new/ or cur/ changed,
+//! files moved from new/ to cur/, renamed for flags, deleted, or added by
+//! another program, matched by base name. Must not hold the write lock
+//! while it reads the disk (deliveries wait on it), must not expunge a
+//! file that one listing missed but a second one sees, and must not undo a
+//! change another writer made meanwhile.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::SystemTime;
+
+use rusqlite::{params, Transaction};
+
+use super::scan::{self, Entry, Meta};
+use super::{
+    insert_message, keyword_text, uid_of_base, uidlist, unix, Index, IndexError, MAX_TOMBSTONES,
+};
+use crate::config::UidMode;
+
+/// A directory mtime this close to now may still change within the same
+/// timestamp tick: it is not stored, so the next sync looks again.
+const RACY_NS: i64 = 2_000_000_000;
+
+/// What a sync changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Changes {
+    pub added: u64,
+    pub updated: u64,
+    pub expunged: u64,
+    pub folders_added: u64,
+    pub folders_removed: u64,
+    pub folders_renamed: u64,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+/// A message row as the index has it.
+#[derive(Clone, Debug)]
+pub(super) struct Known {
+    pub uid: i64,
+    pub entry: Entry,
+    pub keywords: String,
+    pub meta: Meta,
+}
+
+/// A file the index does not have yet.
+struct New {
+    base: String,
+    entry: Entry,
+    meta: Meta,
+    keywords: String,
+    /// Dovecot mode: the uidlist's UID.
+    uid: Option<i64>,
+}
+
+impl Index {
+    /// Syncs every folder whose new/ or cur/ changed since the last sync.
+    pub fn reconcile(&self) -> Result<Changes, IndexError> {
+        self.sync(false)
+    }
+
+    /// Syncs every folder and re-reads every message file, correcting any
+    /// row that differs from its file; UIDs of files still there are kept.
+    pub fn resync_all(&self) -> Result<Changes, IndexError> {
+        self.sync(true)
+    }
+
+    fn sync(&self, full: bool) -> Result<Changes, IndexError> {
+        let mut ch = Changes::default();
+        let on_disk = self.maildir.folders()?;
+        let indexed: Vec<(i64, String)> = self
+            .conn
+            .prepare("SELECT id, storage_name FROM folders")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| self.sql(e))?;
+        let disk: HashSet<&str> = on_disk.iter().map(String::as_str).collect();
+        let names: HashSet<&str> = indexed.iter().map(|(_, n)| n.as_str()).collect();
+        let mut unindexed: Vec<&str> = on_disk
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !names.contains(n))
+            .collect();
+        for (id, old) in indexed.iter().filter(|(_, n)| !disk.contains(n.as_str())) {
+            let target = self.renamed_to(*id, &unindexed)?;
+            self.write(|tx| {
+                let n = match target {
+                    Some(new) => {
+                        let display = self.display(new);
+                        tx.execute(
+                            "UPDATE folders SET storage_name = ?3, display_name = ?4, special_use = ?5,
+                             new_mtime_ns = NULL, cur_mtime_ns = NULL
+                             WHERE id = ?1 AND storage_name = ?2",
+                            params![id, old, new, display, self.special_use.get(new)],
+                        )
+                    }
+                    None => tx.execute(
+                        "DELETE FROM folders WHERE id = ?1 AND storage_name = ?2",
+                        params![id, old],
+                    ),
+                }
+                .map_err(|e| self.sql(e))?;
+                Ok(n)
+            })?;
+            match target {
+                Some(new) => {
+                    tracing::info!(from = %old, to = %new, "folder renamed");
+                    ch.folders_renamed += 1;
+                    unindexed.retain(|n| *n != new);
+                }
+                None => ch.folders_removed += 1,
+            }
+        }
+        let subscribed = self.subscriptions();
+        for storage in &on_disk {
+            self.sync_folder(storage, full, subscribed.contains(storage), &mut ch)?;
+        }
+        Ok(ch)
+    }
+
+    /// The unindexed folder holding at least half of the files of vanished
+    /// folder `id` (a rename by an IMAP server keeps the files).
+    fn renamed_to<'a>(
+        &self,
+        id: i64,
+        candidates: &[&'a str],
+    ) -> Result<Option<&'a str>, IndexError> {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let bases: Vec<String> = self
+            .conn
+            .prepare("SELECT base FROM messages WHERE folder_id = ?1")
+            .and_then(|mut s| {
+                s.query_map(params![id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| self.sql(e))?;
+        if bases.is_empty() {
+            return Ok(None);
+        }
+        for c in candidates {
+            let dir = self.maildir.folder_dir(c);
+            let files = scan::list(&dir).map_err(io("readdir", &dir))?;
+            let found = bases.iter().filter(|b| files.contains_key(*b)).count();
+            if found * 2 >= bases.len() {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Storage names listed in the Maildir's `subscriptions` (v1 or v2).
+    fn subscriptions(&self) -> HashSet<String> {
+        let Ok(text) = std::fs::read_to_string(self.maildir.root().join("subscriptions")) else {
+            return HashSet::new();
+        };
+        let mut lines = text.lines().peekable();
+        let v2 = lines.peek().is_some_and(|l| l.starts_with("V\t"));
+        if v2 {
+            // The header ends at the first empty line.
+            for l in lines.by_ref() {
+                if l.is_empty() {
+                    break;
+                }
+            }
+        }
+        lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let name = if v2 {
+                    l.replace('\t', ".")
+                } else {
+                    l.to_owned()
+                };
+                if name.eq_ignore_ascii_case("INBOX") {
+                    String::new()
+                } else {
+                    name
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn display(&self, storage: &str) -> String {
+        if storage.is_empty() {
+            return "INBOX".to_owned();
+        }
+        crate::store::display_name(storage, self.maildir.encoding())
+            .unwrap_or_else(|_| storage.to_owned())
+    }
+
+    /// The rows of a folder, with their content fields when `full`.
+    pub(super) fn known(&self, folder: i64) -> Result<HashMap<String, Known>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT uid, base, in_cur, info, keywords, size, vsize, internal_date, message_id,
+                 in_reply_to, references_ids, from_addr, to_addrs, subject, date_hdr
+                 FROM messages WHERE folder_id = ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![folder], |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    Known {
+                        uid: r.get(0)?,
+                        entry: Entry {
+                            in_cur: r.get(2)?,
+                            info: r.get(3)?,
+                        },
+                        keywords: r.get(4)?,
+                        meta: Meta {
+                            size: r.get(5)?,
+                            vsize: r.get(6)?,
+                            internal_date: r.get(7)?,
+                            headers: scan::Headers {
+                                message_id: r.get(8)?,
+                                in_reply_to: r.get(9)?,
+                                references: r.get(10)?,
+                                from: r.get(11)?,
+                                to: r.get(12)?,
+                                subject: r.get(13)?,
+                                date: r.get(14)?,
+                            },
+                        },
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    fn sync_folder(
+        &self,
+        storage: &str,
+        full: bool,
+        subscribed: bool,
+        ch: &mut Changes,
+    ) -> Result<(), IndexError> {
+        let dir = self.maildir.folder_dir(storage);
+        let row = self.folder_row(storage)?;
+        let (stored_mtimes, stored_sub) = match &row {
+            Some(f) => self
+                .conn
+                .query_row(
+                    "SELECT new_mtime_ns, cur_mtime_ns, subscribed FROM folders WHERE id = ?1",
+                    params![f.id],
+                    |r| {
+                        Ok((
+                            (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?),
+                            r.get::<_, bool>(2)?,
+                        ))
+                    },
+                )
+                .map_err(|e| self.sql(e))?,
+            None => ((None, None), false),
+        };
+        // Stat before listing: a change during the listing moves the mtime
+        // past what is stored, and the next sync looks again.
+        let Some(mtimes) = scan::dir_mtimes(&dir).map_err(io("stat", &dir))? else {
+            return Ok(());
+        };
+        let unchanged = stored_mtimes == (Some(mtimes.0), Some(mtimes.1));
+        if row.is_some() && unchanged && !full && stored_sub == subscribed {
+            return Ok(());
+        }
+        let mut known = match &row {
+            Some(f) => self.known(f.id)?,
+            None => HashMap::new(),
+        };
+        let mut files = scan::list(&dir).map_err(io("readdir", &dir))?;
+
+        // Dovecot mode: the uidlist decides UIDs; a different UIDVALIDITY
+        // voids ours, and a base it numbers otherwise is another message.
+        let list = match self.mode {
+            UidMode::Own => None,
+            UidMode::Dovecot => uidlist::read(&dir)?,
+        };
+        let mut reset = false;
+        if let (Some(l), Some(f)) = (&list, &row) {
+            if i64::from(l.uidvalidity) != f.uidvalidity {
+                known.clear();
+                reset = true;
+            } else {
+                known.retain(|base, k| l.uid_of(base).is_none_or(|u| i64::from(u) == k.uid));
+            }
+        }
+
+        let mut missing: Vec<(String, i64)> = known
+            .iter()
+            .filter(|(b, _)| !files.contains_key(*b))
+            .map(|(b, k)| (b.clone(), k.uid))
+            .collect();
+        if !missing.is_empty() {
+            // readdir may skip entries renamed meanwhile: look once more.
+            let again = scan::list(&dir).map_err(io("readdir", &dir))?;
+            missing.retain(|(b, _)| !again.contains_key(b));
+            for (b, e) in again {
+                files.entry(b).or_insert(e);
+            }
+        }
+        let mut changed: Vec<(String, Entry, Entry)> = Vec::new();
+        let mut refreshed: Vec<(String, Meta, String)> = Vec::new();
+        let mut new_bases: Vec<&String> = Vec::new();
+        for (base, entry) in &files {
+            match known.get(base) {
+                Some(k) => {
+                    if k.entry != *entry {
+                        changed.push((base.clone(), k.entry.clone(), entry.clone()));
+                    }
+                    if full {
+                        let path = entry.path(&dir, base);
+                        match scan::read_message(&path, base) {
+                            Ok(meta) => {
+                                let kw = keyword_text(&dir, &entry.info)?;
+                                if meta != k.meta || (k.entry == *entry && kw != k.keywords) {
+                                    refreshed.push((base.clone(), meta, kw));
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(io("read", &path)(e)),
+                        }
+                    }
+                }
+                None => new_bases.push(base),
+            }
+        }
+        new_bases.sort_by(|a, b| scan::name_order(a, b));
+        let mut added = Vec::new();
+        for base in new_bases {
+            let entry = &files[base];
+            let path = entry.path(&dir, base);
+            let meta = match scan::read_message(&path, base) {
+                Ok(m) => m,
+                // Moved or expunged since the listing; the next sync sees it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("read", &path)(e)),
+            };
+            added.push(New {
+                base: base.clone(),
+                entry: entry.clone(),
+                keywords: keyword_text(&dir, &entry.info)?,
+                meta,
+                uid: None,
+            });
+        }
+        let mut validity = list.as_ref().map(|l| l.uidvalidity);
+        if self.mode == UidMode::Dovecot && (!added.is_empty() || reset) {
+            let unlisted: Vec<String> = added
+                .iter()
+                .filter(|n| list.as_ref().and_then(|l| l.uid_of(&n.base)).is_none())
+                .map(|n| n.base.clone())
+                .collect();
+            let (v, assigned) = if unlisted.is_empty() {
+                (validity, HashMap::new())
+            } else {
+                let bases: Vec<&str> = unlisted.iter().map(String::as_str).collect();
+                let a = self.uidlist_assign(&dir, &bases, row.as_ref().filter(|_| !reset))?;
+                let map: HashMap<String, u32> =
+                    unlisted.into_iter().zip(a.uids.iter().copied()).collect();
+                (Some(a.uidvalidity), map)
+            };
+            validity = v;
+            for n in &mut added {
+                n.uid = assigned
+                    .get(&n.base)
+                    .copied()
+                    .or_else(|| list.as_ref().and_then(|l| l.uid_of(&n.base)))
+                    .map(i64::from);
+            }
+        }
+
+        let now_ns = i64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        )
+        .unwrap_or(i64::MAX);
+        let settled = |m: i64| (now_ns - m >= RACY_NS).then_some(m);
+        let folder_was_new = row.is_none();
+        let counts = self.write(|tx| {
+            let f = match validity {
+                Some(v) => self.folder_with_validity(tx, storage, v)?,
+                None => self.folder_in(tx, storage)?,
+            };
+            let mut c = Changes::default();
+            let mut modseq = f.highestmodseq;
+            let mut uidnext = f.uidnext;
+            let sql = |e| self.sql(e);
+            for (base, old, new) in &changed {
+                let kw = keyword_text(&dir, &new.info)?;
+                let (flags, _) = scan::parse_info(&new.info);
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE messages SET in_cur = ?3, info = ?4, flags = ?5, keywords = ?6, modseq = ?7
+                         WHERE folder_id = ?1 AND base = ?2 AND in_cur = ?8 AND info = ?9",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            f.id, base, new.in_cur, new.info, flags, kw, modseq + 1, old.in_cur, old.info
+                        ])
+                    })
+                    .map_err(sql)?;
+                if n > 0 {
+                    modseq += 1;
+                    c.updated += 1;
+                }
+            }
+            for (base, uid) in &missing {
+                if expunge(tx, f.id, *uid, Some(base), modseq + 1).map_err(sql)? {
+                    modseq += 1;
+                    c.expunged += 1;
+                }
+            }
+            for n in &added {
+                if uid_of_base(tx, f.id, &n.base).map_err(sql)?.is_some() {
+                    continue;
+                }
+                let uid = match n.uid {
+                    Some(u) => {
+                        // The uidlist gives this UID to this file: a row
+                        // holding it for another file is stale.
+                        if expunge(tx, f.id, u, None, modseq + 1).map_err(sql)? {
+                            modseq += 1;
+                            c.expunged += 1;
+                        }
+                        u
+                    }
+                    None => uidnext,
+                };
+                if uid <= 0 {
+                    continue;
+                }
+                modseq += 1;
+                insert_message(
+                    tx,
+                    f.id,
+                    uid,
+                    modseq,
+                    &n.base,
+                    &n.entry,
+                    &n.keywords,
+                    &n.meta,
+                    unix(SystemTime::now()),
+                )
+                .map_err(sql)?;
+                uidnext = uidnext.max(uid + 1);
+                c.added += 1;
+            }
+            for (base, meta, kw) in &refreshed {
+                let h = &meta.headers;
+                tx.execute(
+                    "UPDATE messages SET size = ?3, vsize = ?4, internal_date = ?5, message_id = ?6,
+                     in_reply_to = ?7, references_ids = ?8, from_addr = ?9, to_addrs = ?10,
+                     subject = ?11, date_hdr = ?12, keywords = ?13
+                     WHERE folder_id = ?1 AND base = ?2",
+                    params![
+                        f.id, base, meta.size, meta.vsize, meta.internal_date, h.message_id,
+                        h.in_reply_to, h.references, h.from, h.to, h.subject, h.date, kw
+                    ],
+                )
+                .map_err(sql)?;
+                c.updated += 1;
+            }
+            tx.execute(
+                "UPDATE folders SET uidnext = ?2, highestmodseq = ?3, new_mtime_ns = ?4,
+                 cur_mtime_ns = ?5, subscribed = ?6, special_use = ?7, display_name = ?8
+                 WHERE id = ?1",
+                params![
+                    f.id,
+                    uidnext,
+                    modseq,
+                    settled(mtimes.0),
+                    settled(mtimes.1),
+                    subscribed,
+                    self.special_use.get(storage),
+                    self.display(storage)
+                ],
+            )
+            .map_err(sql)?;
+            prune_tombstones(tx, f.id).map_err(sql)?;
+            Ok(c)
+        })?;
+        if folder_was_new {
+            ch.folders_added += 1;
+        }
+        ch.added += counts.added;
+        ch.updated += counts.updated;
+        ch.expunged += counts.expunged;
+        if !counts.is_empty() {
+            tracing::debug!(folder = storage, ?counts, "index synced");
+        }
+        Ok(())
+    }
+}
+
+/// Moves the row with `uid` (and `base`, when given) to `expunged` at
+/// `modseq`. Returns whether there was one.
+fn expunge(
+    tx: &Transaction<'_>,
+    folder: i64,
+    uid: i64,
+    base: Option<&str>,
+    modseq: i64,
+) -> rusqlite::Result<bool> {
+    let n = match base {
+        Some(b) => tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2 AND base = ?3",
+            params![folder, uid, b],
+        )?,
+        None => tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2",
+            params![folder, uid],
+        )?,
+    };
+    if n > 0 {
+        tx.execute(
+            "INSERT INTO expunged (folder_id, uid, modseq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq",
+            params![folder, uid, modseq],
+        )?;
+    }
+    Ok(n > 0)
+}
+
+/// Keeps the newest [`MAX_TOMBSTONES`] expunged UIDs; the MODSEQ of the
+/// newest one dropped becomes the folder's `vanished_floor` (readers
+/// asking about changes before it must resync fully).
+fn prune_tombstones(tx: &Transaction<'_>, folder: i64) -> rusqlite::Result<()> {
+    let count: i64 = tx.query_row(
+        "SELECT count(*) FROM expunged WHERE folder_id = ?1",
+        params![folder],
+        |r| r.get(0),
+    )?;
+    if count <= MAX_TOMBSTONES {
+        return Ok(());
+    }
+    let floor: i64 = tx.query_row(
+        "SELECT modseq FROM expunged WHERE folder_id = ?1 ORDER BY modseq LIMIT 1 OFFSET ?2",
+        params![folder, count - MAX_TOMBSTONES - 1],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "DELETE FROM expunged WHERE folder_id = ?1 AND modseq <= ?2",
+        params![folder, floor],
+    )?;
+    tx.execute(
+        "UPDATE folders SET vanished_floor = max(vanished_floor, ?2) WHERE id = ?1",
+        params![folder, floor],
+    )?;
+    Ok(())
+}
+
+pub(super) fn io<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> IndexError + 'a {
+    move |source| IndexError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,329 @@
+//! `mailstow index ...`: rebuild, verify, list, search and stats over a
+//! user's mailbox index, each after a reconcile so nothing stale is shown.
+//! Must not hold index logic (src/index does) and must not deliver.
+//! Exit codes: 0 done, 1 verify found differences, 67 unknown user,
+//! 75 temporary failure (I/O, lock), 78 configuration.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use mailstow::config::Config;
+use mailstow::deliver::headers::{iso_datetime, parse_iso_date};
+use mailstow::index::{Index, MessageRow, Search};
+use mailstow::store::{Maildir, Owner};
+use mailstow::users::{Directory, User};
+
+use crate::cli::DEFAULT_CONFIG;
+use crate::sieve_cli::{config_or_default, lookup};
+
+#[derive(Subcommand)]
+pub enum IndexCommand {
+    /// Re-read the whole Maildir into the index, keeping the UIDs it can
+    /// prove (rows still matching a file, or dovecot-uidlist); an unreadable
+    /// index file is moved aside first.
+    Rebuild(UserArgs),
+    /// Compare the index with a fresh reading of the Maildir; print each
+    /// difference and exit 1 if there is any.
+    Verify(UserArgs),
+    /// List the messages of one folder (IMAP name) or of all.
+    List {
+        #[command(flatten)]
+        user: UserArgs,
+        folder: Option<String>,
+        /// One JSON array, one object per message.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find messages; every criterion given must match.
+    Search(Box<SearchArgs>),
+    /// Per-folder counts, sizes, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ; for
+    /// one user or, without USER, for every user of the passwd-file.
+    Stats {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct UserArgs {
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// The user's full address.
+    user: String,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    user: UserArgs,
+    /// Only this folder (IMAP name).
+    #[arg(long)]
+    folder: Option<String>,
+    /// Words or a phrase in From (full-text, whole words).
+    #[arg(long)]
+    from: Option<String>,
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    subject: Option<String>,
+    /// INTERNALDATE on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// INTERNALDATE before this day (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    before: Option<String>,
+    /// A flag the message has: \Seen, \Answered, \Flagged, \Deleted,
+    /// \Draft or a keyword. Repeatable.
+    #[arg(long = "flag")]
+    flags: Vec<String>,
+    /// A flag the message does not have. Repeatable.
+    #[arg(long = "no-flag")]
+    no_flags: Vec<String>,
+    #[arg(long)]
+    message_id: Option<String>,
+    #[arg(long)]
+    limit: Option<u64>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: IndexCommand) -> u8 {
+    match cmd {
+        IndexCommand::Rebuild(u) => with_index(&u.config, &u.user, true, |ix| {
+            let ch = ix.resync_all().map_err(fail)?;
+            println!(
+                "{}: {} added, {} updated, {} expunged; folders {} added, {} removed, {} renamed",
+                ix.path().display(),
+                ch.added,
+                ch.updated,
+                ch.expunged,
+                ch.folders_added,
+                ch.folders_removed,
+                ch.folders_renamed
+            );
+            Ok(0)
+        }),
+        IndexCommand::Verify(u) => with_index(&u.config, &u.user, false, |ix| {
+            let diffs = ix.verify().map_err(fail)?;
+            for d in &diffs {
+                println!("{d}");
+            }
+            if diffs.is_empty() {
+                println!("{}: matches the Maildir", ix.path().display());
+                Ok(0)
+            } else {
+                Ok(1)
+            }
+        }),
+        IndexCommand::List { user, folder, json } => {
+            with_index(&user.config, &user.user, false, |ix| {
+                ix.reconcile().map_err(fail)?;
+                let rows = ix.list(folder.as_deref()).map_err(fail)?;
+                print_rows(&rows, json)
+            })
+        }
+        IndexCommand::Search(a) => {
+            let a = *a;
+            let mut q = Search {
+                folder: a.folder,
+                from: a.from,
+                to: a.to,
+                subject: a.subject,
+                flagged: a.flags,
+                unflagged: a.no_flags,
+                message_id: a.message_id,
+                limit: a.limit,
+                ..Search::default()
+            };
+            for (arg, name, slot) in [
+                (&a.since, "--since", &mut q.since),
+                (&a.before, "--before", &mut q.before),
+            ] {
+                if let Some(s) = arg {
+                    match parse_iso_date(s) {
+                        Some(t) => *slot = Some(t),
+                        None => {
+                            eprintln!("mailstow: {name} {s:?}: expected YYYY-MM-DD");
+                            return 64;
+                        }
+                    }
+                }
+            }
+            with_index(&a.user.config, &a.user.user, false, |ix| {
+                ix.reconcile().map_err(fail)?;
+                let rows = ix.search(&q).map_err(fail)?;
+                print_rows(&rows, a.json)
+            })
+        }
+        IndexCommand::Stats { config, user, json } => stats(&config, user.as_deref(), json),
+    }
+}
+
+fn stats(config: &Path, user: Option<&str>, json: bool) -> u8 {
+    let cfg = match config_or_default(Some(config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 78;
+        }
+    };
+    let users = match user {
+        Some(address) => match lookup(&cfg, address) {
+            Ok(u) => vec![u],
+            Err(code) => return code,
+        },
+        None => match Directory::open(&cfg.users, &cfg.storage.mail_root) {
+            Ok(d) => d.users(),
+            Err(e) => {
+                eprintln!("mailstow: {e}");
+                return 78;
+            }
+        },
+    };
+    let mut all = Vec::new();
+    for u in &users {
+        if user.is_none() && !u.maildir.is_dir() {
+            continue;
+        }
+        let r = open(&cfg, u, false).and_then(|ix| {
+            ix.reconcile().map_err(fail)?;
+            ix.stats().map_err(fail)
+        });
+        match r {
+            Ok(folders) => all.push((u.name.clone(), folders)),
+            Err(code) => return code,
+        }
+    }
+    if json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(name, f)| serde_json::json!({ "user": name, "folders": f }))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return 0;
+    }
+    println!("user\tfolder\tmessages\tunseen\tbytes\tuidvalidity\tuidnext\thighestmodseq");
+    for (name, folders) in &all {
+        for f in folders {
+            println!(
+                "{name}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                f.folder, f.messages, f.unseen, f.size, f.uidvalidity, f.uidnext, f.highestmodseq
+            );
+        }
+    }
+    0
+}
+
+fn print_rows(rows: &[MessageRow], json: bool) -> Result<u8, u8> {
+    if json {
+        match serde_json::to_string(rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("mailstow: {e}");
+                return Err(75);
+            }
+        }
+        return Ok(0);
+    }
+    for r in rows {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.folder,
+            r.uid,
+            if r.flags.is_empty() {
+                "-".to_owned()
+            } else {
+                r.flags.join(" ")
+            },
+            r.vsize,
+            iso_datetime(r.internal_date),
+            r.from.as_deref().unwrap_or(""),
+            r.subject.as_deref().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+/// Loads the config, finds the user, opens the index and runs `f`.
+fn with_index(
+    config: &Path,
+    address: &str,
+    rebuild: bool,
+    f: impl FnOnce(&Index) -> Result<u8, u8>,
+) -> u8 {
+    let cfg = match config_or_default(Some(config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 78;
+        }
+    };
+    let user = match lookup(&cfg, address) {
+        Ok(u) => u,
+        Err(code) => return code,
+    };
+    match open(&cfg, &user, rebuild).and_then(|ix| f(&ix)) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
+    let owner = match (user.uid, user.gid) {
+        (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
+        _ => None,
+    };
+    let maildir = Maildir::new(
+        user.maildir.clone(),
+        owner,
+        cfg.storage.folder_encoding,
+        &cfg.hostname,
+    );
+    if !user.home.is_dir() {
+        if let Err(e) = maildir.create() {
+            eprintln!("mailstow: {e}");
+            return Err(75);
+        }
+    }
+    match Index::open(maildir.clone(), &user.home, &cfg.index) {
+        Ok(ix) => Ok(ix),
+        Err(e) if rebuild => {
+            // An index that cannot be opened is set aside and built anew.
+            let path = user
+                .home
+                .join(mailstow::index::INDEX_DIR)
+                .join(mailstow::index::INDEX_FILE);
+            let aside = path.with_extension(format!(
+                "sqlite.broken-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            ));
+            eprintln!(
+                "mailstow: {e}; moving it to {} and rebuilding",
+                aside.display()
+            );
+            for suffix in ["", "-wal", "-shm"] {
+                let from = PathBuf::from(format!("{}{suffix}", path.display()));
+                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                if from.exists() {
+                    if let Err(e) = std::fs::rename(&from, &to) {
+                        eprintln!("mailstow: rename {}: {e}", from.display());
+                        return Err(75);
+                    }
+                }
+            }
+            Index::open(maildir, &user.home, &cfg.index).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn fail(e: mailstow::index::IndexError) -> u8 {
+    eprintln!("mailstow: {e}");
+    75
+}

@@ -1,0 +1,364 @@
+//! The mailbox index end to end: messages delivered over LMTP, then changed
+//! through a real Dovecot (flags, keywords, copy, move, expunge, folder
+//! create and rename), and the index, after reconciling, equal to a rebuild
+//! from the Maildir alone; UIDs never going backwards; `uids = "dovecot"`
+//! giving the UIDs Dovecot's IMAP and POP3 show while both work at once; a
+//! SIGKILL between the durable file and its row repaired by the next open.
+//! Must drive only the `mailstow index` commands, never the library.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::peers::Dovecot;
+use crate::util::{code, message, Mailstow, Options, PASSWORD};
+
+const ALICE: &str = "alice@example.org";
+const SENDER: &str = "sender@example.net";
+
+/// `mailstow index ARGS... --config` with the user: (exit code, stdout).
+fn index(ms: &Mailstow, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+        .arg("index")
+        .args(args)
+        .arg("--config")
+        .arg(&ms.config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mailstow index");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 && code != 1 {
+        panic!(
+            "mailstow index {args:?}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (code, stdout)
+}
+
+fn list(ms: &Mailstow) -> Vec<Value> {
+    let (rc, out) = index(ms, &["list", ALICE, "--json"]);
+    assert_eq!(rc, 0, "{out}");
+    serde_json::from_str::<Value>(&out)
+        .unwrap_or_else(|e| panic!("index list --json: {e}: {out}"))
+        .as_array()
+        .cloned()
+        .expect("a JSON array")
+}
+
+fn verify_clean(ms: &Mailstow) {
+    let (rc, out) = index(ms, &["verify", ALICE]);
+    assert_eq!(rc, 0, "index verify found differences:\n{out}");
+}
+
+/// (folder, uid) -> subject.
+fn by_uid(rows: &[Value]) -> BTreeMap<(String, u64), String> {
+    rows.iter()
+        .map(|r| {
+            (
+                (
+                    r["folder"].as_str().unwrap().to_owned(),
+                    r["uid"].as_u64().unwrap(),
+                ),
+                r["subject"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// What a rebuild must reproduce of a row (everything but UID and MODSEQ,
+/// which a rebuild without the old database cannot know).
+fn content(rows: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            o.remove("uid");
+            o.remove("modseq");
+            r.to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn deliver(ms: &Mailstow, subject: &str) {
+    let mut c = ms.connect();
+    c.lhlo();
+    let r = c.deliver(
+        SENDER,
+        &[ALICE],
+        &message(SENDER, ALICE, subject, "hello\n"),
+    );
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+}
+
+#[test]
+fn the_index_follows_dovecot_changes_and_equals_a_rebuild() {
+    let ms = Mailstow::start(&[ALICE]);
+    for i in 0..6 {
+        deliver(&ms, &format!("s{i}"));
+    }
+    let first = list(&ms);
+    let uids: Vec<u64> = first.iter().map(|r| r["uid"].as_u64().unwrap()).collect();
+    assert_eq!(uids, vec![1, 2, 3, 4, 5, 6], "{first:?}");
+    verify_clean(&ms);
+
+    let dc = Dovecot::start(&ms.users_file, &ms.mail_root);
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    imap.select("INBOX");
+    // Dovecot numbers the same files 1..6 (file-name order).
+    for cmd in [
+        "UID STORE 1 +FLAGS (\\Seen \\Flagged)",
+        "UID STORE 2 +FLAGS ($Work)",
+        "CREATE Archive",
+        "UID COPY 3 Archive",
+        "UID MOVE 4 Archive",
+        "UID STORE 5 +FLAGS (\\Deleted)",
+        "EXPUNGE",
+    ] {
+        imap.run(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    }
+    deliver(&ms, "s6");
+    deliver(&ms, "s7");
+    for cmd in ["CREATE Old", "UID COPY 6 Old", "RENAME Old Older", "NOOP"] {
+        imap.run(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    }
+
+    verify_clean(&ms);
+    let after = list(&ms);
+    let uids = by_uid(&after);
+    let inbox: Vec<(u64, &str)> = uids
+        .iter()
+        .filter(|((f, _), _)| f == "INBOX")
+        .map(|((_, u), s)| (*u, s.as_str()))
+        .collect();
+    // Survivors keep their UIDs; the two new ones come after every UID
+    // ever shown, 4 (moved) and 5 (expunged) included.
+    assert_eq!(
+        inbox,
+        vec![
+            (1, "s0"),
+            (2, "s1"),
+            (3, "s2"),
+            (6, "s5"),
+            (7, "s6"),
+            (8, "s7")
+        ],
+        "{after:#?}"
+    );
+    let flags = |folder: &str, uid: u64| -> Vec<String> {
+        after
+            .iter()
+            .find(|r| r["folder"] == folder && r["uid"] == uid)
+            .map(|r| {
+                r["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(flags("INBOX", 1), vec!["\\Seen", "\\Flagged"]);
+    assert_eq!(flags("INBOX", 2), vec!["$Work"]);
+    let mut archive: Vec<&str> = uids
+        .iter()
+        .filter(|((f, _), _)| f == "Archive")
+        .map(|(_, s)| s.as_str())
+        .collect();
+    archive.sort();
+    assert_eq!(archive, vec!["s2", "s3"]);
+    let older: Vec<&str> = uids
+        .iter()
+        .filter(|((f, _), _)| f == "Older")
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert_eq!(older, vec!["s5"], "{after:#?}");
+    assert!(!after.iter().any(|r| r["folder"] == "Old"));
+
+    // Searches and stats see the same mailbox.
+    let search = |args: &[&str]| -> Vec<(String, u64)> {
+        let mut a = vec!["search", ALICE, "--json"];
+        a.extend_from_slice(args);
+        let (rc, out) = index(&ms, &a);
+        assert_eq!(rc, 0, "{out}");
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r["folder"].as_str().unwrap().to_owned(),
+                    r["uid"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(search(&["--flag", "\\Seen"]), vec![("INBOX".into(), 1)]);
+    assert_eq!(search(&["--flag", "$work", "--folder", "INBOX"]).len(), 1);
+    assert_eq!(search(&["--subject", "s2"]).len(), 2);
+    assert_eq!(search(&["--from", SENDER, "--no-flag", "\\Seen"]).len(), 8);
+    assert_eq!(search(&["--subject", "nothing-like-this"]), vec![]);
+    let id = after[0]["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(search(&["--message-id", &format!("<{id}>")]).len(), 1);
+    assert_eq!(search(&["--before", "2000-01-01"]), vec![]);
+    assert_eq!(search(&["--since", "2000-01-01"]).len(), after.len());
+    let (rc, out) = index(&ms, &["stats", ALICE, "--json"]);
+    assert_eq!(rc, 0);
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    let folders = stats[0]["folders"].as_array().unwrap();
+    let inbox = folders.iter().find(|f| f["folder"] == "INBOX").unwrap();
+    assert_eq!(inbox["messages"], 6);
+    assert_eq!(inbox["unseen"], 5);
+    assert_eq!(inbox["uidnext"], 9);
+
+    // A fresh rebuild from the Maildir alone says the same.
+    let dir = ms.home(ALICE).join(".mailstow");
+    for f in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let (rc, out) = index(&ms, &["rebuild", ALICE]);
+    assert_eq!(rc, 0, "{out}");
+    let rebuilt = list(&ms);
+    assert_eq!(content(&rebuilt), content(&after));
+    verify_clean(&ms);
+
+    // verify does find a wrong row.
+    let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    db.execute("UPDATE messages SET subject = 'tampered' WHERE uid = 1", [])
+        .unwrap();
+    drop(db);
+    let (rc, out) = index(&ms, &["verify", ALICE]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("tampered"), "{out}");
+    imap.logout();
+}
+
+#[test]
+fn dovecot_uid_mode_gives_the_uids_dovecot_shows() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = "[index]\nuids = \"dovecot\"\n".into();
+    let ms = Mailstow::start_with(opts);
+    for i in 0..3 {
+        deliver(&ms, &format!("d{i}"));
+    }
+    let dc = Dovecot::start(&ms.users_file, &ms.mail_root);
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    imap.select("INBOX");
+    let imap_uids = |imap: &mut crate::peers::Imap| -> Vec<u64> {
+        imap.run("NOOP").unwrap();
+        imap.fetch_all().iter().map(|f| u64::from(f.uid)).collect()
+    };
+    let ours = |ms: &Mailstow| -> Vec<u64> {
+        list(ms)
+            .iter()
+            .filter(|r| r["folder"] == "INBOX")
+            .map(|r| r["uid"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(imap_uids(&mut imap), vec![1, 2, 3]);
+    assert_eq!(ours(&ms), vec![1, 2, 3]);
+    // Deliveries while Dovecot has the folder selected and expunges.
+    deliver(&ms, "d3");
+    imap.run("UID STORE 2 +FLAGS (\\Deleted)").unwrap();
+    deliver(&ms, "d4");
+    imap.run("EXPUNGE").unwrap();
+    deliver(&ms, "d5");
+    let seen = imap_uids(&mut imap);
+    assert_eq!(seen, vec![1, 3, 4, 5, 6]);
+    assert_eq!(ours(&ms), seen);
+    // Expunging the newest message must not let its UID come back.
+    imap.run("UID STORE 6 +FLAGS (\\Deleted)").unwrap();
+    imap.run("EXPUNGE").unwrap();
+    deliver(&ms, "d6");
+    let seen = imap_uids(&mut imap);
+    assert_eq!(seen, vec![1, 3, 4, 5, 7]);
+    assert_eq!(ours(&ms), seen);
+    imap.logout();
+    verify_clean(&ms);
+
+    // POP3 UIDLs are Dovecot's %08Xu%08Xv of the same UIDs.
+    let (_, out) = index(&ms, &["stats", ALICE, "--json"]);
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    let validity = stats[0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .unwrap()["uidvalidity"]
+        .as_u64()
+        .unwrap();
+    let mut pop = dc.pop3_login(ALICE, PASSWORD);
+    let uidls: Vec<String> = pop.uidl().into_iter().map(|(_, u)| u).collect();
+    let expected: Vec<String> = ours(&ms)
+        .iter()
+        .map(|u| format!("{u:08x}{validity:08x}"))
+        .collect();
+    assert_eq!(
+        uidls.iter().map(|u| u.to_lowercase()).collect::<Vec<_>>(),
+        expected
+    );
+    pop.quit();
+    let log = dc.log();
+    assert!(
+        !log.contains("Broken file") && !log.contains("Error:"),
+        "dovecot log:\n{log}"
+    );
+}
+
+#[test]
+fn a_kill_between_the_file_and_its_row_is_repaired_on_next_open() {
+    let ms = Mailstow::start(&[ALICE]);
+    deliver(&ms, "before");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+        .args(["deliver", "-f", SENDER, "-d", ALICE, "--config"])
+        .arg(&ms.config)
+        .env("MAILSTOW_CRASH_AT", "after-save")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(&message(SENDER, ALICE, "killed", "x\n"))?;
+            child.wait_with_output()
+        })
+        .expect("run mailstow deliver");
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    // The file is durable but has no row yet.
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);
+    let db = rusqlite::Connection::open(ms.home(ALICE).join(".mailstow/index.sqlite")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    drop(db);
+
+    // The next open reconciles: the file gets the next UID.
+    let subjects: Vec<(u64, String)> = list(&ms)
+        .iter()
+        .map(|r| {
+            (
+                r["uid"].as_u64().unwrap(),
+                r["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(subjects, vec![(1, "before".into()), (2, "killed".into())]);
+    verify_clean(&ms);
+    deliver(&ms, "after");
+    let uids: Vec<u64> = list(&ms)
+        .iter()
+        .map(|r| r["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids, vec![1, 2, 3]);
+}
