@@ -276,9 +276,18 @@ fn dovecot_shows_the_uids_and_uidvalidity_that_assign_wrote() {
     assert_eq!(select(&mut imap, "Other"), (o.uidvalidity, 1));
     assert_eq!(uids(&mut imap), [1]);
 
-    // Dovecot continues the counter we started.
+    // Dovecot continues the counter we started; into a folder it created
+    // (and gave a uidlist), we append.
     run_ok(&mut imap, "CREATE Third");
-    assert_eq!(select(&mut imap, "Third"), (o.uidvalidity + 1, 0));
+    let third = mail.root.join(".Third");
+    let in_third = mail.deliver(&third);
+    let t = mail.assign(&third, &[&in_third], 0);
+    assert_eq!(
+        (t.uidvalidity, t.uids.as_slice()),
+        (o.uidvalidity + 1, &[1][..])
+    );
+    assert_eq!(select(&mut imap, "Third"), (t.uidvalidity, 1));
+    assert_eq!(uids(&mut imap), [1]);
     imap.logout();
 
     // POP3 UIDLs derive from the same numbers: the default %08Xu%08Xv,

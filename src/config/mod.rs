@@ -757,6 +757,36 @@ mod tests {
         "[storage]\nmail_root = \"mail\"\n[users]\npasswd_file = \"/etc/users\"\n";
 
     #[test]
+    fn the_packaged_example_is_valid_and_says_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/mailstow.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let defaults = parse(MINIMAL).unwrap();
+        assert_eq!(cfg.index.enabled, defaults.index.enabled);
+        assert_eq!(cfg.index.uids, defaults.index.uids);
+        assert_eq!(cfg.index.special_use, defaults.index.special_use);
+    }
+
+    #[test]
+    fn index_settings_are_validated() {
+        let cfg = parse(&format!(
+            "{MINIMAL}[index]\nuids = \"dovecot\"\nspecial_use = {{ Archive = \"\\\\Archive\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.index.uids, UidMode::Dovecot);
+        assert_eq!(
+            cfg.index.special_use.get("Archive").map(String::as_str),
+            Some("\\Archive")
+        );
+        let e = parse(&format!(
+            "{MINIMAL}[index]\nspecial_use = {{ Stuff = \"\\\\Stuff\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("index.special_use"), "{e}");
+        assert!(parse(&format!("{MINIMAL}[index]\nuids = \"courier\"\n")).is_err());
+    }
+
+    #[test]
     fn minimal_config_gets_defaults_and_relative_paths_resolve() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.storage.mail_root, PathBuf::from("/etc/mailstow/mail"));

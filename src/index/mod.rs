@@ -249,7 +249,7 @@ impl Index {
                 Some(self.uidlist_assign(&folder_dir, &[saved.base.as_str()], known.as_ref())?)
             }
         };
-        let keywords = keyword_text(&folder_dir, &entry.info)?;
+        let keywords = KeywordNames::new(&folder_dir).text(&entry.info)?;
         self.write(|tx| {
             let folder = match &dovecot {
                 Some(a) => self.folder_with_validity(tx, &saved.storage_name, a.uidvalidity)?,
@@ -482,19 +482,34 @@ fn insert_message(
     Ok(())
 }
 
-/// The keyword names an info's letters stand for, space-separated, through
-/// the folder's `dovecot-keywords` (read only when there are letters).
-fn keyword_text(folder_dir: &Path, info: &str) -> Result<String, IndexError> {
-    let (_, letters) = scan::parse_info(info);
-    if letters.is_empty() {
-        return Ok(String::new());
+/// The keyword names of a folder, read from its `dovecot-keywords` once,
+/// when first needed.
+pub(super) struct KeywordNames<'a> {
+    dir: &'a Path,
+    names: Option<Vec<Option<String>>>,
+}
+
+impl<'a> KeywordNames<'a> {
+    pub(super) fn new(dir: &'a Path) -> KeywordNames<'a> {
+        KeywordNames { dir, names: None }
     }
-    let names = store::keyword_names(folder_dir)?;
-    Ok(letters
-        .iter()
-        .filter_map(|&i| names.get(i).cloned().flatten())
-        .collect::<Vec<_>>()
-        .join(" "))
+
+    /// The keyword names an info's letters stand for, space-separated.
+    pub(super) fn text(&mut self, info: &str) -> Result<String, IndexError> {
+        let (_, letters) = scan::parse_info(info);
+        if letters.is_empty() {
+            return Ok(String::new());
+        }
+        let names = match &mut self.names {
+            Some(n) => n,
+            slot => slot.insert(store::keyword_names(self.dir)?),
+        };
+        Ok(letters
+            .iter()
+            .filter_map(|&i| names.get(i).cloned().flatten())
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
 }
 
 /// Unix seconds; times before 1970 count as 0.

@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 
 use super::reconcile::io;
 use super::scan;
-use super::{keyword_text, uidlist, Index, IndexError};
+use super::{uidlist, Index, IndexError, KeywordNames};
 use crate::config::UidMode;
 
 /// One message as the commands print it.
@@ -265,7 +265,8 @@ impl Index {
             };
             let dir = self.maildir.folder_dir(storage);
             let files = scan::list(&dir).map_err(io("readdir", &dir))?;
-            let known = self.known(id)?;
+            let known = self.known(id, true)?;
+            let mut keywords = KeywordNames::new(&dir);
             let list = match self.mode {
                 UidMode::Own => None,
                 UidMode::Dovecot => uidlist::read(&dir)?,
@@ -298,7 +299,7 @@ impl Index {
                     Ok(_) => {}
                     Err(e) => out.push(format!("{shown}: {base}: cannot read: {e}")),
                 }
-                let kw = keyword_text(&dir, &entry.info)?;
+                let kw = keywords.text(&entry.info)?;
                 if kw != k.keywords {
                     out.push(format!(
                         "{shown}: {base}: keywords {:?}, file has {:?}",

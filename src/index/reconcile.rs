@@ -14,13 +14,15 @@ use rusqlite::{params, Transaction};
 
 use super::scan::{self, Entry, Meta};
 use super::{
-    insert_message, keyword_text, uid_of_base, uidlist, unix, Index, IndexError, MAX_TOMBSTONES,
+    insert_message, uid_of_base, uidlist, unix, Index, IndexError, KeywordNames, MAX_TOMBSTONES,
 };
 use crate::config::UidMode;
 
 /// A directory mtime this close to now may still change within the same
 /// timestamp tick: it is not stored, so the next sync looks again.
 const RACY_NS: i64 = 2_000_000_000;
+/// New files read and inserted per transaction.
+const ADD_BATCH: usize = 2000;
 
 /// What a sync changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -197,16 +199,22 @@ impl Index {
             .unwrap_or_else(|_| storage.to_owned())
     }
 
-    /// The rows of a folder, with their content fields when `full`.
-    pub(super) fn known(&self, folder: i64) -> Result<HashMap<String, Known>, IndexError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT uid, base, in_cur, info, keywords, size, vsize, internal_date, message_id,
-                 in_reply_to, references_ids, from_addr, to_addrs, subject, date_hdr
-                 FROM messages WHERE folder_id = ?1",
-            )
-            .map_err(|e| self.sql(e))?;
+    /// The rows of a folder; their content fields only `with_meta`
+    /// (else empty), which costs memory on a large folder.
+    pub(super) fn known(
+        &self,
+        folder: i64,
+        with_meta: bool,
+    ) -> Result<HashMap<String, Known>, IndexError> {
+        let sql = if with_meta {
+            "SELECT uid, base, in_cur, info, keywords, size, vsize, internal_date, message_id,
+             in_reply_to, references_ids, from_addr, to_addrs, subject, date_hdr
+             FROM messages WHERE folder_id = ?1"
+        } else {
+            "SELECT uid, base, in_cur, info, keywords, 0, 0, 0, NULL, NULL, NULL, NULL, NULL,
+             NULL, NULL FROM messages WHERE folder_id = ?1"
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map(params![folder], |r| {
                 Ok((
@@ -275,7 +283,7 @@ impl Index {
             return Ok(());
         }
         let mut known = match &row {
-            Some(f) => self.known(f.id)?,
+            Some(f) => self.known(f.id, full)?,
             None => HashMap::new(),
         };
         let mut files = scan::list(&dir).map_err(io("readdir", &dir))?;
@@ -286,11 +294,10 @@ impl Index {
             UidMode::Own => None,
             UidMode::Dovecot => uidlist::read(&dir)?,
         };
-        let mut reset = false;
         if let (Some(l), Some(f)) = (&list, &row) {
             if i64::from(l.uidvalidity) != f.uidvalidity {
+                // The first write below empties the folder's rows.
                 known.clear();
-                reset = true;
             } else {
                 known.retain(|base, k| l.uid_of(base).is_none_or(|u| i64::from(u) == k.uid));
             }
@@ -309,97 +316,47 @@ impl Index {
                 files.entry(b).or_insert(e);
             }
         }
+        let mut keywords = KeywordNames::new(&dir);
         let mut changed: Vec<(String, Entry, Entry)> = Vec::new();
         let mut refreshed: Vec<(String, Meta, String)> = Vec::new();
         let mut new_bases: Vec<&String> = Vec::new();
         for (base, entry) in &files {
-            match known.get(base) {
-                Some(k) => {
-                    if k.entry != *entry {
-                        changed.push((base.clone(), k.entry.clone(), entry.clone()));
-                    }
-                    if full {
-                        let path = entry.path(&dir, base);
-                        match scan::read_message(&path, base) {
-                            Ok(meta) => {
-                                let kw = keyword_text(&dir, &entry.info)?;
-                                if meta != k.meta || (k.entry == *entry && kw != k.keywords) {
-                                    refreshed.push((base.clone(), meta, kw));
-                                }
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(io("read", &path)(e)),
+            let Some(k) = known.get(base) else {
+                new_bases.push(base);
+                continue;
+            };
+            if k.entry != *entry {
+                changed.push((base.clone(), k.entry.clone(), entry.clone()));
+            }
+            if full {
+                let path = entry.path(&dir, base);
+                match scan::read_message(&path, base) {
+                    Ok(meta) => {
+                        let kw = keywords.text(&entry.info)?;
+                        if meta != k.meta || (k.entry == *entry && kw != k.keywords) {
+                            refreshed.push((base.clone(), meta, kw));
                         }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io("read", &path)(e)),
                 }
-                None => new_bases.push(base),
             }
         }
+        drop(known);
         new_bases.sort_by(|a, b| scan::name_order(a, b));
-        let mut added = Vec::new();
-        for base in new_bases {
-            let entry = &files[base];
-            let path = entry.path(&dir, base);
-            let meta = match scan::read_message(&path, base) {
-                Ok(m) => m,
-                // Moved or expunged since the listing; the next sync sees it.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io("read", &path)(e)),
-            };
-            added.push(New {
-                base: base.clone(),
-                entry: entry.clone(),
-                keywords: keyword_text(&dir, &entry.info)?,
-                meta,
-                uid: None,
-            });
-        }
-        let mut validity = list.as_ref().map(|l| l.uidvalidity);
-        if self.mode == UidMode::Dovecot && (!added.is_empty() || reset) {
-            let unlisted: Vec<String> = added
-                .iter()
-                .filter(|n| list.as_ref().and_then(|l| l.uid_of(&n.base)).is_none())
-                .map(|n| n.base.clone())
-                .collect();
-            let (v, assigned) = if unlisted.is_empty() {
-                (validity, HashMap::new())
-            } else {
-                let bases: Vec<&str> = unlisted.iter().map(String::as_str).collect();
-                let a = self.uidlist_assign(&dir, &bases, row.as_ref().filter(|_| !reset))?;
-                let map: HashMap<String, u32> =
-                    unlisted.into_iter().zip(a.uids.iter().copied()).collect();
-                (Some(a.uidvalidity), map)
-            };
-            validity = v;
-            for n in &mut added {
-                n.uid = assigned
-                    .get(&n.base)
-                    .copied()
-                    .or_else(|| list.as_ref().and_then(|l| l.uid_of(&n.base)))
-                    .map(i64::from);
-            }
-        }
 
-        let now_ns = i64::try_from(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        )
-        .unwrap_or(i64::MAX);
-        let settled = |m: i64| (now_ns - m >= RACY_NS).then_some(m);
         let folder_was_new = row.is_none();
-        let counts = self.write(|tx| {
-            let f = match validity {
-                Some(v) => self.folder_with_validity(tx, storage, v)?,
-                None => self.folder_in(tx, storage)?,
-            };
+        let mut validity = list.as_ref().map(|l| l.uidvalidity);
+        // The first transaction applies renames and expunges (and, in
+        // dovecot mode, a new UIDVALIDITY); new files follow in batches, so
+        // memory stays bounded and deliveries get the lock in between.
+        let mut c = self.write(|tx| {
+            let f = self.folder_for(tx, storage, validity)?;
             let mut c = Changes::default();
             let mut modseq = f.highestmodseq;
-            let mut uidnext = f.uidnext;
             let sql = |e| self.sql(e);
             for (base, old, new) in &changed {
-                let kw = keyword_text(&dir, &new.info)?;
+                let kw = keywords.text(&new.info)?;
                 let (flags, _) = scan::parse_info(&new.info);
                 let n = tx
                     .prepare_cached(
@@ -423,41 +380,6 @@ impl Index {
                     c.expunged += 1;
                 }
             }
-            for n in &added {
-                if uid_of_base(tx, f.id, &n.base).map_err(sql)?.is_some() {
-                    continue;
-                }
-                let uid = match n.uid {
-                    Some(u) => {
-                        // The uidlist gives this UID to this file: a row
-                        // holding it for another file is stale.
-                        if expunge(tx, f.id, u, None, modseq + 1).map_err(sql)? {
-                            modseq += 1;
-                            c.expunged += 1;
-                        }
-                        u
-                    }
-                    None => uidnext,
-                };
-                if uid <= 0 {
-                    continue;
-                }
-                modseq += 1;
-                insert_message(
-                    tx,
-                    f.id,
-                    uid,
-                    modseq,
-                    &n.base,
-                    &n.entry,
-                    &n.keywords,
-                    &n.meta,
-                    unix(SystemTime::now()),
-                )
-                .map_err(sql)?;
-                uidnext = uidnext.max(uid + 1);
-                c.added += 1;
-            }
             for (base, meta, kw) in &refreshed {
                 let h = &meta.headers;
                 tx.execute(
@@ -474,13 +396,76 @@ impl Index {
                 c.updated += 1;
             }
             tx.execute(
-                "UPDATE folders SET uidnext = ?2, highestmodseq = ?3, new_mtime_ns = ?4,
-                 cur_mtime_ns = ?5, subscribed = ?6, special_use = ?7, display_name = ?8
-                 WHERE id = ?1",
+                "UPDATE folders SET highestmodseq = ?2 WHERE id = ?1",
+                params![f.id, modseq],
+            )
+            .map_err(sql)?;
+            Ok(c)
+        })?;
+        for batch in new_bases.chunks(ADD_BATCH) {
+            let mut added = Vec::with_capacity(batch.len());
+            for base in batch {
+                let entry = &files[*base];
+                let path = entry.path(&dir, base);
+                let meta = match scan::read_message(&path, base) {
+                    Ok(m) => m,
+                    // Moved or expunged since the listing; the next sync sees it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io("read", &path)(e)),
+                };
+                added.push(New {
+                    base: (*base).clone(),
+                    entry: entry.clone(),
+                    keywords: keywords.text(&entry.info)?,
+                    meta,
+                    uid: None,
+                });
+            }
+            if self.mode == UidMode::Dovecot {
+                let unlisted: Vec<&str> = added
+                    .iter()
+                    .filter(|n| list.as_ref().and_then(|l| l.uid_of(&n.base)).is_none())
+                    .map(|n| n.base.as_str())
+                    .collect();
+                let mut assigned = HashMap::new();
+                if !unlisted.is_empty() {
+                    let known_row = self.folder_row(storage)?;
+                    let a = self.uidlist_assign(&dir, &unlisted, known_row.as_ref())?;
+                    validity = Some(a.uidvalidity);
+                    assigned = unlisted
+                        .iter()
+                        .map(|b| (*b).to_owned())
+                        .zip(a.uids.iter().copied())
+                        .collect();
+                }
+                for n in &mut added {
+                    n.uid = assigned
+                        .get(&n.base)
+                        .copied()
+                        .or_else(|| list.as_ref().and_then(|l| l.uid_of(&n.base)))
+                        .map(i64::from);
+                }
+            }
+            let n = self.write(|tx| self.insert_new(tx, storage, validity, &added))?;
+            c.added += n.added;
+            c.expunged += n.expunged;
+        }
+
+        let now_ns = i64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        )
+        .unwrap_or(i64::MAX);
+        let settled = |m: i64| (now_ns - m >= RACY_NS).then_some(m);
+        self.write(|tx| {
+            let f = self.folder_for(tx, storage, validity)?;
+            tx.execute(
+                "UPDATE folders SET new_mtime_ns = ?2, cur_mtime_ns = ?3, subscribed = ?4,
+                 special_use = ?5, display_name = ?6 WHERE id = ?1",
                 params![
                     f.id,
-                    uidnext,
-                    modseq,
                     settled(mtimes.0),
                     settled(mtimes.1),
                     subscribed,
@@ -488,20 +473,93 @@ impl Index {
                     self.display(storage)
                 ],
             )
-            .map_err(sql)?;
-            prune_tombstones(tx, f.id).map_err(sql)?;
-            Ok(c)
+            .map_err(|e| self.sql(e))?;
+            prune_tombstones(tx, f.id).map_err(|e| self.sql(e))?;
+            Ok(())
         })?;
         if folder_was_new {
             ch.folders_added += 1;
         }
-        ch.added += counts.added;
-        ch.updated += counts.updated;
-        ch.expunged += counts.expunged;
-        if !counts.is_empty() {
-            tracing::debug!(folder = storage, ?counts, "index synced");
+        ch.added += c.added;
+        ch.updated += c.updated;
+        ch.expunged += c.expunged;
+        c.folders_added = 0;
+        if !c.is_empty() {
+            tracing::debug!(folder = storage, changes = ?c, "index synced");
         }
         Ok(())
+    }
+
+    /// The folder's row: with the uidlist's UIDVALIDITY in dovecot mode
+    /// (when there is a uidlist), else as it is (created when missing).
+    fn folder_for(
+        &self,
+        tx: &Transaction<'_>,
+        storage: &str,
+        validity: Option<u32>,
+    ) -> Result<super::FolderRow, IndexError> {
+        match validity {
+            Some(v) => self.folder_with_validity(tx, storage, v),
+            None => self.folder_in(tx, storage),
+        }
+    }
+
+    /// Inserts files new to the index: with the uidlist's UID when there is
+    /// one, else the next UID; a file another writer indexed meanwhile is
+    /// skipped.
+    fn insert_new(
+        &self,
+        tx: &Transaction<'_>,
+        storage: &str,
+        validity: Option<u32>,
+        added: &[New],
+    ) -> Result<Changes, IndexError> {
+        let f = self.folder_for(tx, storage, validity)?;
+        let sql = |e| self.sql(e);
+        let mut c = Changes::default();
+        let mut modseq = f.highestmodseq;
+        let mut uidnext = f.uidnext;
+        for n in added {
+            if uid_of_base(tx, f.id, &n.base).map_err(sql)?.is_some() {
+                continue;
+            }
+            let uid = match n.uid {
+                Some(u) => {
+                    // The uidlist gives this UID to this file: a row holding
+                    // it for another file is stale.
+                    if expunge(tx, f.id, u, None, modseq + 1).map_err(sql)? {
+                        modseq += 1;
+                        c.expunged += 1;
+                    }
+                    u
+                }
+                None => uidnext,
+            };
+            if uid <= 0 {
+                continue;
+            }
+            modseq += 1;
+            insert_message(
+                tx,
+                f.id,
+                uid,
+                modseq,
+                &n.base,
+                &n.entry,
+                &n.keywords,
+                &n.meta,
+                unix(SystemTime::now()),
+            )
+            .map_err(sql)?;
+            uidnext = uidnext.max(uid + 1);
+            c.added += 1;
+        }
+        tx.execute(
+            "UPDATE folders SET uidnext = ?2, highestmodseq = ?3 WHERE id = ?1",
+            params![f.id, uidnext, modseq],
+        )
+        .map_err(sql)?;
+        Ok(c)
     }
 }
 

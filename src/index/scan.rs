@@ -165,8 +165,21 @@ pub fn read_message(path: &Path, base: &str) -> io::Result<Meta> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
     let size = meta.len();
+    // Read up to the end of the header block (most are a few KiB).
     let mut head = Vec::with_capacity(8192);
-    (&mut file).take(HEAD_MAX as u64).read_to_end(&mut head)?;
+    let mut chunk = [0u8; 8192];
+    while head.len() < HEAD_MAX {
+        let want = chunk.len().min(HEAD_MAX - head.len());
+        let n = file.read(&mut chunk[..want])?;
+        if n == 0 {
+            break;
+        }
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if header_end_from(&head, from).is_some() {
+            break;
+        }
+    }
     let vsize = match name_field(base, "W") {
         Some(w) => w,
         None => {
@@ -218,11 +231,17 @@ pub fn headers(raw: &[u8]) -> Headers {
 
 /// Where the header block ends (after its blank line), or the whole input.
 fn header_end(raw: &[u8]) -> usize {
-    let crlf = memchr::memmem::find(raw, b"\r\n\r\n").map(|i| i + 4);
-    let lf = memchr::memmem::find(raw, b"\n\n").map(|i| i + 2);
+    header_end_from(raw, 0).unwrap_or(raw.len())
+}
+
+/// The end of the header block, searching from byte `from` on.
+fn header_end_from(raw: &[u8], from: usize) -> Option<usize> {
+    let rest = raw.get(from..)?;
+    let crlf = memchr::memmem::find(rest, b"\r\n\r\n").map(|i| from + i + 4);
+    let lf = memchr::memmem::find(rest, b"\n\n").map(|i| from + i + 2);
     match (crlf, lf) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(raw.len()),
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -362,6 +381,21 @@ mod tests {
         assert_eq!((m.size, m.vsize), (17, 20));
         let m = read_message(&p, "1.M1P1.h,S=17,W=99").unwrap();
         assert_eq!(m.vsize, 99);
+    }
+
+    #[test]
+    fn long_header_blocks_are_read_past_the_first_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m");
+        let mut text = "X-Pad: ".to_owned() + &"y".repeat(70) + "\r\n";
+        text = text.repeat(200);
+        text.push_str("Subject: late\r\n\r\nSubject: body\r\n");
+        text.push_str(&"z".repeat(100_000));
+        fs::write(&p, &text).unwrap();
+        let m = read_message(&p, "1.M1P1.h").unwrap();
+        assert_eq!(m.headers.subject.as_deref(), Some("late"));
+        assert_eq!(m.size, text.len() as i64);
+        assert_eq!(m.vsize, text.len() as i64);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -241,7 +241,8 @@ fn append(
             );
             let mut content = text[..complete].to_vec();
             content.extend_from_slice(lines.as_bytes());
-            replace(folder_dir, &content, owner)?;
+            let mode = file.metadata().map_err(io_err("stat", path))?.mode() & 0o7777;
+            replace(folder_dir, &content, owner, mode)?;
         }
         Tail::Clean | Tail::Terminate => {
             let mut out = Vec::with_capacity(lines.len() + 1);
@@ -296,7 +297,7 @@ fn create(
     let uidvalidity = next_uidvalidity(maildir_root, owner)?;
     let guid = random_guid().map_err(io_err("getrandom for", &path))?;
     let content = format!("3 V{uidvalidity} N1 G{guid}\n{lines}");
-    replace(folder_dir, content.as_bytes(), owner)?;
+    replace(folder_dir, content.as_bytes(), owner, 0o600)?;
     Ok(Assigned { uidvalidity, uids })
 }
 
@@ -334,9 +335,15 @@ fn number(list: &Uidlist, bases: &[&str], first: u32) -> Result<(Vec<u32>, Strin
     Ok((uids, lines))
 }
 
-/// Writes `content` as the folder's new uidlist: temp name, fsync, rename,
-/// fsync the directory. The caller holds the lock.
-fn replace(folder_dir: &Path, content: &[u8], owner: Option<Owner>) -> Result<(), StoreError> {
+/// Writes `content` as the folder's new uidlist with permission bits
+/// `mode`: temp name, fsync, rename, fsync the directory. The caller holds
+/// the lock.
+fn replace(
+    folder_dir: &Path,
+    content: &[u8],
+    owner: Option<Owner>,
+    mode: u32,
+) -> Result<(), StoreError> {
     let tmp = folder_dir.join(TEMP);
     let path = folder_dir.join(UIDLIST);
     // A leftover of a writer that died holding the lock (ours now).
@@ -347,6 +354,10 @@ fn replace(folder_dir: &Path, content: &[u8], owner: Option<Owner>) -> Result<()
     }
     let written = (|| {
         let file = create_file(&tmp, owner).map_err(io_err("create", &tmp))?;
+        if mode != 0o600 {
+            file.set_permissions(Permissions::from_mode(mode))
+                .map_err(io_err("chmod", &tmp))?;
+        }
         (&file).write_all(content).map_err(io_err("write", &tmp))?;
         file.sync_all().map_err(io_err("fsync", &tmp))?;
         drop(file);
@@ -1175,9 +1186,12 @@ mod tests {
     fn a_broken_incomplete_last_line_is_dropped_and_its_uid_not_reused() {
         let dir = folder_with("3 V5 N1\n1 :a\n7 S");
         let d = dir.path();
+        fs::set_permissions(d.join(UIDLIST), Permissions::from_mode(0o640)).unwrap();
         let got = assign_in(d, d, &["c"], 0);
         assert_eq!(got.uids, [8]);
         assert_eq!(uidlist_text(d), "3 V5 N1\n1 :a\n8 :c\n");
+        let mode = fs::metadata(d.join(UIDLIST)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
         assert!(!d.join(TEMP).exists());
     }
 
