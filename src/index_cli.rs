@@ -37,6 +37,15 @@ pub enum IndexCommand {
     },
     /// Find messages; every criterion given must match.
     Search(Box<SearchArgs>),
+    /// Reconcile the index with the Maildir (what every other command does
+    /// first), for one user or, without USER, for every user of the
+    /// passwd-file: for cron, so programs reading the database see changes
+    /// an IMAP server made.
+    Sync {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        user: Option<String>,
+    },
     /// Per-folder counts, sizes, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ; for
     /// one user or, without USER, for every user of the passwd-file.
     Stats {
@@ -160,44 +169,68 @@ pub fn run(cmd: IndexCommand) -> u8 {
             })
         }
         IndexCommand::Stats { config, user, json } => stats(&config, user.as_deref(), json),
+        IndexCommand::Sync { config, user } => {
+            let r = each_user(&config, user.as_deref(), |ix| ix.reconcile().map_err(fail));
+            match r {
+                Ok(done) => {
+                    for (name, ch) in done {
+                        println!(
+                            "{name}: {} added, {} updated, {} expunged; folders {} added, {} removed, {} renamed",
+                            ch.added,
+                            ch.updated,
+                            ch.expunged,
+                            ch.folders_added,
+                            ch.folders_removed,
+                            ch.folders_renamed
+                        );
+                    }
+                    0
+                }
+                Err(code) => code,
+            }
+        }
     }
 }
 
-fn stats(config: &Path, user: Option<&str>, json: bool) -> u8 {
-    let cfg = match config_or_default(Some(config)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mailstow: {e}");
-            return 78;
-        }
-    };
+/// Runs `f` on the index of one user, or of every user of the passwd-file
+/// who has a Maildir; the results by user name, or the first exit code.
+fn each_user<T>(
+    config: &Path,
+    user: Option<&str>,
+    f: impl Fn(&Index) -> Result<T, u8>,
+) -> Result<Vec<(String, T)>, u8> {
+    let cfg = config_or_default(Some(config)).map_err(|e| {
+        eprintln!("mailstow: {e}");
+        78
+    })?;
     let users = match user {
-        Some(address) => match lookup(&cfg, address) {
-            Ok(u) => vec![u],
-            Err(code) => return code,
-        },
-        None => match Directory::open(&cfg.users, &cfg.storage.mail_root) {
-            Ok(d) => d.users(),
-            Err(e) => {
+        Some(address) => vec![lookup(&cfg, address)?],
+        None => Directory::open(&cfg.users, &cfg.storage.mail_root)
+            .map_err(|e| {
                 eprintln!("mailstow: {e}");
-                return 78;
-            }
-        },
+                78
+            })?
+            .users(),
     };
     let mut all = Vec::new();
     for u in &users {
         if user.is_none() && !u.maildir.is_dir() {
             continue;
         }
-        let r = open(&cfg, u, false).and_then(|ix| {
-            ix.reconcile().map_err(fail)?;
-            ix.stats().map_err(fail)
-        });
-        match r {
-            Ok(folders) => all.push((u.name.clone(), folders)),
-            Err(code) => return code,
-        }
+        let ix = open(&cfg, u, false)?;
+        all.push((u.name.clone(), f(&ix)?));
     }
+    Ok(all)
+}
+
+fn stats(config: &Path, user: Option<&str>, json: bool) -> u8 {
+    let all = match each_user(config, user, |ix| {
+        ix.reconcile().map_err(fail)?;
+        ix.stats().map_err(fail)
+    }) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     if json {
         let v: Vec<serde_json::Value> = all
             .iter()

@@ -130,6 +130,15 @@ fn the_index_follows_dovecot_changes_and_equals_a_rebuild() {
         imap.run(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
     }
 
+    // What cron would run: every user's index catches up.
+    let (rc, out) = index(&ms, &["sync"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.starts_with("alice@example.org: ")
+            && out.contains(" 2 expunged")
+            && out.contains("folders 2 added"),
+        "{out}"
+    );
     verify_clean(&ms);
     let after = list(&ms);
     let uids = by_uid(&after);

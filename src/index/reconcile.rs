@@ -402,6 +402,7 @@ impl Index {
             .map_err(sql)?;
             Ok(c)
         })?;
+        let mut incomplete = false;
         for batch in new_bases.chunks(ADD_BATCH) {
             let mut added = Vec::with_capacity(batch.len());
             for base in batch {
@@ -430,13 +431,22 @@ impl Index {
                 let mut assigned = HashMap::new();
                 if !unlisted.is_empty() {
                     let known_row = self.folder_row(storage)?;
-                    let a = self.uidlist_assign(&dir, &unlisted, known_row.as_ref())?;
-                    validity = Some(a.uidvalidity);
-                    assigned = unlisted
-                        .iter()
-                        .map(|b| (*b).to_owned())
-                        .zip(a.uids.iter().copied())
-                        .collect();
+                    match self.uidlist_assign(&dir, &unlisted, known_row.as_ref()) {
+                        Ok(a) => {
+                            validity = Some(a.uidvalidity);
+                            assigned = unlisted
+                                .iter()
+                                .map(|b| (*b).to_owned())
+                                .zip(a.uids.iter().copied())
+                                .collect();
+                        }
+                        Err(e) => {
+                            // A lock held too long, or a file Dovecot will
+                            // rebuild: these files wait for the next sync.
+                            tracing::warn!(folder = storage, error = %e, "could not number new files through dovecot-uidlist; they are indexed later");
+                            incomplete = true;
+                        }
+                    }
                 }
                 for n in &mut added {
                     n.uid = assigned
@@ -445,6 +455,8 @@ impl Index {
                         .or_else(|| list.as_ref().and_then(|l| l.uid_of(&n.base)))
                         .map(i64::from);
                 }
+                // Only Dovecot numbers files in this mode.
+                added.retain(|n| n.uid.is_some());
             }
             let n = self.write(|tx| self.insert_new(tx, storage, validity, &added))?;
             c.added += n.added;
@@ -458,7 +470,7 @@ impl Index {
                 .as_nanos(),
         )
         .unwrap_or(i64::MAX);
-        let settled = |m: i64| (now_ns - m >= RACY_NS).then_some(m);
+        let settled = |m: i64| (!incomplete && now_ns - m >= RACY_NS).then_some(m);
         self.write(|tx| {
             let f = self.folder_for(tx, storage, validity)?;
             tx.execute(

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::store::dotlock::{DotLock, WAIT};
 use crate::store::fsops::{create_file, fsync_path};
-use crate::store::{Owner, StoreError};
+use crate::store::{io_err, Owner, StoreError};
 
 /// How long a delivery should wait for `dovecot-uidlist.lock` (Dovecot holds
 /// it while it syncs a folder; its own timeout is about two minutes).
@@ -610,21 +610,6 @@ fn broken(path: &Path, reason: String) -> StoreError {
         op: "parse",
         path: path.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidData, reason),
-    }
-}
-
-/// Maps an I/O error at `path` during `op`, recognising a full disk or
-/// quota (as the store does).
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| match source.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace {
-            path: path.to_owned(),
-        },
-        _ => StoreError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        },
     }
 }
 

@@ -213,7 +213,10 @@ pub enum StoreError {
 }
 
 /// Maps an I/O error at `path` during `op`, recognising a full disk or quota.
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| match source.raw_os_error() {
         Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace {
             path: path.to_owned(),
