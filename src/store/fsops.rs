@@ -50,12 +50,19 @@ pub(super) fn make_dir_mode(
 
 /// Creates a new file (O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC) 0600 owned by
 /// `owner`, open for writing. AlreadyExists is left for the caller to judge.
+///
+/// Created by root, the file is readable by all until it is chowned (inside
+/// the user's 0700 Maildir, so only the user and root can reach it): a
+/// Dovecot process of the user that opens or watches it (Dovecot puts an
+/// inotify watch on a lock it waits for) in that instant would otherwise
+/// get EACCES and log an error.
 pub(crate) fn create_file(path: &Path, owner: Option<Owner>) -> io::Result<File> {
+    let initial = if owner.is_some() { 0o644 } else { FILE_MODE };
     // std adds O_CLOEXEC; create_new is O_CREAT|O_EXCL.
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(FILE_MODE)
+        .mode(initial)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     if let Err(e) = set_mode_owner(&file, FILE_MODE, owner) {
@@ -65,13 +72,13 @@ pub(crate) fn create_file(path: &Path, owner: Option<Owner>) -> io::Result<File>
     Ok(file)
 }
 
-/// Exact permission bits whatever the umask, then the owner.
+/// The owner, then exact permission bits whatever the umask (in this
+/// order, so the user can read it all along).
 fn set_mode_owner(file: &File, mode: u32, owner: Option<Owner>) -> io::Result<()> {
-    file.set_permissions(Permissions::from_mode(mode))?;
     if let Some(o) = owner {
         std::os::unix::fs::fchown(file, Some(o.uid), Some(o.gid))?;
     }
-    Ok(())
+    file.set_permissions(Permissions::from_mode(mode))
 }
 
 /// fsync a file or directory by path.
