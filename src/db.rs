@@ -9,6 +9,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::store::Owner;
@@ -63,6 +64,11 @@ pub fn open(
     };
     let mut conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    // The last connection to close would otherwise checkpoint the WAL into
+    // the database and delete it: several fsyncs, on every delivery in pipe
+    // mode. Checkpoints happen as the WAL grows instead (wal_autocheckpoint).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(sql)?;
     // Switching a new database to WAL needs a lock upgrade that SQLite
     // refuses at once (no busy wait) while another connection does the
     // same; the first opens of a database race, so retry for a while.

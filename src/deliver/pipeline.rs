@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use crate::config::{Config, OverQuota, SenderPolicy};
 use crate::filter::state::UserState;
 use crate::filter::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
-use crate::index::{scan::HEAD_MAX, Index};
+use crate::index::scan::HEAD_MAX;
 use crate::outbound::Outbound;
 use crate::store::quota;
 use crate::store::{self, Body, Content, Flags, Maildir, Owner, StoreError};
@@ -371,7 +371,6 @@ impl Deliverer {
         };
         let mut stored: Vec<String> = Vec::new();
         let mut size = 0;
-        let mut index = None;
         let mut original_head: Option<Vec<u8>> = None;
         for s in &plan.stores {
             let mut flags = Flags::default();
@@ -418,7 +417,7 @@ impl Deliverer {
                 }
             };
             crash_point("after-save");
-            self.index_add(&mut index, user, maildir, &saved.1, head, env.received);
+            self.index_add(user, maildir, &saved.1, head, env.received);
             self.quota_count(user, &quota_rules, &saved.0, size);
             stored.push(saved.0);
         }
@@ -475,12 +474,11 @@ impl Deliverer {
 }
 
 impl Deliverer {
-    /// Records a durable message in the user's index (opened on first use
-    /// and kept in `slot` for the rest of this delivery). A failure is only
-    /// logged: the message is stored, and the next reconcile indexes it.
+    /// Records a durable message in the user's index (this thread's open
+    /// one; see [`crate::index::with_cached`]). A failure is only logged:
+    /// the message is stored, and the next reconcile indexes it.
     fn index_add(
         &self,
-        slot: &mut Option<Option<Index>>,
         user: &User,
         maildir: &Maildir,
         saved: &store::Saved,
@@ -490,19 +488,13 @@ impl Deliverer {
         if !self.cfg.index.enabled {
             return;
         }
-        let index = slot.get_or_insert_with(|| {
-            Index::open(maildir.clone(), &user.home, &self.cfg.index)
-                .map_err(
-                    |e| tracing::warn!(user = %user.name, error = %e, "could not open the index"),
-                )
-                .ok()
+        let r = crate::index::with_cached(maildir, &user.home, &self.cfg.index, |ix| {
+            ix.add_delivered(saved, head, received)
         });
-        if let Some(index) = index {
-            match index.add_delivered(saved, head, received) {
-                Ok(uid) => tracing::debug!(uid, base = %saved.base, "indexed"),
-                Err(e) => {
-                    tracing::warn!(user = %user.name, base = %saved.base, error = %e, "could not index; the next reconcile will")
-                }
+        match r.and_then(|r| r) {
+            Ok(uid) => tracing::debug!(uid, base = %saved.base, "indexed"),
+            Err(e) => {
+                tracing::warn!(user = %user.name, base = %saved.base, error = %e, "could not index; the next reconcile will")
             }
         }
     }

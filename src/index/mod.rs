@@ -127,12 +127,51 @@ pub enum IndexError {
     },
 }
 
+/// Open indexes a delivery thread keeps for the next delivery to the same
+/// mailbox: closing the last connection to a WAL database makes the next
+/// open rebuild its shared-memory index from the whole WAL.
+const CACHED_PER_THREAD: usize = 16;
+
+thread_local! {
+    static CACHED: std::cell::RefCell<Vec<Index>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's open index of the mailbox whose home is
+/// `home`, opening it on first use and keeping it (the most recently used
+/// [`CACHED_PER_THREAD`]) for later calls; one whose file was replaced or
+/// removed meanwhile (a rebuild moved it aside) is opened afresh.
+pub fn with_cached<T>(
+    maildir: &Maildir,
+    home: &Path,
+    cfg: &IndexConfig,
+    f: impl FnOnce(&Index) -> T,
+) -> Result<T, IndexError> {
+    let path = home.join(INDEX_DIR).join(INDEX_FILE);
+    let found = CACHED.with_borrow_mut(|c| {
+        let i = c.iter().position(|ix| ix.path == path)?;
+        let ix = c.remove(i);
+        ix.is_current().then_some(ix)
+    });
+    let ix = match found {
+        Some(ix) => ix,
+        None => Index::open(maildir.clone(), home, cfg)?,
+    };
+    let out = f(&ix);
+    CACHED.with_borrow_mut(|c| {
+        c.insert(0, ix);
+        c.truncate(CACHED_PER_THREAD);
+    });
+    Ok(out)
+}
+
 /// One user's index: one connection, used by one thread at a time.
 /// Several `Index`es, in this or other processes, may be open at once.
 #[derive(Debug)]
 pub struct Index {
     conn: Connection,
     path: PathBuf,
+    /// (device, inode) of the database file when opened.
+    file_id: (u64, u64),
     maildir: Maildir,
     mode: UidMode,
     /// Storage name to special-use attribute.
@@ -168,6 +207,7 @@ impl Index {
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
+        let file_id = file_id(&path).map_err(reconcile::io("stat", &path))?;
         let special_use = cfg
             .special_use
             .iter()
@@ -180,6 +220,7 @@ impl Index {
         Ok(Index {
             conn,
             path,
+            file_id,
             maildir,
             mode: cfg.uids,
             special_use,
@@ -189,6 +230,11 @@ impl Index {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Is the file at our path still the one we opened?
+    fn is_current(&self) -> bool {
+        file_id(&self.path).is_ok_and(|id| id == self.file_id)
     }
 
     pub fn maildir(&self) -> &Maildir {
@@ -510,6 +556,12 @@ impl<'a> KeywordNames<'a> {
             .collect::<Vec<_>>()
             .join(" "))
     }
+}
+
+fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
 }
 
 /// Unix seconds; times before 1970 count as 0.
