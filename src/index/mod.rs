@@ -4,12 +4,15 @@
 //! with their MODSEQ, and a full-text table. Written after each delivery
 //! and reconciled with the Maildir on open. Must not be the truth (the
 //! Maildir is), and must never hand out a UID or MODSEQ a reader may have
-//! seen: every transaction that assigns one is committed with
-//! synchronous=FULL.
+//! seen, even after a power loss undid its last commits (see
+//! [`Index::write`]: durable reservations, and a jump past them after a
+//! reboot).
 
 mod query;
 mod reconcile;
 pub mod scan;
+#[cfg(test)]
+mod tests;
 pub mod uidlist;
 
 use std::collections::BTreeMap;
@@ -28,6 +31,10 @@ pub use reconcile::Changes;
 /// The index lives beside the Sieve state, in the home, outside the Maildir.
 pub const INDEX_DIR: &str = ".mailstow";
 pub const INDEX_FILE: &str = "index.sqlite";
+
+/// UIDs and MODSEQs reserved per durable commit (see [`Index::write`]).
+const UID_RESERVE: i64 = 1024;
+const MODSEQ_RESERVE: i64 = 4096;
 
 /// Expunged UIDs kept per folder; older ones raise `vanished_floor`.
 const MAX_TOMBSTONES: i64 = 10_000;
@@ -104,6 +111,9 @@ const MIGRATIONS: &[&str] = &[
          INSERT INTO messages_fts (rowid, from_addr, to_addrs, subject)
          VALUES (new.id, new.from_addr, new.to_addrs, new.subject);
      END;",
+    // 2: durable high-water marks of UIDNEXT and HIGHESTMODSEQ.
+    "ALTER TABLE folders ADD COLUMN uid_reserved INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE folders ADD COLUMN modseq_reserved INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +182,9 @@ pub struct Index {
     path: PathBuf,
     /// (device, inode) of the database file when opened.
     file_id: (u64, u64),
+    /// This connection has made sure the reservations of an earlier boot
+    /// were jumped over (once per connection: the boot cannot change).
+    boot_checked: std::cell::Cell<bool>,
     maildir: Maildir,
     mode: UidMode,
     /// Storage name to special-use attribute.
@@ -201,9 +214,9 @@ impl Index {
             path: path.clone(),
             source,
         };
-        // UIDs and MODSEQs are assigned in these transactions: they must
-        // survive a power loss once a reader may have seen them.
-        conn.pragma_update(None, "synchronous", "FULL")
+        // Commits need not survive a power loss (the Maildir is the truth),
+        // but handed-out UIDs and MODSEQs must never come back: see `write`.
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
@@ -221,6 +234,7 @@ impl Index {
             conn,
             path,
             file_id,
+            boot_checked: std::cell::Cell::new(false),
             maildir,
             mode: cfg.uids,
             special_use,
@@ -250,15 +264,48 @@ impl Index {
 
     /// Runs `f` in a write transaction taken up front (BEGIN IMMEDIATE);
     /// an error rolls it back.
+    ///
+    /// Commits are synchronous=NORMAL: a power loss may undo the last ones,
+    /// and with them UIDs and MODSEQs a reader may have seen. So every
+    /// folder keeps durable reservations: a UID is only handed out below
+    /// `uid_reserved` (a MODSEQ below `modseq_reserved`), and a commit that
+    /// goes past one raises it by a block and is made durable (the WAL is
+    /// fsynced) before it returns. The first write after a reboot (a new
+    /// kernel boot id) moves UIDNEXT and HIGHESTMODSEQ up to the
+    /// reservations, past anything that may have been lost, durably too.
+    /// A clean reboot so skips up to one block per folder: gaps are allowed.
     fn write<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, IndexError>,
     ) -> Result<T, IndexError> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(|e| self.sql(e))?;
+        let sql = |e| self.sql(e);
+        let tx =
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(sql)?;
+        let mut durable = false;
+        if !self.boot_checked.get() {
+            durable |= jump_after_reboot(&tx).map_err(sql)?;
+        }
         let value = f(&tx)?;
-        tx.commit().map_err(|e| self.sql(e))?;
+        durable |= reserve(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        self.boot_checked.set(true);
+        if durable {
+            self.sync_wal()?;
+        }
         Ok(value)
+    }
+
+    /// Makes every commit so far durable: fsync of the WAL (what
+    /// synchronous=FULL does at each commit). Without a WAL file (just
+    /// checkpointed and removed), the commits are in the database file,
+    /// which the checkpoint synced.
+    fn sync_wal(&self) -> Result<(), IndexError> {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data().map_err(reconcile::io("fsync", &wal)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(reconcile::io("open", &wal)(e)),
+        }
     }
 
     /// Records a message this process has just made durable, giving it the
@@ -397,7 +444,7 @@ impl Index {
                     .and_then(|_| {
                         tx.execute(
                             "UPDATE folders SET uidvalidity = ?2, uidnext = 1, vanished_floor = 0,
-                         new_mtime_ns = NULL, cur_mtime_ns = NULL WHERE id = ?1",
+                         uid_reserved = 0, new_mtime_ns = NULL, cur_mtime_ns = NULL WHERE id = ?1",
                             params![f.id, v],
                         )
                     })
@@ -556,6 +603,60 @@ impl<'a> KeywordNames<'a> {
             .collect::<Vec<_>>()
             .join(" "))
     }
+}
+
+/// Raises the reservations a commit is about to go past. Returns whether
+/// it did (the commit must then be made durable).
+fn reserve(tx: &Transaction<'_>) -> rusqlite::Result<bool> {
+    let uids = tx.execute(
+        "UPDATE folders SET uid_reserved = uidnext + ?1 WHERE uidnext > uid_reserved",
+        params![UID_RESERVE],
+    )?;
+    let modseqs = tx.execute(
+        "UPDATE folders SET modseq_reserved = highestmodseq + ?1
+         WHERE highestmodseq > modseq_reserved",
+        params![MODSEQ_RESERVE],
+    )?;
+    Ok(uids + modseqs > 0)
+}
+
+/// After a reboot (or when the boot cannot be known), moves UIDNEXT and
+/// HIGHESTMODSEQ of every folder up to their reservations and records this
+/// boot. Returns whether it changed anything (to be made durable).
+fn jump_after_reboot(tx: &Transaction<'_>) -> rusqlite::Result<bool> {
+    let now = boot_id();
+    let last: Option<i64> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'boot_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if now.is_some() && last == now {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE folders SET uidnext = max(uidnext, uid_reserved),
+         highestmodseq = max(highestmodseq, modseq_reserved)",
+        [],
+    )?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('boot_id', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![now.unwrap_or(0)],
+    )?;
+    Ok(true)
+}
+
+/// The kernel's boot id (changes at every boot), as a number; None when it
+/// cannot be read (then every connection's first write jumps).
+fn boot_id() -> Option<i64> {
+    static ID: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let hex: String = text.chars().filter(char::is_ascii_hexdigit).collect();
+        let n = u128::from_str_radix(&hex, 16).ok()?;
+        // 63 bits are plenty to tell boots apart, and keep it positive.
+        Some((n as u64 >> 1) as i64)
+    })
 }
 
 fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {

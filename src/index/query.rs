@@ -336,6 +336,11 @@ impl Index {
                  ON m.folder_id = e.folder_id AND m.uid = e.uid JOIN folders f ON f.id = e.folder_id",
             ),
             (
+                "UIDNEXT or HIGHESTMODSEQ above its durable reservation",
+                "SELECT display_name FROM folders
+                 WHERE uidnext > uid_reserved OR highestmodseq > modseq_reserved",
+            ),
+            (
                 "expunged UID not below UIDNEXT",
                 "SELECT f.display_name || ' UID ' || e.uid FROM expunged e JOIN folders f
                  ON f.id = e.folder_id WHERE e.uid >= f.uidnext",
