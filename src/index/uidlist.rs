@@ -161,6 +161,11 @@ pub fn assign(
             source: io::Error::new(io::ErrorKind::InvalidInput, reason),
         })?;
     }
+    // Threads of this process queue here rather than on the dotlock, where
+    // each would sleep with backoff and retry (a long tail under load).
+    let _turn = stripe(folder_dir)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let _lock = DotLock::acquire(folder_dir.join(LOCK), owner, lock_host, wait)?;
     // Opened only now: a descriptor from before the lock may name a file that
     // Dovecot has since replaced, and an append to it would be lost.
@@ -611,6 +616,17 @@ fn broken(path: &Path, reason: String) -> StoreError {
         path: path.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidData, reason),
     }
+}
+
+/// One of a fixed set of mutexes, chosen by the folder's path: appends to
+/// one folder from this process take turns (bounded memory, whatever the
+/// number of folders; two folders may share a stripe).
+fn stripe(folder_dir: &Path) -> &'static std::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static STRIPES: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    folder_dir.hash(&mut h);
+    &STRIPES[(h.finish() % 64) as usize]
 }
 
 /// 32 lowercase hex digits from the kernel's random source.
