@@ -384,7 +384,13 @@ impl Maildir {
             let Some(storage) = name.strip_prefix('.') else {
                 continue;
             };
-            if storage.is_empty() || storage == "." || !entry.path().join("cur").is_dir() {
+            // A symlinked folder is not ours to read (see `refuse_symlink`).
+            let real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if storage.is_empty()
+                || storage == "."
+                || !real_dir
+                || !entry.path().join("cur").is_dir()
+            {
                 continue;
             }
             names.push(storage.to_owned());
@@ -412,8 +418,15 @@ impl Maildir {
         dir: &Path,
         create: bool,
     ) -> Result<bool, StoreError> {
-        // tmp/ is made last, so it stands for a complete folder.
+        // tmp/ is made last, so it stands for a complete folder. No part of
+        // the mailbox may be a symlink: written through as root, one would
+        // let whoever can write the Maildir direct our files anywhere.
         if is_dir(&dir.join("tmp"))? {
+            let mut inside = vec![self.root.clone(), dir.to_owned()];
+            inside.extend(["tmp", "new", "cur"].map(|s| dir.join(s)));
+            for p in &inside {
+                refuse_symlink(p)?;
+            }
             return Ok(false);
         }
         let inbox = storage.is_empty();
@@ -606,6 +619,23 @@ pub fn keyword_names(folder_dir: &Path) -> Result<Vec<Option<String>>, StoreErro
     keywords::names(folder_dir)
 }
 
+/// An error when `path` is a symbolic link (a missing path is fine).
+fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError::Io {
+            op: "refuse",
+            path: path.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a symbolic link inside the mailbox",
+            ),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("stat", path)(e)),
+    }
+}
+
 /// Ok(false) when nothing is there; other errors (permissions) are reported.
 fn is_dir(path: &Path) -> Result<bool, StoreError> {
     match fs::metadata(path) {
@@ -619,6 +649,47 @@ fn is_dir(path: &Path) -> Result<bool, StoreError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn symlinks_inside_the_mailbox_are_refused_and_nothing_is_written_through_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("Maildir");
+        let md = maildir(&root);
+        md.save(
+            "INBOX",
+            false,
+            &Flags::default(),
+            &content(Body::Bytes(BODY)),
+            received(),
+        )
+        .unwrap();
+        for sub in ["new", ".Evil"] {
+            let link = root.join(sub);
+            if link.exists() {
+                fs::rename(&link, root.join(format!("{sub}.old"))).unwrap();
+            }
+            for d in ["tmp", "new", "cur"] {
+                fs::create_dir_all(elsewhere.path().join(d)).unwrap();
+            }
+            std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
+        }
+        for folder in ["INBOX", "Evil"] {
+            let e = md
+                .save(
+                    folder,
+                    false,
+                    &Flags::default(),
+                    &content(Body::Bytes(BODY)),
+                    received(),
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("symbolic link"), "{folder}: {e}");
+        }
+        for d in ["tmp", "new", "cur"] {
+            assert_eq!(fs::read_dir(elsewhere.path().join(d)).unwrap().count(), 0);
+        }
+    }
     use std::sync::{Arc, Barrier};
     use std::time::{Duration, UNIX_EPOCH};
 
