@@ -39,7 +39,7 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::index_cli::IndexCommand,
     },
-    /// Run the LMTP service in the foreground.
+    /// Run the LMTP (and SMTP) service in the foreground.
     Serve {
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -94,8 +94,16 @@ pub enum SieveCommand {
 }
 
 /// Load the config and set up logging; the error is the exit code.
-fn setup(path: &std::path::Path) -> Result<Arc<Config>, u8> {
-    let cfg = Config::load(path).map_err(|e| {
+/// `listens`: the command serves the network, so the `[tls]` files are
+/// read; pipe delivery skips them (it may run as a user that cannot read
+/// the key).
+fn setup(path: &std::path::Path, listens: bool) -> Result<Arc<Config>, u8> {
+    let loaded = if listens {
+        Config::load(path)
+    } else {
+        Config::load_without_tls(path)
+    };
+    let cfg = loaded.map_err(|e| {
         eprintln!("mailstow: {e}");
         outcome::EX_CONFIG
     })?;
@@ -107,7 +115,7 @@ fn setup(path: &std::path::Path) -> Result<Arc<Config>, u8> {
 }
 
 pub fn serve(config: PathBuf) -> u8 {
-    let cfg = match setup(&config) {
+    let cfg = match setup(&config, true) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -132,7 +140,7 @@ pub fn serve(config: PathBuf) -> u8 {
 }
 
 pub fn deliver(config: PathBuf, from: String, recipient: String, mailbox: Option<String>) -> u8 {
-    let cfg = match setup(&config) {
+    let cfg = match setup(&config, false) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -1,20 +1,21 @@
-//! mailstow: the last hop of email. An MTA hands a message over LMTP or a
-//! pipe; mailstow finds each recipient and writes the message durably into
+//! mailstow: the last hop of email. An MTA hands a message over LMTP, SMTP
+//! or a pipe; mailstow finds each recipient and writes the message durably into
 //! the recipient's Maildir++. This file is the map of the crate; it holds no
 //! logic.
 //!
 //! - [`config`]: the TOML file, validated once into typed values.
-//! - [`proto`]: LMTP commands, addresses, replies, the DATA receiver and the
-//!   session state machine: bytes in, events out. No I/O.
+//! - [`proto`]: LMTP and SMTP commands, addresses, replies, the DATA
+//!   receiver and the session state machine: bytes in, events out. No I/O.
 //! - [`server`]: tokio listeners (TCP, unix), the connection driver,
-//!   timeouts, connection limits and graceful shutdown.
+//!   STARTTLS, timeouts, connection limits and graceful shutdown.
 //! - [`users`]: recipient address to user: Dovecot passwd-file, recipient
 //!   delimiter, domain case.
 //! - [`deliver`]: the delivery pool (threads), the per-recipient pipeline,
 //!   added headers, the spool and the one outcome-to-reply table.
 //! - [`store`]: the Maildir++ writer: unique names, folders (modified
 //!   UTF-7), subscriptions, durability (tmp, fsync, rename, fsync dir).
-//! - [`outbound`]: redirects and vacation replies handed to the MTA.
+//! - [`outbound`]: redirects, vacation replies and delivery status
+//!   notifications handed to the MTA.
 //! - [`telemetry`]: tracing setup (text or JSON).
 
 pub mod config;
@@ -23,6 +24,7 @@ pub mod deliver;
 pub mod filter;
 pub mod index;
 pub mod outbound;
+pub mod privilege;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -14,7 +14,9 @@ use mailstow::users::{Directory, User};
 /// A config for commands that can run without one.
 pub(crate) fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {
     match path {
-        Some(p) => Config::load(p).map(Arc::new).map_err(|e| e.to_string()),
+        Some(p) => Config::load_without_tls(p)
+            .map(Arc::new)
+            .map_err(|e| e.to_string()),
         None => Config::from_toml(
             "[storage]\nmail_root = \"/nonexistent\"\n[users]\npasswd_file = \"/nonexistent\"\n",
             Path::new("(defaults)"),

@@ -10,6 +10,7 @@ mod peers;
 
 mod crash;
 mod e2e;
+mod hostile;
 mod index;
 mod lmtp;
 mod pipe;
@@ -18,4 +19,5 @@ mod sieve_diff;
 mod sieve_e2e;
 mod sieve_examples;
 mod sieve_filter;
+mod smtp;
 mod uidlist;

@@ -329,6 +329,8 @@ pub struct Options {
     pub max_connections: usize,
     /// More `key = value` lines for the `[limits]` table.
     pub limits_extra: String,
+    /// More `key = value` lines for the `[lmtp]` table.
+    pub lmtp_extra: String,
     /// Appended to the end of the generated config: whole tables the
     /// fixture does not write itself (`[sieve]`, `[outbound]`, `[delivery]`).
     pub extra_toml: String,
@@ -346,6 +348,7 @@ impl Options {
             max_recipients: 1000,
             max_connections: 256,
             limits_extra: String::new(),
+            lmtp_extra: String::new(),
             extra_toml: String::new(),
         }
     }
@@ -413,6 +416,7 @@ impl Mailstow {
              listen = [{listen}]\n\
              socket_mode = \"{mode:04o}\"\n\
              save_to_detail_mailbox = {detail}\n\
+             {lmtp_extra}\n\
              [storage]\n\
              mail_root = {root}\n\
              [users]\n\
@@ -437,6 +441,7 @@ impl Mailstow {
             max_rcpt = opts.max_recipients,
             max_conn = opts.max_connections,
             limits_extra = opts.limits_extra,
+            lmtp_extra = opts.lmtp_extra,
             extra_toml = opts.extra_toml,
         );
         let config = dir.path().join("mailstow.toml");

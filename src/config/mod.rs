@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod tls;
+
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -186,7 +188,14 @@ pub struct IndexConfig {
 pub struct Config {
     /// Name used in greetings, Received headers and Maildir unique names.
     pub hostname: String,
+    /// The account `serve` runs as once its listeners are bound (when
+    /// started as root); None keeps the starting account.
+    pub run_as: Option<crate::privilege::Account>,
     pub lmtp: LmtpConfig,
+    pub smtp: SmtpConfig,
+    /// `[tls]`: the certificate and key STARTTLS uses; None when not set
+    /// (or not loaded, see [`Config::load_without_tls`]).
+    pub tls: Option<TlsConfig>,
     pub storage: StorageConfig,
     pub users: UsersConfig,
     pub limits: Limits,
@@ -205,6 +214,38 @@ pub struct LmtpConfig {
     pub socket_mode: u32,
     /// File `alice+lists@` into folder `lists` (created when missing).
     pub save_to_detail_mailbox: bool,
+    /// Offer STARTTLS on the TCP listeners (needs `[tls]`).
+    pub tls: bool,
+}
+
+/// The SMTP receiver for final delivery (RFC 5321): mail for `domains`
+/// only, never relayed.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// Empty: no SMTP service.
+    pub listen: Vec<ListenAddr>,
+    /// The domains we are the final destination for, lower case.
+    pub domains: Vec<String>,
+}
+
+impl SmtpConfig {
+    /// Is `domain` one of ours (case-insensitive)? An address literal
+    /// (`[192.0.2.1]`) never is.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let d = domain.to_lowercase();
+        self.domains.contains(&d)
+    }
+}
+
+/// `[tls]`, read and checked at load: STARTTLS is offered on the SMTP
+/// listeners (and on LMTP TCP ones with `[lmtp] tls`).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    /// The loaded chain and key. Loaded before privileges are dropped, so
+    /// the key file may be readable by root alone.
+    pub server: std::sync::Arc<rustls::ServerConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,12 +267,27 @@ pub struct Limits {
     pub max_message_size: u64,
     pub max_recipients: usize,
     pub max_connections: usize,
+    /// Connections at once from one client IP address (TCP only); the one
+    /// over it gets 421 4.7.0 and is closed at once.
+    pub max_connections_per_ip: usize,
+    /// Commands a session may send without delivering a message; the next
+    /// gets 421 4.7.0 and the connection is closed.
+    pub max_commands: usize,
+    /// Syntax and sequence errors (500, 501, 502, 503, 504, 555) a session
+    /// may make without delivering a message; the last one is followed by
+    /// 421 4.7.0 and the close (Postfix's smtpd_hard_error_limit).
+    pub max_errors: usize,
     /// Longest command line accepted, CRLF included.
     pub max_line_length: usize,
-    /// Waiting for a command (RFC 5321 4.5.3.2: 5 minutes).
+    /// For one whole command line, from the end of the previous one (RFC
+    /// 5321 4.5.3.2: 5 minutes); bytes that do not finish a line do not
+    /// restart it.
     pub idle_timeout: Duration,
     /// Waiting for the next data block (RFC 5321 4.5.3.2: 3 minutes).
     pub data_timeout: Duration,
+    /// For a whole message body, from DATA (or the first BDAT) to its end
+    /// (RFC 5321 4.5.3.2's 10 minutes), however fast the blocks come.
+    pub data_total_timeout: Duration,
     /// After SIGTERM, how long transactions in flight may take to finish.
     pub shutdown_grace: Duration,
 }
@@ -264,8 +320,14 @@ pub struct LogConfig {
 #[serde(deny_unknown_fields)]
 struct Raw {
     hostname: Option<String>,
+    user: Option<String>,
+    group: Option<String>,
     #[serde(default)]
     lmtp: RawLmtp,
+    #[serde(default)]
+    smtp: RawSmtp,
+    #[serde(default)]
+    tls: RawTls,
     #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
@@ -349,6 +411,21 @@ struct RawLmtp {
     listen: Option<Vec<String>>,
     socket_mode: Option<String>,
     save_to_detail_mailbox: Option<bool>,
+    tls: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    listen: Option<Vec<String>>,
+    domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,9 +448,13 @@ struct RawLimits {
     max_message_size: Option<u64>,
     max_recipients: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_commands: Option<usize>,
+    max_errors: Option<usize>,
     max_line_length: Option<usize>,
     idle_timeout: Option<u64>,
     data_timeout: Option<u64>,
+    data_total_timeout: Option<u64>,
     shutdown_grace: Option<u64>,
 }
 
@@ -401,6 +482,17 @@ impl Config {
     /// Read and validate `path`. Relative paths inside the file are taken
     /// relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, true)
+    }
+
+    /// As [`Config::load`], but `[tls]` is only checked for syntax, not
+    /// read: for commands that never listen (pipe delivery, sieve, index),
+    /// which may run as a user that cannot read the key. `tls` is None.
+    pub fn load_without_tls(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, false)
+    }
+
+    fn read(path: &Path, load_tls: bool) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -410,12 +502,16 @@ impl Config {
             .ok()
             .and_then(|p| p.parent().map(Path::to_owned))
             .unwrap_or_else(|| PathBuf::from("/"));
-        Config::from_toml(&text, path, &base)
+        Config::parse(&text, path, &base, load_tls)
     }
 
     /// Parse `text` (named `path` in errors), resolving relative paths
-    /// against `base`.
+    /// against `base`; `[tls]` files are read.
     pub fn from_toml(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse(text, path, base, true)
+    }
+
+    fn parse(text: &str, path: &Path, base: &Path, load_tls: bool) -> Result<Config, ConfigError> {
         let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
@@ -456,6 +552,68 @@ impl Config {
                 tcp => tcp,
             };
             listen.push(addr);
+        }
+        let mut smtp_listen = Vec::new();
+        for s in raw.smtp.listen.unwrap_or_default() {
+            let addr = match parse_listen(&s).map_err(|r| invalid("smtp.listen", r))? {
+                ListenAddr::Unix(p) => ListenAddr::Unix(resolve(p)),
+                tcp => tcp,
+            };
+            smtp_listen.push(addr);
+        }
+        let mut domains = Vec::new();
+        for d in raw.smtp.domains.unwrap_or_default() {
+            if d.is_empty()
+                || d.starts_with('[')
+                || d.chars()
+                    .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+            {
+                return Err(invalid(
+                    "smtp.domains",
+                    format!("{d:?} is not a domain name"),
+                ));
+            }
+            domains.push(d.to_lowercase());
+        }
+        if !smtp_listen.is_empty() && domains.is_empty() {
+            return Err(invalid(
+                "smtp.domains",
+                "is required with smtp.listen: the domains mail is accepted for (never relayed)"
+                    .into(),
+            ));
+        }
+        let tls = match (raw.tls.certificate, raw.tls.key) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls.key",
+                    "is required with tls.certificate".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls.certificate",
+                    "is required with tls.key".into(),
+                ))
+            }
+            (Some(cert), Some(key)) if load_tls => {
+                let (certificate, key) = (resolve(cert), resolve(key));
+                let server =
+                    tls::server_config(&certificate, &key).map_err(|(k, r)| invalid(k, r))?;
+                Some(TlsConfig {
+                    certificate,
+                    key,
+                    server,
+                })
+            }
+            (Some(_), Some(_)) => None,
+        };
+        let lmtp_tls = raw.lmtp.tls.unwrap_or(false);
+        if lmtp_tls && tls.is_none() && load_tls {
+            return Err(invalid(
+                "lmtp.tls",
+                "needs [tls] certificate and key".into(),
+            ));
         }
         let socket_mode = match raw.lmtp.socket_mode {
             None => 0o660,
@@ -522,6 +680,17 @@ impl Config {
                 l.max_connections.map(|v| v as u64),
                 256,
             )? as usize,
+            max_connections_per_ip: positive(
+                "limits.max_connections_per_ip",
+                l.max_connections_per_ip.map(|v| v as u64),
+                20,
+            )? as usize,
+            max_commands: positive(
+                "limits.max_commands",
+                l.max_commands.map(|v| v as u64),
+                10_000,
+            )? as usize,
+            max_errors: positive("limits.max_errors", l.max_errors.map(|v| v as u64), 10)? as usize,
             max_line_length,
             idle_timeout: Duration::from_secs(positive(
                 "limits.idle_timeout",
@@ -532,6 +701,11 @@ impl Config {
                 "limits.data_timeout",
                 l.data_timeout,
                 180,
+            )?),
+            data_total_timeout: Duration::from_secs(positive(
+                "limits.data_total_timeout",
+                l.data_total_timeout,
+                600,
             )?),
             shutdown_grace: Duration::from_secs(l.shutdown_grace.unwrap_or(600)),
         };
@@ -703,7 +877,18 @@ impl Config {
             special_use,
         };
 
+        let run_as = match (&raw.user, &raw.group) {
+            (Some(u), g) => {
+                Some(crate::privilege::resolve(u, g.as_deref()).map_err(|r| invalid("user", r))?)
+            }
+            (None, Some(_)) => {
+                return Err(invalid("group", "needs user as well".into()));
+            }
+            (None, None) => None,
+        };
+
         Ok(Config {
+            run_as,
             index,
             quota,
             sieve,
@@ -713,7 +898,13 @@ impl Config {
                 listen,
                 socket_mode,
                 save_to_detail_mailbox: raw.lmtp.save_to_detail_mailbox.unwrap_or(false),
+                tls: lmtp_tls && tls.is_some(),
             },
+            smtp: SmtpConfig {
+                listen: smtp_listen,
+                domains,
+            },
+            tls,
             storage: StorageConfig {
                 mail_root,
                 folder_encoding: raw.storage.folder_encoding.unwrap_or(FolderEncoding::Utf7),
@@ -765,6 +956,39 @@ mod tests {
         assert_eq!(cfg.index.enabled, defaults.index.enabled);
         assert_eq!(cfg.index.uids, defaults.index.uids);
         assert_eq!(cfg.index.special_use, defaults.index.special_use);
+        // Every [limits] key is written out with its default.
+        assert_eq!(
+            format!("{:?}", cfg.limits),
+            format!("{:?}", defaults.limits)
+        );
+        let limits = text.split("[limits]").nth(1).unwrap_or_default();
+        for key in [
+            "max_connections_per_ip",
+            "max_commands",
+            "max_errors",
+            "data_total_timeout",
+        ] {
+            assert!(limits.contains(&format!("\n{key} = ")), "{key} missing");
+        }
+    }
+
+    #[test]
+    fn limits_default_to_rfc_5321_and_postfix_values() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.limits.max_connections_per_ip, 20);
+        assert_eq!(c.limits.max_commands, 10_000);
+        assert_eq!(c.limits.max_errors, 10);
+        assert_eq!(c.limits.data_timeout, Duration::from_secs(180));
+        assert_eq!(c.limits.data_total_timeout, Duration::from_secs(600));
+        for key in [
+            "max_connections_per_ip",
+            "max_commands",
+            "max_errors",
+            "data_total_timeout",
+        ] {
+            let e = parse(&format!("{MINIMAL}[limits]\n{key} = 0\n")).unwrap_err();
+            assert!(e.to_string().contains(&format!("limits.{key}")), "{e}");
+        }
     }
 
     #[test]
@@ -876,6 +1100,59 @@ mod tests {
             let e = parse(&format!("{MINIMAL}[quota]\n{bad}\n")).unwrap_err();
             assert!(e.to_string().contains("quota.rule"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn smtp_needs_its_domains_and_tls_its_files() {
+        let c = parse(MINIMAL).unwrap();
+        assert!(c.smtp.listen.is_empty() && c.tls.is_none() && !c.lmtp.tls);
+        let smtp = "[smtp]\nlisten = [\"127.0.0.1:25\", \"unix:smtp.sock\"]\n";
+        let c = parse(&format!("{MINIMAL}{smtp}domains = [\"Example.ORG\"]\n")).unwrap();
+        assert_eq!(
+            c.smtp.listen[1],
+            ListenAddr::Unix("/etc/mailstow/smtp.sock".into())
+        );
+        assert!(c.smtp.is_local_domain("example.org") && c.smtp.is_local_domain("EXAMPLE.org"));
+        assert!(!c.smtp.is_local_domain("example.net"));
+        assert!(!c.smtp.is_local_domain("[127.0.0.1]"));
+        for (bad, key) in [
+            (smtp.to_owned(), "smtp.domains"),
+            (format!("{smtp}domains = [\"a b\"]\n"), "smtp.domains"),
+            (
+                format!("{smtp}domains = [\"[10.0.0.1]\"]\n"),
+                "smtp.domains",
+            ),
+            (
+                "[smtp]\nlisten = [\"nowhere\"]\ndomains = [\"x\"]\n".into(),
+                "smtp.listen",
+            ),
+            ("[tls]\ncertificate = \"c.pem\"\n".into(), "tls.key"),
+            ("[tls]\nkey = \"k.pem\"\n".into(), "tls.certificate"),
+            ("[lmtp]\ntls = true\n".into(), "lmtp.tls"),
+        ] {
+            let e = parse(&format!("{MINIMAL}{bad}")).unwrap_err();
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let pair = rcgen::generate_simple_self_signed(vec!["mx.test".into()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), pair.key_pair.serialize_pem()).unwrap();
+        let text = format!(
+            "{MINIMAL}[lmtp]\ntls = true\n[tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n"
+        );
+        let c = Config::from_toml(&text, Path::new("t.toml"), dir.path()).unwrap();
+        let tls = c.tls.expect("tls loaded");
+        assert_eq!(tls.certificate, dir.path().join("cert.pem"));
+        assert!(c.lmtp.tls);
+        // A file that cannot be read is an error naming it at load, but not
+        // for commands that never listen.
+        let path = dir.path().join("mailstow.toml");
+        std::fs::write(&path, text.replace("key.pem", "gone.pem")).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("tls.key") && e.contains("gone.pem"), "{e}");
+        let c = Config::load_without_tls(&path).unwrap();
+        assert!(c.tls.is_none() && !c.lmtp.tls);
     }
 
     #[test]

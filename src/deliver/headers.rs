@@ -9,14 +9,44 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Where the message came from, for the Received header.
 #[derive(Debug, Clone)]
 pub enum Origin {
-    /// LMTP over TCP: the client's LHLO name and address.
-    Lmtp {
+    /// A network session: the client's LHLO/EHLO/HELO name and address.
+    Remote {
+        protocol: Protocol,
         helo: String,
         peer: String,
+        /// SMTPUTF8 was used.
         utf8: bool,
+        /// The TLS version and cipher, when the session was encrypted.
+        tls: Option<String>,
     },
     /// Pipe mode (`mailstow deliver`).
     Local,
+}
+
+/// How a network session spoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Lmtp,
+    /// SMTP after EHLO.
+    Esmtp,
+    /// SMTP after HELO.
+    Smtp,
+}
+
+/// The Received header's `with` keyword (RFC 3848, RFC 6531 3.7.3).
+fn with_keyword(protocol: Protocol, utf8: bool, tls: bool) -> &'static str {
+    match (protocol, utf8, tls) {
+        (Protocol::Lmtp, false, false) => "LMTP",
+        (Protocol::Lmtp, false, true) => "LMTPS",
+        (Protocol::Lmtp, true, false) => "UTF8LMTP",
+        (Protocol::Lmtp, true, true) => "UTF8LMTPS",
+        // STARTTLS needs EHLO; a HELO after it is still ESMTPS.
+        (Protocol::Smtp, false, false) => "SMTP",
+        (_, false, false) => "ESMTP",
+        (_, false, true) => "ESMTPS",
+        (_, true, false) => "UTF8SMTP",
+        (_, true, true) => "UTF8SMTPS",
+    }
 }
 
 /// What goes into the added header block of one copy.
@@ -37,11 +67,21 @@ pub fn build(t: &Trace<'_>) -> Vec<u8> {
     let _ = write!(h, "Return-Path: <{}>\r\n", t.return_path.unwrap_or(""));
     let _ = write!(h, "Delivered-To: {}\r\n", t.delivered_to);
     match t.origin {
-        Origin::Lmtp { helo, peer, utf8 } => {
-            let with = if *utf8 { "UTF8LMTP" } else { "LMTP" };
+        Origin::Remote {
+            protocol,
+            helo,
+            peer,
+            utf8,
+            tls,
+        } => {
+            let with = with_keyword(*protocol, *utf8, tls.is_some());
+            let _ = write!(h, "Received: from {helo} ({peer})\r\n");
+            if let Some(using) = tls {
+                let _ = write!(h, "\t(using {using})\r\n");
+            }
             let _ = write!(
                 h,
-                "Received: from {helo} ({peer})\r\n\tby {} (mailstow) with {with}\r\n\tid {}\r\n\t(envelope-from <{}>)\r\n\tfor <{}>; {}\r\n",
+                "\tby {} (mailstow) with {with}\r\n\tid {}\r\n\t(envelope-from <{}>)\r\n\tfor <{}>; {}\r\n",
                 t.hostname,
                 t.id,
                 t.return_path.unwrap_or(""),
@@ -184,10 +224,12 @@ mod tests {
 
     #[test]
     fn lmtp_trace_block() {
-        let origin = Origin::Lmtp {
+        let origin = Origin::Remote {
+            protocol: Protocol::Lmtp,
             helo: "mta.example".into(),
             peer: "[127.0.0.1]".into(),
             utf8: false,
+            tls: None,
         };
         let h = build(&Trace {
             return_path: Some("s@example.org"),
@@ -201,6 +243,34 @@ mod tests {
             String::from_utf8(h).unwrap(),
             "Return-Path: <s@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mta.example ([127.0.0.1])\r\n\tby mx.test (mailstow) with LMTP\r\n\tid ID1\r\n\t(envelope-from <s@example.org>)\r\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
         );
+    }
+
+    #[test]
+    fn smtp_trace_names_the_protocol_and_the_tls_cipher() {
+        let origin = Origin::Remote {
+            protocol: Protocol::Esmtp,
+            helo: "mta.example".into(),
+            peer: "[192.0.2.1]".into(),
+            utf8: false,
+            tls: Some("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384".into()),
+        };
+        let h = build(&Trace {
+            return_path: Some("s@example.org"),
+            delivered_to: "alice@example.org",
+            origin: &origin,
+            hostname: "mx.test",
+            id: "ID1",
+            received: UNIX_EPOCH,
+        });
+        assert_eq!(
+            String::from_utf8(h).unwrap(),
+            "Return-Path: <s@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mta.example ([192.0.2.1])\r\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\r\n\tby mx.test (mailstow) with ESMTPS\r\n\tid ID1\r\n\t(envelope-from <s@example.org>)\r\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+        assert_eq!(with_keyword(Protocol::Smtp, false, false), "SMTP");
+        assert_eq!(with_keyword(Protocol::Esmtp, false, false), "ESMTP");
+        assert_eq!(with_keyword(Protocol::Esmtp, true, true), "UTF8SMTPS");
+        assert_eq!(with_keyword(Protocol::Lmtp, false, true), "LMTPS");
+        assert_eq!(with_keyword(Protocol::Lmtp, true, false), "UTF8LMTP");
     }
 
     #[test]

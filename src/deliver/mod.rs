@@ -1,12 +1,14 @@
 //! Delivery: the pool of delivery threads, the per-recipient pipeline
 //! (lookup result -> folder -> added headers -> Maildir store -> outcome),
-//! the spool and the outcome table. Nothing here is async and nothing here
+//! the spool, the outcome table and SMTP's one reply (with its report to
+//! the sender). Nothing here is async and nothing here
 //! parses protocol lines; a job handed to the pool always runs to its end.
 
 pub mod headers;
 pub mod outcome;
 pub mod pipeline;
 pub mod pool;
+pub mod report;
 pub mod spool;
 
 pub use outcome::{Failure, RcptOutcome};

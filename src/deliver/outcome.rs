@@ -1,6 +1,7 @@
 //! Delivery outcomes as values, and the one table that maps them to LMTP
-//! replies and to sysexits codes for pipe mode. Must not perform delivery;
-//! every reply code a recipient can get after its data is chosen here.
+//! replies, to SMTP's one reply per transaction and to sysexits codes for
+//! pipe mode. Must not perform delivery; every reply code a recipient (or
+//! an SMTP transaction) can get after its data is chosen here.
 
 use crate::proto::Reply;
 
@@ -129,6 +130,82 @@ impl Failure {
     }
 }
 
+/// What the outcomes of one SMTP transaction add up to: SMTP has one reply
+/// after the data where LMTP has one per recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpVerdict {
+    /// Every copy was stored (or discarded by a filter): 250.
+    Delivered(Reply),
+    /// None was: the first temporary failure's reply when there is one (the
+    /// client keeps the message and retries every recipient), else the
+    /// first permanent one.
+    Failed(Reply),
+    /// Some were stored; these (indexes into the outcomes) failed. The reply
+    /// is 250, and the sender gets a delivery status notification for them
+    /// (we cannot ask the client to retry only some recipients).
+    Partial { failed: Vec<usize> },
+}
+
+pub fn smtp_verdict(id: &str, outcomes: &[RcptOutcome]) -> SmtpVerdict {
+    let failed: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, RcptOutcome::Failed(_)))
+        .map(|(i, _)| i)
+        .collect();
+    if failed.is_empty() {
+        return SmtpVerdict::Delivered(match outcomes {
+            [one] => one.reply(id),
+            _ => Reply::new(
+                250,
+                "2.0.0",
+                format!("{id} Delivered to {} recipients", outcomes.len()),
+            ),
+        });
+    }
+    if failed.len() < outcomes.len() {
+        return SmtpVerdict::Partial { failed };
+    }
+    let first = |temporary: bool| {
+        outcomes.iter().find_map(|o| match o {
+            RcptOutcome::Failed(f) if f.is_permanent() != temporary => Some(f.reply()),
+            _ => None,
+        })
+    };
+    SmtpVerdict::Failed(
+        first(true)
+            .or_else(|| first(false))
+            .unwrap_or_else(|| Failure::Io("no outcome".into()).reply()),
+    )
+}
+
+/// SMTP's 250 when only some recipients got the message; `notified`: a
+/// report of the others went to the sender (none goes to a null sender).
+pub fn smtp_partial(id: &str, delivered: usize, total: usize, notified: bool) -> Reply {
+    let tail = if notified {
+        "; the sender is notified of the others"
+    } else {
+        ""
+    };
+    Reply::new(
+        250,
+        "2.0.0",
+        format!("{id} Delivered to {delivered} of {total} recipients{tail}"),
+    )
+}
+
+/// SMTP, some recipients failed and their report could not be handed to
+/// the MTA: the client must retry the whole message (the recipients that
+/// got it get it twice: duplicates rather than a silent loss).
+pub fn smtp_report_failed() -> Reply {
+    Reply::new(451, "4.3.0", "Temporary local error, try again later")
+}
+
+/// SMTP RCPT of an address in a domain that is not ours: we never relay.
+pub fn relay_denied() -> Reply {
+    Reply::new(550, "5.7.1", "Relay access denied")
+}
+
 /// RCPT of an address with no user: 550 5.1.1.
 pub fn unknown_user() -> Reply {
     Reply::new(550, "5.1.1", "User unknown in local recipient table")
@@ -147,6 +224,45 @@ pub const EX_CONFIG: u8 = 78;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_has_one_reply_per_transaction() {
+        let ok = RcptOutcome::Delivered {
+            folder: "INBOX".into(),
+        };
+        let reject = RcptOutcome::Failed(Failure::Rejected("not here".into()));
+        let gone = RcptOutcome::Failed(Failure::NoSuchUser);
+        let full = RcptOutcome::Failed(Failure::NoSpace);
+        let summary = |v: SmtpVerdict| match v {
+            SmtpVerdict::Delivered(r) | SmtpVerdict::Failed(r) => r.summary(),
+            SmtpVerdict::Partial { failed } => format!("partial {failed:?}"),
+        };
+        assert_eq!(
+            summary(smtp_verdict("X", std::slice::from_ref(&ok))),
+            "250 2.0.0 X Saved in INBOX"
+        );
+        assert_eq!(
+            summary(smtp_verdict("X", &[ok.clone(), RcptOutcome::Discarded])),
+            "250 2.0.0 X Delivered to 2 recipients"
+        );
+        assert_eq!(
+            summary(smtp_verdict("X", &[reject.clone(), gone.clone()])),
+            "550 5.7.1 not here"
+        );
+        // Any temporary failure makes the client retry, never bounce.
+        assert_eq!(
+            summary(smtp_verdict("X", &[reject.clone(), full.clone()])),
+            "452 4.3.1 Insufficient system storage"
+        );
+        assert_eq!(
+            summary(smtp_verdict("X", &[reject, ok.clone(), full])),
+            "partial [0, 2]"
+        );
+        assert_eq!(
+            smtp_partial("X", 1, 3, true).summary(),
+            "250 2.0.0 X Delivered to 1 of 3 recipients; the sender is notified of the others"
+        );
+    }
 
     #[test]
     fn the_table() {

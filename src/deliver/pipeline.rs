@@ -73,6 +73,11 @@ impl Deliverer {
         &self.filter
     }
 
+    /// The submitter for messages that leave through the MTA.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
     /// Find the user for a recipient: Ok(None) is unknown (550), Err is a
     /// temporary failure. Blocking (may stat and re-read the users file).
     pub fn lookup(&self, local: &str, domain: &str) -> Result<Option<User>, Failure> {

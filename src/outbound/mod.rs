@@ -1,11 +1,13 @@
 //! Messages that leave through the MTA: redirects, vacation replies,
-//! notifications. [`Outbound::submit`] hands one message to the configured
-//! SMTP relay or sendmail binary; [`vacation`] decides whether a message may
-//! be answered and makes sieve-rs's reply a proper MIME message; the
-//! encoders write RFC 2047 header text. Must not deliver locally, queue or
+//! notifications, delivery status reports. [`Outbound::submit`] hands one
+//! message to the configured SMTP relay or sendmail binary; [`vacation`]
+//! decides whether a message may be answered and makes sieve-rs's reply a
+//! proper MIME message; [`dsn`] builds RFC 3464 reports; the encoders write
+//! RFC 2047 header text. Must not deliver locally, queue or
 //! retry (a failure goes back to the caller as a temporary error), connect
 //! anywhere the configuration does not name, or log message bodies.
 
+pub mod dsn;
 mod encode;
 mod sendmail;
 mod smtp;

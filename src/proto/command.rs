@@ -1,5 +1,6 @@
-//! One LMTP command line (CRLF already removed) parsed into a [`Command`].
-//! Must not keep state or decide replies beyond syntax: the session does that.
+//! One LMTP or SMTP command line (CRLF already removed) parsed into a
+//! [`Command`]. Must not keep state or decide replies beyond syntax: the
+//! session does that (and which verbs its mode takes).
 
 use super::address::{self, Mailbox};
 use super::reply::Reply;
@@ -35,8 +36,15 @@ pub struct RcptParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Lhlo(String),
-    /// HELO or EHLO: refused, this is LMTP (RFC 2033 4.1).
-    Helo,
+    /// HELO (`extended` false) or EHLO: SMTP only; LMTP refuses both
+    /// (RFC 2033 4.1). `host` is None when the name is missing or unfit
+    /// for a header (the session answers 501 in SMTP mode).
+    Helo {
+        extended: bool,
+        host: Option<String>,
+    },
+    /// RFC 3207; refused unless the session offers it.
+    StartTls,
     Mail(Option<Mailbox>, MailParams),
     Rcpt(Mailbox, RcptParams),
     Data,
@@ -72,14 +80,15 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         }
     };
     match verb.as_str() {
-        "LHLO" => {
-            let host = arg.trim();
-            if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(Reply::new(501, "5.5.4", "Syntax: LHLO hostname"));
-            }
-            Ok(Command::Lhlo(host.to_owned()))
-        }
-        "HELO" | "EHLO" => Ok(Command::Helo),
+        "LHLO" => match hello_name(arg) {
+            Some(host) => Ok(Command::Lhlo(host)),
+            None => Err(Reply::new(501, "5.5.4", "Syntax: LHLO hostname")),
+        },
+        "HELO" | "EHLO" => Ok(Command::Helo {
+            extended: verb == "EHLO",
+            host: hello_name(arg),
+        }),
+        "STARTTLS" => no_arg(Command::StartTls),
         "MAIL" => parse_mail(arg),
         "RCPT" => parse_rcpt(arg),
         "DATA" => no_arg(Command::Data),
@@ -91,6 +100,13 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "HELP" => Ok(Command::Help),
         _ => Err(Reply::new(500, "5.5.2", "Command unrecognized")),
     }
+}
+
+/// The client's name from LHLO/EHLO/HELO, when it can go into a header.
+fn hello_name(arg: &str) -> Option<String> {
+    let host = arg.trim();
+    let bad = host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control());
+    (!bad).then(|| host.to_owned())
 }
 
 /// `prefix` case-insensitively at the start of `arg` (e.g. "FROM:").
@@ -216,6 +232,32 @@ mod tests {
     }
 
     #[test]
+    fn helo_and_ehlo_keep_a_usable_name_only() {
+        assert_eq!(
+            ok("ehlo mta.example"),
+            Command::Helo {
+                extended: true,
+                host: Some("mta.example".into())
+            }
+        );
+        assert_eq!(
+            ok("HELO"),
+            Command::Helo {
+                extended: false,
+                host: None
+            }
+        );
+        assert_eq!(
+            ok("EHLO a\u{1}b"),
+            Command::Helo {
+                extended: true,
+                host: None
+            }
+        );
+        assert_eq!(ok("starttls"), Command::StartTls);
+    }
+
+    #[test]
     fn verbs_are_case_insensitive() {
         assert_eq!(
             ok("lhlo client.example"),
@@ -288,7 +330,8 @@ mod tests {
 
     #[test]
     fn unknown_and_non_utf8_commands() {
-        assert!(err("STARTTLS").starts_with("500 5.5.2"));
+        assert!(err("STARTTLS now").starts_with("501 5.5.4"));
+        assert!(err("STARTTLSX").starts_with("500 5.5.2"));
         assert!(parse(b"NOOP \xff").is_err());
         assert!(err("DATA now").starts_with("501"));
     }

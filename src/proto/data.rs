@@ -6,7 +6,8 @@
 //! Only CRLF "." CRLF ends the data. A bare CR or bare LF never starts a line,
 //! neither for the end marker nor for unstuffing, so "\n.\r\n", "\r.\r\n",
 //! "\r\n.\n" and ".\n" are message bytes (the SMTP-smuggling defence). Every
-//! other byte is stored exactly as received.
+//! other byte, NUL included, is stored exactly as received (as Postfix and
+//! Dovecot's LMTP do; only command lines refuse NUL).
 
 use memchr::{memchr, memmem};
 

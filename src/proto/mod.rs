@@ -1,5 +1,5 @@
-//! The LMTP protocol, sans I/O: command lines, addresses, replies, the DATA
-//! receiver and the session state machine. Bytes go in, events come out;
+//! The LMTP and SMTP protocols, sans I/O: command lines, addresses, replies,
+//! the DATA receiver and the session state machine. Bytes go in, events come out;
 //! nothing here touches sockets, files, clocks or logs.
 
 pub mod address;
@@ -9,4 +9,4 @@ pub mod reply;
 pub mod session;
 
 pub use reply::Reply;
-pub use session::{Event, Session, SessionConfig, Transaction};
+pub use session::{Event, Mode, Session, SessionConfig, Transaction};

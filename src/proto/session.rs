@@ -1,8 +1,12 @@
-//! The LMTP session state machine (RFC 2033, with RFC 2920 pipelining,
-//! RFC 3030 CHUNKING, RFC 6531 SMTPUTF8): bytes in, events out. The host
-//! feeds what it read, then drains [`Session::poll`] and answers the two
-//! requests (`CheckRecipient`, `Deliver`) before polling on; so at most one
-//! host request is ever outstanding and replies stay in command order.
+//! The LMTP and SMTP session state machine (RFC 2033, RFC 5321 for final
+//! delivery, with RFC 2920 pipelining, RFC 3030 CHUNKING, RFC 6531
+//! SMTPUTF8, RFC 3207 STARTTLS): bytes in, events out. One machine, two
+//! modes: they differ in the greeting verb and in the replies after the
+//! data (one per recipient in LMTP, one per transaction in SMTP). The host
+//! feeds what it read, then drains [`Session::poll`] and answers the
+//! requests (`CheckRecipient`, `Deliver`, `StartTls`) before polling on; so
+//! at most one host request is ever outstanding and replies stay in
+//! command order.
 //! Must not touch sockets, files, clocks or logs, and must not grow any
 //! buffer without bound whatever the client sends.
 
@@ -13,14 +17,33 @@ use super::command::{self, BodyType, Command, MailParams, RcptParams};
 use super::data::DataReceiver;
 use super::reply::Reply;
 
+/// Which protocol a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// RFC 2033: LHLO; after the data, one reply per recipient.
+    Lmtp,
+    /// RFC 5321 (final delivery): EHLO or HELO; after the data, one reply
+    /// for the whole transaction.
+    Smtp,
+}
+
 /// Limits and names the session needs; taken from the validated config.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub hostname: String,
+    pub mode: Mode,
+    /// Offer STARTTLS (until the session is encrypted).
+    pub starttls: bool,
     pub max_message_size: u64,
     pub max_recipients: usize,
     /// Longest command line, CRLF included.
     pub max_line_length: usize,
+    /// Commands accepted without a delivered message; the next one gets
+    /// 421 4.7.0 and the session closes.
+    pub max_commands: usize,
+    /// Syntax and sequence errors without a delivered message; the last
+    /// one is followed by 421 4.7.0 and the close.
+    pub max_errors: usize,
 }
 
 /// What the host must do next.
@@ -44,8 +67,15 @@ pub enum Event<R> {
     /// reply that follows), and is empty when the client gave up (RSET).
     DataAborted { refused: Vec<R> },
     /// The body is complete: deliver it and answer with
-    /// [`Session::delivered`], one reply per recipient in RCPT order.
+    /// [`Session::delivered`]: in LMTP one reply per recipient in RCPT
+    /// order, in SMTP the one reply for the transaction.
     Deliver(Transaction<R>),
+    /// STARTTLS was accepted and its 220 queued: flush, run the TLS
+    /// handshake on the connection, then call [`Session::tls_started`]; if
+    /// it fails, close. Nothing the client sent is buffered at this point
+    /// (bytes pipelined after STARTTLS are refused, never carried into
+    /// the encrypted session: CVE-2011-0411).
+    StartTls,
     /// Flush what was written, then close the connection.
     Close,
 }
@@ -53,8 +83,10 @@ pub enum Event<R> {
 /// A complete transaction handed to the host for delivery.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Transaction<R> {
-    /// The client's LHLO name.
+    /// The client's LHLO, EHLO or HELO name.
     pub helo: String,
+    /// The client greeted with LHLO or EHLO (not HELO).
+    pub esmtp: bool,
     /// None is the null reverse-path `<>`.
     pub mail_from: Option<Mailbox>,
     pub params: MailParams,
@@ -82,8 +114,11 @@ enum State {
         remaining: u64,
         reply: Reply,
     },
-    /// Waiting for the host's answer to Deliver (number of recipients).
+    /// Waiting for the host's answer to Deliver (number of replies: the
+    /// recipients in LMTP, one in SMTP).
     AwaitDelivery(usize),
+    /// Waiting for the host's TLS handshake.
+    AwaitTls,
     Closed,
 }
 
@@ -104,6 +139,10 @@ pub struct Session<R> {
     cfg: SessionConfig,
     state: State,
     helo: Option<String>,
+    /// The last greeting was LHLO or EHLO.
+    esmtp: bool,
+    /// TLS is active (STARTTLS is no longer offered).
+    secure: bool,
     tx: Option<Tx<R>>,
     /// Unprocessed input; bounded by `max_line_length` plus one read.
     inbuf: Vec<u8>,
@@ -112,6 +151,10 @@ pub struct Session<R> {
     /// Message bytes waiting to be handed out as one Body event.
     body: Vec<u8>,
     out: VecDeque<Event<R>>,
+    /// Command lines, and syntax or sequence errors, since the session
+    /// began or a message was last delivered (`max_commands`, `max_errors`).
+    commands: usize,
+    errors: usize,
 }
 
 impl<R> Session<R> {
@@ -120,20 +163,48 @@ impl<R> Session<R> {
             cfg,
             state: State::Command,
             helo: None,
+            esmtp: false,
+            secure: false,
             tx: None,
             inbuf: Vec::new(),
             discarding_line: false,
             body: Vec::new(),
             out: VecDeque::new(),
+            commands: 0,
+            errors: 0,
         }
     }
 
     /// The 220 greeting to send on connect.
     pub fn greeting(&self) -> Reply {
+        let proto = match self.cfg.mode {
+            Mode::Lmtp => "LMTP",
+            Mode::Smtp => "ESMTP",
+        };
         Reply::plain(
             220,
-            vec![format!("{} LMTP mailstow ready", self.cfg.hostname)],
+            vec![format!("{} {proto} mailstow ready", self.cfg.hostname)],
         )
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.cfg.mode
+    }
+
+    /// The host's TLS handshake after [`Event::StartTls`] succeeded: the
+    /// session starts over (RFC 3207 4.2: the client greets again and
+    /// STARTTLS is no longer offered).
+    pub fn tls_started(&mut self) {
+        if !matches!(self.state, State::AwaitTls) {
+            return;
+        }
+        self.state = State::Command;
+        self.secure = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.inbuf.clear();
+        self.discarding_line = false;
     }
 
     /// Bytes read from the client.
@@ -152,6 +223,9 @@ impl<R> Session<R> {
             }
             if !self.step() {
                 return None;
+            }
+            if self.errors >= self.cfg.max_errors && matches!(self.state, State::Command) {
+                self.hang_up("Too many errors");
             }
         }
     }
@@ -173,15 +247,22 @@ impl<R> Session<R> {
         }
     }
 
-    /// The host's answer to `Deliver`: one reply per recipient. A wrong
-    /// count is mended (missing replies become temporary failures) so the
-    /// client still gets exactly one reply per recipient.
+    /// The host's answer to `Deliver`: one reply per recipient (LMTP) or
+    /// one for the transaction (SMTP). A wrong count is mended (missing
+    /// replies become temporary failures, extra ones are dropped) so the
+    /// client gets exactly the replies it waits for.
     pub fn delivered(&mut self, replies: Vec<Reply>) {
         let State::AwaitDelivery(n) = self.state else {
             return;
         };
         self.state = State::Command;
         self.tx = None;
+        if replies.iter().any(Reply::is_positive) {
+            // Like Postfix: the limits count what a client does without
+            // delivering mail.
+            self.commands = 0;
+            self.errors = 0;
+        }
         let mut replies = replies.into_iter();
         for _ in 0..n {
             let r = replies
@@ -241,14 +322,28 @@ impl<R> Session<R> {
         self.inbuf = Vec::new();
     }
 
+    /// Queue a reply. Syntax and sequence errors (RFC 5321 4.2.2's 500,
+    /// 501, 502, 503, 504 and 555) count towards `max_errors`.
     fn reply(&mut self, r: Reply) {
+        if matches!(r.code, 500..=504 | 555) {
+            self.errors += 1;
+        }
         self.out.push_back(Event::Reply(r));
+    }
+
+    /// 421 4.7.0 and close: a limit of the session was passed.
+    fn hang_up(&mut self, why: &str) {
+        let text = format!("{} {why}, closing connection", self.cfg.hostname);
+        self.out
+            .push_back(Event::Reply(Reply::new(421, "4.7.0", text)));
+        self.out.push_back(Event::Close);
+        self.close();
     }
 
     /// Process buffered input; false when nothing could be done.
     fn step(&mut self) -> bool {
         match &mut self.state {
-            State::Closed | State::AwaitRcpt | State::AwaitDelivery(_) => false,
+            State::Closed | State::AwaitRcpt | State::AwaitDelivery(_) | State::AwaitTls => false,
             State::Command => self.step_command(),
             State::Data(recv) => {
                 if self.inbuf.is_empty() {
@@ -327,6 +422,11 @@ impl<R> Session<R> {
         if std::mem::take(&mut self.discarding_line) {
             return true;
         }
+        self.commands += 1;
+        if self.commands > self.cfg.max_commands {
+            self.hang_up("Too many commands");
+            return true;
+        }
         if line.len() > max {
             self.reply(Reply::new(500, "5.5.2", "Line too long"));
             return true;
@@ -344,6 +444,10 @@ impl<R> Session<R> {
             self.reply(Reply::new(500, "5.5.2", "Bare CR in command line"));
             return true;
         }
+        if memchr::memchr(0, body).is_some() {
+            self.reply(Reply::new(500, "5.5.2", "NUL in command line"));
+            return true;
+        }
         match command::parse(body) {
             Ok(cmd) => self.execute(cmd),
             Err(reply) => self.reply(reply),
@@ -353,25 +457,31 @@ impl<R> Session<R> {
 
     fn execute(&mut self, cmd: Command) {
         match cmd {
-            Command::Lhlo(host) => {
-                self.reset_tx();
-                self.helo = Some(host);
-                let lines = vec![
-                    self.cfg.hostname.clone(),
-                    "PIPELINING".into(),
-                    "8BITMIME".into(),
-                    format!("SIZE {}", self.cfg.max_message_size),
-                    "ENHANCEDSTATUSCODES".into(),
-                    "SMTPUTF8".into(),
-                    "CHUNKING".into(),
-                ];
-                self.reply(Reply::plain(250, lines));
-            }
-            Command::Helo => self.reply(Reply::new(
+            Command::Lhlo(host) if self.cfg.mode == Mode::Lmtp => self.hello(host, true),
+            Command::Lhlo(_) => self.reply(Reply::new(
+                500,
+                "5.5.1",
+                "This is SMTP: use EHLO or HELO (LHLO is LMTP)",
+            )),
+            Command::Helo { .. } if self.cfg.mode == Mode::Lmtp => self.reply(Reply::new(
                 500,
                 "5.5.1",
                 "This is LMTP (RFC 2033): use LHLO",
             )),
+            Command::Helo {
+                extended,
+                host: Some(host),
+            } => self.hello(host, extended),
+            Command::Helo { extended, .. } => self.reply(Reply::new(
+                501,
+                "5.5.4",
+                if extended {
+                    "Syntax: EHLO hostname"
+                } else {
+                    "Syntax: HELO hostname"
+                },
+            )),
+            Command::StartTls => self.starttls(),
             Command::Mail(from, params) => self.mail(from, params),
             Command::Rcpt(rcpt, params) => self.rcpt(rcpt, params),
             Command::Data => self.data(),
@@ -396,17 +506,94 @@ impl<R> Session<R> {
                 "2.5.0",
                 "Cannot VRFY user, but will accept message and attempt delivery",
             )),
-            Command::Help => self.reply(Reply::new(
-                214,
-                "2.0.0",
-                "Commands: LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
-            )),
+            Command::Help => {
+                let hello = match self.cfg.mode {
+                    Mode::Lmtp => "LHLO",
+                    Mode::Smtp => "EHLO HELO",
+                };
+                let tls = if self.offers_starttls() {
+                    " STARTTLS"
+                } else {
+                    ""
+                };
+                self.reply(Reply::new(
+                    214,
+                    "2.0.0",
+                    format!("Commands: {hello} MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP{tls}"),
+                ))
+            }
         }
+    }
+
+    fn offers_starttls(&self) -> bool {
+        self.cfg.starttls && !self.secure
+    }
+
+    /// LHLO, EHLO (`extended`) or HELO with a usable name.
+    fn hello(&mut self, host: String, extended: bool) {
+        self.reset_tx();
+        self.helo = Some(host);
+        self.esmtp = extended;
+        let mut lines = vec![self.cfg.hostname.clone()];
+        if extended {
+            lines.extend([
+                "PIPELINING".into(),
+                "8BITMIME".into(),
+                format!("SIZE {}", self.cfg.max_message_size),
+                "ENHANCEDSTATUSCODES".into(),
+                "SMTPUTF8".into(),
+                "CHUNKING".into(),
+            ]);
+            if self.offers_starttls() {
+                lines.push("STARTTLS".into());
+            }
+        }
+        self.reply(Reply::plain(250, lines));
+    }
+
+    /// RFC 3207. Whatever the client sent after the STARTTLS line is still
+    /// plaintext that an attacker in the path may have added: it is never
+    /// carried into the encrypted session (CVE-2011-0411). The command is
+    /// refused and the connection closed, without answering a byte of it.
+    fn starttls(&mut self) {
+        if !self.offers_starttls() {
+            let r = if self.secure {
+                Reply::new(503, "5.5.1", "TLS already active")
+            } else {
+                Reply::new(500, "5.5.2", "Command unrecognized")
+            };
+            return self.reply(r);
+        }
+        if self.tx.is_some() {
+            return self.reply(Reply::new(
+                503,
+                "5.5.1",
+                "STARTTLS not allowed in a mail transaction",
+            ));
+        }
+        if !self.inbuf.is_empty() {
+            self.inbuf = Vec::new();
+            self.reply(Reply::new(
+                503,
+                "5.5.1",
+                "Commands pipelined after STARTTLS: refused, closing connection",
+            ));
+            self.out.push_back(Event::Close);
+            self.close();
+            return;
+        }
+        self.reply(Reply::new(220, "2.0.0", "Ready to start TLS"));
+        self.state = State::AwaitTls;
+        self.out.push_back(Event::StartTls);
     }
 
     fn mail(&mut self, from: Option<Mailbox>, params: MailParams) {
         if self.helo.is_none() {
-            return self.reply(Reply::new(503, "5.5.1", "Send LHLO first"));
+            let text = match self.cfg.mode {
+                Mode::Lmtp => "Send LHLO first",
+                Mode::Smtp => "Send EHLO first",
+            };
+            return self.reply(Reply::new(503, "5.5.1", text));
         }
         if self.tx.is_some() {
             return self.reply(Reply::new(503, "5.5.1", "Nested MAIL command"));
@@ -533,7 +720,7 @@ impl<R> Session<R> {
         self.state = State::Command;
         let Some(tx) = self.tx.take() else { return };
         if overflowed {
-            let n = tx.recipients.len();
+            let n = self.replies_after_data(tx.recipients.len());
             self.out.push_back(Event::DataAborted {
                 refused: tx.recipients,
             });
@@ -546,16 +733,25 @@ impl<R> Session<R> {
             }
             return;
         }
-        let n = tx.recipients.len();
+        let n = self.replies_after_data(tx.recipients.len());
         self.state = State::AwaitDelivery(n);
         self.out.push_back(Event::Deliver(Transaction {
             helo: self.helo.clone().unwrap_or_default(),
+            esmtp: self.esmtp,
             mail_from: tx.mail_from,
             params: tx.params,
             recipients: tx.recipients,
             size,
             chunked,
         }));
+    }
+
+    /// How many replies end a message for `recipients` recipients.
+    fn replies_after_data(&self, recipients: usize) -> usize {
+        match self.cfg.mode {
+            Mode::Lmtp => recipients,
+            Mode::Smtp => 1,
+        }
     }
 
     fn reset_tx(&mut self) {

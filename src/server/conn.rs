@@ -1,23 +1,28 @@
-//! One LMTP connection: feeds bytes read from the socket into the session
-//! state machine, answers its requests (recipient lookups, deliveries via
-//! the pool), writes its replies, and applies the idle and data timeouts and
+//! One LMTP or SMTP connection: feeds bytes read from the socket into the
+//! session state machine, answers its requests (recipient lookups, with the
+//! relay check in SMTP; deliveries via the pool; the STARTTLS handshake),
+//! writes its replies (each write bounded by the idle timeout), and applies
+//! the idle, data and total data timeouts, and
 //! the shutdown rule (never cut a transaction in flight). Must not know
 //! about Maildir or parse protocol lines itself.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::deliver::headers::{self, Origin};
+use crate::deliver::headers::{self, Origin, Protocol};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
-use crate::deliver::{Envelope, Pool, Recipient, Spool};
+use crate::deliver::{report, Envelope, Pool, Recipient, Spool};
 use crate::proto::address::Mailbox;
 use crate::proto::command::RcptParams;
-use crate::proto::{Event, Reply, Session, SessionConfig, Transaction};
+use crate::proto::{Event, Mode, Reply, Session, SessionConfig, Transaction};
+
+use super::listener::Service;
+use super::tls::{self, TlsInfo};
 
 const READ_SIZE: usize = 64 * 1024;
 
@@ -28,15 +33,20 @@ pub struct Shared {
 }
 
 /// Serve one connection until QUIT, EOF, timeout or shutdown.
-pub async fn serve<S>(stream: S, peer: String, shared: Arc<Shared>, shutdown: watch::Receiver<bool>)
-where
+pub async fn serve<S>(
+    stream: S,
+    peer: String,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    service: Service,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let span =
         tracing::info_span!("session", id = %headers::new_id(SystemTime::now()), peer = %peer);
     async move {
         tracing::debug!("connected");
-        match drive(stream, &peer, &shared, shutdown).await {
+        match drive(stream, &peer, &shared, shutdown, &service).await {
             Ok(end) => tracing::debug!(end, "disconnected"),
             Err(e) => tracing::debug!(error = %e, "connection lost"),
         }
@@ -45,33 +55,69 @@ where
     .await
 }
 
+/// The connection as the Received header and the log describe it.
+struct Link<'a> {
+    peer: &'a str,
+    mode: Mode,
+    /// Set once STARTTLS succeeded.
+    tls: Option<TlsInfo>,
+}
+
 async fn drive<S>(
-    mut stream: S,
+    stream: S,
     peer: &str,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
+    service: &Service,
 ) -> std::io::Result<&'static str>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &shared.cfg;
+    let mut stream = tls::Stream::Plain(stream);
+    let mut link = Link {
+        peer,
+        mode: service.mode,
+        tls: None,
+    };
     let mut session: Session<Recipient> = Session::new(SessionConfig {
         hostname: cfg.hostname.clone(),
+        mode: service.mode,
+        starttls: service.tls.is_some(),
         max_message_size: cfg.limits.max_message_size,
         max_recipients: cfg.limits.max_recipients,
         max_line_length: cfg.limits.max_line_length,
+        max_commands: cfg.limits.max_commands,
+        max_errors: cfg.limits.max_errors,
     });
     let mut out = Vec::with_capacity(1024);
     let mut buf = vec![0u8; READ_SIZE];
     let mut spool: Option<Result<Spool, String>> = None;
     let mut started = Instant::now();
+    // The idle timeout covers a whole command line: it restarts only when
+    // the session answers something, never for bytes that end no line.
+    let mut command_deadline = Instant::now() + cfg.limits.idle_timeout;
+    // The whole body, from its first byte to its end, however fast the
+    // blocks come (a client sending a byte at a time cannot hold it open).
+    let mut data_deadline: Option<Instant> = None;
     session.greeting().write_to(&mut out);
     loop {
+        let mut answered = false;
         while let Some(ev) = session.poll() {
+            answered = true;
             match ev {
                 Event::Reply(r) => r.write_to(&mut out),
                 Event::CheckRecipient { rcpt, params, size } => {
-                    let result = check_recipient(shared, rcpt, params, size);
+                    // SMTP takes mail for our domains only: never a relay.
+                    let result = if link.mode == Mode::Smtp
+                        && !cfg.smtp.is_local_domain(&rcpt.domain)
+                    {
+                        let r = outcome::relay_denied();
+                        tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %r, "recipient");
+                        Err(r)
+                    } else {
+                        check_recipient(shared, rcpt, params, size)
+                    };
                     session.rcpt_checked(result);
                 }
                 Event::DataStart => {
@@ -98,7 +144,7 @@ where
                 Event::DataAborted { refused } => {
                     spool = None;
                     if !refused.is_empty() {
-                        let env = envelope(peer, String::new(), None, false, started);
+                        let env = envelope(&link, String::new(), false, None, false, started);
                         for r in &refused {
                             let o = RcptOutcome::Failed(Failure::TooLarge);
                             crate::deliver::pipeline::log_outcome(
@@ -111,36 +157,70 @@ where
                     }
                 }
                 Event::Deliver(tx) => {
-                    let replies = deliver(shared, peer, tx, spool.take(), started).await;
+                    let replies = deliver(shared, &link, tx, spool.take(), started).await;
                     session.delivered(replies);
                 }
+                Event::StartTls => {
+                    // The 220 goes out in plaintext; the session holds no
+                    // input (it refused any pipelined after STARTTLS).
+                    send(&mut stream, &out, cfg.limits.idle_timeout).await?;
+                    out.clear();
+                    let Some(acceptor) = service.tls.as_ref() else {
+                        return Ok("STARTTLS without a certificate");
+                    };
+                    match stream.start_tls(acceptor, cfg.limits.idle_timeout).await {
+                        Ok(info) => {
+                            tracing::info!(version = %info.version, cipher = %info.cipher, "TLS started");
+                            link.tls = Some(info);
+                            session.tls_started();
+                        }
+                        Err(e) => {
+                            tracing::info!(error = %e, "TLS handshake failed");
+                            return Ok("TLS handshake failed");
+                        }
+                    }
+                }
                 Event::Close => {
-                    stream.write_all(&out).await?;
-                    stream.flush().await?;
+                    send(&mut stream, &out, cfg.limits.idle_timeout).await?;
                     return Ok("quit");
                 }
             }
         }
         if !out.is_empty() {
-            stream.write_all(&out).await?;
-            stream.flush().await?;
+            send(&mut stream, &out, cfg.limits.idle_timeout).await?;
             out.clear();
         }
         if session.is_closed() {
             return Ok("closed");
         }
         if *shutdown.borrow() && !session.in_transaction() {
-            return say_goodbye(&mut stream, session.shutdown_reply(), "shutdown").await;
+            let bye = session.shutdown_reply();
+            return say_goodbye(&mut stream, bye, "shutdown", cfg.limits.idle_timeout).await;
         }
-        let limit = if session.in_data() {
-            cfg.limits.data_timeout
+        let now = Instant::now();
+        if session.in_data() || spool.is_some() {
+            data_deadline.get_or_insert(now + cfg.limits.data_total_timeout);
         } else {
-            cfg.limits.idle_timeout
+            data_deadline = None;
+        }
+        if answered {
+            command_deadline = now + cfg.limits.idle_timeout;
+        }
+        let mut deadline = if session.in_data() {
+            now + cfg.limits.data_timeout
+        } else {
+            command_deadline
         };
+        if let Some(d) = data_deadline {
+            deadline = deadline.min(d);
+        }
         let in_tx = session.in_transaction();
         tokio::select! {
-            read = tokio::time::timeout(limit, stream.read(&mut buf)) => match read {
-                Err(_) => return say_goodbye(&mut stream, session.timeout_reply(), "timeout").await,
+            read = tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)) => match read {
+                Err(_) => {
+                    let bye = session.timeout_reply();
+                    return say_goodbye(&mut stream, bye, "timeout", cfg.limits.idle_timeout).await;
+                }
                 Ok(Ok(0)) => return Ok(if in_tx { "eof in transaction" } else { "eof" }),
                 Ok(Ok(n)) => session.feed(&buf[..n]),
                 Ok(Err(e)) => return Err(e),
@@ -151,16 +231,57 @@ where
     }
 }
 
+/// A client address with `max_connections_per_ip` connections open already:
+/// 421 4.7.0 at once, then close.
+pub async fn refuse_busy<S>(mut stream: S, peer: &str, shared: &Shared)
+where
+    S: AsyncWrite + Unpin,
+{
+    tracing::info!(peer = %peer, limit = shared.cfg.limits.max_connections_per_ip, "too many connections from this address: refused");
+    let reply = Reply::new(
+        421,
+        "4.7.0",
+        format!(
+            "{} Too many connections from your address, try again later",
+            shared.cfg.hostname
+        ),
+    );
+    let limit = shared.cfg.limits.idle_timeout;
+    if say_goodbye(&mut stream, reply, "busy", limit).await.is_ok() {
+        let _ = tokio::time::timeout(limit, stream.shutdown()).await;
+    }
+}
+
 async fn say_goodbye<S: AsyncWrite + Unpin>(
     stream: &mut S,
     reply: Reply,
     why: &'static str,
+    limit: Duration,
 ) -> std::io::Result<&'static str> {
     let mut out = Vec::new();
     reply.write_to(&mut out);
-    stream.write_all(&out).await?;
-    stream.flush().await?;
+    send(stream, &out, limit).await?;
     Ok(why)
+}
+
+/// Write and flush `bytes` within `limit`: a client that stops reading its
+/// replies cannot hold the connection, its permit and its address's place.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
+        Ok(done) => done,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client reads no replies",
+        )),
+    }
 }
 
 fn check_recipient(
@@ -200,20 +321,36 @@ fn check_recipient(
 
 async fn deliver(
     shared: &Shared,
-    peer: &str,
+    link: &Link<'_>,
     tx: Transaction<Recipient>,
     spool: Option<Result<Spool, String>>,
     started: Instant,
 ) -> Vec<Reply> {
     let env = envelope(
-        peer,
+        link,
         tx.helo.clone(),
+        tx.esmtp,
         tx.mail_from.as_ref().map(|m| m.to_string()),
         tx.params.smtputf8,
         started,
     );
     let span = tracing::info_span!("txn", id = %env.id, from = %format!("<{}>", env.mail_from.as_deref().unwrap_or("")), size = tx.size);
     async {
+        // SMTP: a report of failed recipients quotes the message header,
+        // and the spool itself goes to the pool; keep both.
+        let smtp = link.mode == Mode::Smtp;
+        let head = match &spool {
+            Some(Ok(s)) if smtp && s.is_on_disk() => {
+                tokio::task::block_in_place(|| s.head(report::HEADER_MAX)).unwrap_or_default()
+            }
+            Some(Ok(s)) if smtp => s.head(report::HEADER_MAX).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let rcpts = if smtp {
+            tx.recipients.clone()
+        } else {
+            Vec::new()
+        };
         let outcomes = match spool {
             Some(Ok(spool)) => shared.pool.deliver(env.clone(), tx.recipients, spool).await,
             Some(Err(e)) => fail_all(&env, &tx.recipients, Failure::Spool(e)),
@@ -223,6 +360,13 @@ async fn deliver(
                 Failure::Spool("no message data".into()),
             ),
         };
+        if smtp {
+            // Blocking: a report may be handed to the MTA.
+            let d = shared.pool.deliverer();
+            let reply =
+                tokio::task::block_in_place(|| d.smtp_reply(&env, &rcpts, &outcomes, &head));
+            return vec![reply];
+        }
         outcomes.iter().map(|o| o.reply(&env.id)).collect()
     }
     .instrument(span)
@@ -231,23 +375,31 @@ async fn deliver(
 
 /// The envelope of a transaction whose data just ended.
 fn envelope(
-    peer: &str,
+    link: &Link<'_>,
     helo: String,
+    esmtp: bool,
     mail_from: Option<String>,
     utf8: bool,
     started: Instant,
 ) -> Envelope {
     let received = SystemTime::now();
+    let peer = link.peer;
     Envelope {
         id: headers::new_id(received),
         mail_from,
-        origin: Origin::Lmtp {
+        origin: Origin::Remote {
+            protocol: match (link.mode, esmtp) {
+                (Mode::Lmtp, _) => Protocol::Lmtp,
+                (Mode::Smtp, true) => Protocol::Esmtp,
+                (Mode::Smtp, false) => Protocol::Smtp,
+            },
             helo,
             // "[ip]:port" in logs; "[ip]" in the Received header.
             peer: peer
                 .rsplit_once("]:")
                 .map_or(peer.to_owned(), |(ip, _)| format!("{ip}]")),
             utf8,
+            tls: link.tls.as_ref().map(TlsInfo::to_string),
         },
         received,
         started,

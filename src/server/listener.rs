@@ -1,6 +1,7 @@
-//! Binding the LMTP listeners: TCP (IPv4 and IPv6) and unix sockets (mode
-//! set, a stale socket file replaced, the file removed when the listener is
-//! dropped). Must not accept or speak the protocol.
+//! Binding the LMTP and SMTP listeners: TCP (IPv4 and IPv6) and unix
+//! sockets (mode set, a stale socket file replaced, the file removed when
+//! the listener is dropped), each with the [`Service`] it offers. Must not
+//! accept or speak the protocol.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -8,7 +9,35 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::config::ListenAddr;
+use crate::config::{Config, ListenAddr};
+use crate::proto::Mode;
+
+/// What a listener's connections get: the protocol, and STARTTLS when it
+/// is offered there.
+#[derive(Clone)]
+pub struct Service {
+    pub mode: Mode,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Service {
+    /// The service of a listener on `addr`: STARTTLS with `[tls]` on TCP
+    /// SMTP listeners, and on TCP LMTP ones with `[lmtp] tls` (a unix
+    /// socket never leaves the machine).
+    pub fn new(cfg: &Config, mode: Mode, addr: &ListenAddr) -> Service {
+        let wanted = match mode {
+            Mode::Smtp => true,
+            Mode::Lmtp => cfg.lmtp.tls,
+        };
+        let tls = match (addr, &cfg.tls) {
+            (ListenAddr::Tcp(_), Some(t)) if wanted => Some(tokio_rustls::TlsAcceptor::from(
+                std::sync::Arc::clone(&t.server),
+            )),
+            _ => None,
+        };
+        Service { mode, tls }
+    }
+}
 
 pub enum Listener {
     Tcp(TcpListener),

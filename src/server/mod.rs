@@ -1,11 +1,14 @@
 //! The network side: binds every configured listener, takes a connection
-//! permit before each accept (the connection limit), runs one task per
+//! permit before each accept (the connection limit), refuses a client
+//! address over its own limit, runs one task per
 //! connection, and on SIGTERM/SIGINT stops accepting, lets transactions in
 //! flight finish, drains the delivery pool and returns. Must not know about
 //! Maildir or Sieve.
 
 pub mod conn;
 pub mod listener;
+pub mod per_ip;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -14,16 +17,24 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::deliver::{Deliverer, Pool};
+use crate::proto::Mode;
 use conn::Shared;
-use listener::Listener;
+use listener::{Listener, Service};
 
-/// Run the LMTP service until a termination signal; then shut down cleanly.
+/// Run the LMTP (and SMTP) service until a termination signal; then shut down cleanly.
 pub async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
     let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?);
     let mut listeners = Vec::new();
     for addr in &cfg.lmtp.listen {
-        listeners.push(listener::bind(addr, cfg.lmtp.socket_mode)?);
+        let service = Service::new(&cfg, Mode::Lmtp, addr);
+        listeners.push((listener::bind(addr, cfg.lmtp.socket_mode)?, service));
         tracing::info!(listen = %addr, "listening");
+    }
+    for addr in &cfg.smtp.listen {
+        let service = Service::new(&cfg, Mode::Smtp, addr);
+        let starttls = service.tls.is_some();
+        listeners.push((listener::bind(addr, cfg.lmtp.socket_mode)?, service));
+        tracing::info!(listen = %addr, protocol = "smtp", starttls, "listening");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
@@ -49,18 +60,19 @@ pub async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
 /// Accept on every listener until `stop` turns true, then wait (up to the
 /// grace period) for the connections; returns the shared state back.
 async fn serve(
-    listeners: Vec<Listener>,
+    listeners: Vec<(Listener, Service)>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) -> Arc<Shared> {
     // Permits exist for the connection limit: taken before accept, so excess
     // clients wait in the kernel's backlog instead of costing us memory.
     let permits = Arc::new(Semaphore::new(shared.cfg.limits.max_connections));
+    let per_ip = per_ip::PerIp::new(shared.cfg.limits.max_connections_per_ip);
     let mut conns = JoinSet::new();
     let mut acceptors = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
     let mut socket_files = Vec::new();
-    for l in listeners {
+    for (l, service) in listeners {
         let permits = Arc::clone(&permits);
         let conn_tx = conn_tx.clone();
         let mut stop = stop.clone();
@@ -81,7 +93,7 @@ async fn serve(
                 };
                 match accepted {
                     Ok(conn) => {
-                        if conn_tx.send((conn, permit)).await.is_err() {
+                        if conn_tx.send((conn, permit, service.clone())).await.is_err() {
                             return;
                         }
                     }
@@ -99,13 +111,20 @@ async fn serve(
     loop {
         tokio::select! {
             next = conn_rx.recv() => match next {
-                Some(((stream, peer), permit)) => {
+                Some(((stream, peer), permit, service)) => {
                     let shared = Arc::clone(&shared);
                     let stop = stop.clone();
+                    let per_ip = Arc::clone(&per_ip);
                     conns.spawn(async move {
                         match stream {
-                            Stream::Tcp(s) => conn::serve(s, peer, shared, stop).await,
-                            Stream::Unix(s) => conn::serve(s, peer, shared, stop).await,
+                            // Counted per client address; over the limit,
+                            // refused at once instead of queued.
+                            Stream::Tcp(s) => match s.peer_addr().ok().map(|a| per_ip.enter(a.ip())) {
+                                Some(None) => conn::refuse_busy(s, &peer, &shared).await,
+                                Some(Some(_slot)) => conn::serve(s, peer, shared, stop, service).await,
+                                None => conn::serve(s, peer, shared, stop, service).await,
+                            },
+                            Stream::Unix(s) => conn::serve(s, peer, shared, stop, service).await,
                         }
                         drop(permit);
                     });
