@@ -119,6 +119,20 @@ pub fn serve(config: PathBuf) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Bind (ports below 1024 need root), then give root up while this is
+    // still the only thread.
+    let bound = match mailstow::server::bind_all(&cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mailstow: {e:#}");
+            return outcome::EX_CONFIG;
+        }
+    };
+    if let Err(e) = become_run_as(&cfg) {
+        tracing::error!("{e}");
+        eprintln!("mailstow: {e}");
+        return outcome::EX_CONFIG;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,7 +143,7 @@ pub fn serve(config: PathBuf) -> u8 {
             return outcome::EX_SOFTWARE;
         }
     };
-    match rt.block_on(mailstow::server::run(cfg)) {
+    match rt.block_on(mailstow::server::run(cfg, bound)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -137,6 +151,35 @@ pub fn serve(config: PathBuf) -> u8 {
             outcome::EX_CONFIG
         }
     }
+}
+
+/// With `user` configured and running as root: create the mail root and
+/// spool directory for that account if missing, then become it for good.
+/// Not root: nothing to give up (a warning when `user` names someone else).
+fn become_run_as(cfg: &Config) -> Result<(), String> {
+    let Some(acct) = &cfg.run_as else {
+        return Ok(());
+    };
+    if !nix::unistd::geteuid().is_root() {
+        if nix::unistd::geteuid().as_raw() != acct.uid {
+            tracing::warn!(uid = acct.uid, "not started as root: `user` is ignored");
+        }
+        return Ok(());
+    }
+    for dir in [&cfg.storage.mail_root, &cfg.delivery.spool_dir] {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::os::unix::fs::chown(dir, Some(acct.uid), Some(acct.gid))
+                .map_err(|e| format!("chown {}: {e}", dir.display()))?;
+        }
+    }
+    mailstow::privilege::drop_to(acct)?;
+    tracing::info!(
+        uid = acct.uid,
+        gid = acct.gid,
+        "running as an unprivileged user"
+    );
+    Ok(())
 }
 
 pub fn deliver(config: PathBuf, from: String, recipient: String, mailbox: Option<String>) -> u8 {

@@ -14,6 +14,7 @@ mod hostile;
 mod index;
 mod lmtp;
 mod pipe;
+mod privilege;
 mod quota;
 mod sieve_diff;
 mod sieve_e2e;

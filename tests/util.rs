@@ -331,6 +331,8 @@ pub struct Options {
     pub limits_extra: String,
     /// More `key = value` lines for the `[lmtp]` table.
     pub lmtp_extra: String,
+    /// More `key = value` lines at the top level (`user`, `group`).
+    pub top_extra: String,
     /// Appended to the end of the generated config: whole tables the
     /// fixture does not write itself (`[sieve]`, `[outbound]`, `[delivery]`).
     pub extra_toml: String,
@@ -349,6 +351,7 @@ impl Options {
             max_connections: 256,
             limits_extra: String::new(),
             lmtp_extra: String::new(),
+            top_extra: String::new(),
             extra_toml: String::new(),
         }
     }
@@ -412,6 +415,7 @@ impl Mailstow {
         }
         let config_text = format!(
             "hostname = {host}\n\
+             {top_extra}\n\
              [lmtp]\n\
              listen = [{listen}]\n\
              socket_mode = \"{mode:04o}\"\n\
@@ -442,6 +446,7 @@ impl Mailstow {
             max_conn = opts.max_connections,
             limits_extra = opts.limits_extra,
             lmtp_extra = opts.lmtp_extra,
+            top_extra = opts.top_extra,
             extra_toml = opts.extra_toml,
         );
         let config = dir.path().join("mailstow.toml");

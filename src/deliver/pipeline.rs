@@ -235,6 +235,7 @@ impl Deliverer {
         body: &Spool,
     ) -> Result<(RcptOutcome, u64), Failure> {
         let user = &rcpt.user;
+        refuse_root(user)?;
         let maildir = self.maildir(user);
         let state = LazyState::new(user, &maildir);
         // Optional duplicate suppression: a Message-ID already stored for
@@ -544,6 +545,22 @@ fn sieve_address(rcpt: &Recipient) -> String {
     } else {
         format!("{base}+{detail}@{domain}")
     }
+}
+
+/// Mail is never written as root: a user whose passwd-file entry says uid
+/// 0, or who has no uid while this process runs as root (set `user` in the
+/// config, or uid and gid in the passwd-file), is refused (temporarily: the
+/// admin can fix it and the MTA retries).
+fn refuse_root(user: &User) -> Result<(), Failure> {
+    let why = match user.uid {
+        Some(0) => "the passwd-file gives this user uid 0",
+        None if nix::unistd::geteuid().is_root() => {
+            "this user has no uid and mailstow runs as root (set `user` in the config, or uid:gid in the passwd-file)"
+        }
+        _ => return Ok(()),
+    };
+    tracing::error!(user = %user.name, "refusing to deliver as root: {why}");
+    Err(Failure::Io(format!("refusing to deliver as root: {why}")))
 }
 
 fn owner(user: &User) -> Option<Owner> {

@@ -60,8 +60,35 @@ pub struct BindError {
     pub reason: String,
 }
 
+/// A listener bound but not yet handed to the runtime: what `serve` holds
+/// while it gives up root.
+pub enum Bound {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener, SocketFile),
+}
+
+impl Bound {
+    /// Hands the socket to the runtime. Must run inside it.
+    pub fn into_listener(self) -> io::Result<Listener> {
+        match self {
+            Bound::Tcp(l) => TcpListener::from_std(l).map(Listener::Tcp),
+            Bound::Unix(l, guard) => UnixListener::from_std(l).map(|l| Listener::Unix(l, guard)),
+        }
+    }
+}
+
 /// Bind one address. Must run inside the tokio runtime.
 pub fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Listener, BindError> {
+    bind_std(addr, socket_mode)?
+        .into_listener()
+        .map_err(|e| BindError {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Bind one address, without the runtime (non-blocking sockets).
+pub fn bind_std(addr: &ListenAddr, socket_mode: u32) -> Result<Bound, BindError> {
     let fail = |reason: String| BindError {
         addr: addr.to_string(),
         reason,
@@ -70,9 +97,7 @@ pub fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Listener, BindError> 
         ListenAddr::Tcp(sa) => {
             let std = std::net::TcpListener::bind(sa).map_err(|e| fail(e.to_string()))?;
             std.set_nonblocking(true).map_err(|e| fail(e.to_string()))?;
-            TcpListener::from_std(std)
-                .map(Listener::Tcp)
-                .map_err(|e| fail(e.to_string()))
+            Ok(Bound::Tcp(std))
         }
         ListenAddr::Unix(path) => {
             // A fresh install (or a checkout) may lack the socket's
@@ -88,11 +113,13 @@ pub fn bind(addr: &ListenAddr, socket_mode: u32) -> Result<Listener, BindError> 
                 }
             }
             remove_stale(path).map_err(fail)?;
-            let l = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+            let l =
+                std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
             let guard = SocketFile(path.clone());
+            l.set_nonblocking(true).map_err(|e| fail(e.to_string()))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode))
                 .map_err(|e| fail(format!("setting mode {socket_mode:o}: {e}")))?;
-            Ok(Listener::Unix(l, guard))
+            Ok(Bound::Unix(l, guard))
         }
     }
 }

@@ -21,20 +21,31 @@ use crate::proto::Mode;
 use conn::Shared;
 use listener::{Listener, Service};
 
-/// Run the LMTP (and SMTP) service until a termination signal; then shut down cleanly.
-pub async fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
-    let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?);
-    let mut listeners = Vec::new();
+/// Binds every configured listener, without the runtime (so that root can
+/// be given up between binding and starting it).
+pub fn bind_all(cfg: &Config) -> anyhow::Result<Vec<(listener::Bound, Service)>> {
+    let mut bound = Vec::new();
     for addr in &cfg.lmtp.listen {
-        let service = Service::new(&cfg, Mode::Lmtp, addr);
-        listeners.push((listener::bind(addr, cfg.lmtp.socket_mode)?, service));
+        let service = Service::new(cfg, Mode::Lmtp, addr);
+        bound.push((listener::bind_std(addr, cfg.lmtp.socket_mode)?, service));
         tracing::info!(listen = %addr, "listening");
     }
     for addr in &cfg.smtp.listen {
-        let service = Service::new(&cfg, Mode::Smtp, addr);
+        let service = Service::new(cfg, Mode::Smtp, addr);
         let starttls = service.tls.is_some();
-        listeners.push((listener::bind(addr, cfg.lmtp.socket_mode)?, service));
+        bound.push((listener::bind_std(addr, cfg.lmtp.socket_mode)?, service));
         tracing::info!(listen = %addr, protocol = "smtp", starttls, "listening");
+    }
+    Ok(bound)
+}
+
+/// Run the LMTP (and SMTP) service on the listeners [`bind_all`] bound
+/// until a termination signal; then shut down cleanly.
+pub async fn run(cfg: Arc<Config>, bound: Vec<(listener::Bound, Service)>) -> anyhow::Result<()> {
+    let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?);
+    let mut listeners = Vec::new();
+    for (b, service) in bound {
+        listeners.push((b.into_listener()?, service));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
