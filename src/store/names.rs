@@ -284,5 +284,19 @@ mod tests {
         fn decoding_never_panics(s in "\\PC{0,40}") {
             let _ = display_name(&s, Utf7);
         }
+
+        #[test]
+        fn no_folder_name_leaves_the_maildir(s in "[./~a\\x00-\\x1f\\PC]{0,24}") {
+            for enc in [Utf7, FolderEncoding::Utf8] {
+                if let Ok(storage) = storage_name(&s, enc) {
+                    // Joined as ".{storage}" under the Maildir root: one
+                    // plain directory entry, never a path or a dot-dot.
+                    prop_assert!(!storage.contains('/'), "{s:?} -> {storage:?}");
+                    prop_assert!(!storage.starts_with('.'), "{s:?} -> {storage:?}");
+                    prop_assert!(!storage.contains(".."), "{s:?} -> {storage:?}");
+                    prop_assert!(!storage.contains('\0'), "{s:?} -> {storage:?}");
+                }
+            }
+        }
     }
 }
