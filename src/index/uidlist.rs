@@ -45,7 +45,7 @@ const UIDVALIDITY: &str = "dovecot-uidvalidity";
 const UIDVALIDITY_TRIES: usize = 10;
 
 /// A parsed `dovecot-uidlist` (version 3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Uidlist {
     pub version: u32,
     pub uidvalidity: u32,
@@ -56,6 +56,9 @@ pub struct Uidlist {
     pub guid: Option<String>,
     /// Strictly ascending by UID.
     pub records: Vec<Record>,
+    /// Base (up to ':') to UID, built on the first [`Uidlist::uid_of`]: a
+    /// reconcile looks up every file of a folder.
+    by_base: std::sync::OnceLock<HashMap<String, u32>>,
 }
 
 /// One message line: `<uid> [<ext fields>] :<base>`. Extension fields (S, W,
@@ -76,6 +79,27 @@ pub struct Assigned {
     pub uids: Vec<u32>,
 }
 
+/// Equal when the file says the same (the lookup map is a cache).
+impl PartialEq for Uidlist {
+    fn eq(&self, other: &Uidlist) -> bool {
+        (
+            self.version,
+            self.uidvalidity,
+            self.header_next,
+            &self.guid,
+            &self.records,
+        ) == (
+            other.version,
+            other.uidvalidity,
+            other.header_next,
+            &other.guid,
+            &other.records,
+        )
+    }
+}
+
+impl Eq for Uidlist {}
+
 impl Uidlist {
     /// The UID the next new message gets: max(header N, last record + 1).
     pub fn next_uid(&self) -> u32 {
@@ -86,12 +110,14 @@ impl Uidlist {
     /// The UID listed for `base`, compared up to `:` as Dovecot does; when a
     /// base is listed twice, Dovecot keeps the later line.
     pub fn uid_of(&self, base: &str) -> Option<u32> {
-        let key = base_key(base);
-        self.records
-            .iter()
-            .rev()
-            .find(|r| base_key(&r.base) == key)
-            .map(|r| r.uid)
+        let map = self.by_base.get_or_init(|| {
+            // In file order, so a later line for the same base wins.
+            self.records
+                .iter()
+                .map(|r| (base_key(&r.base).to_owned(), r.uid))
+                .collect()
+        });
+        map.get(base_key(base)).copied()
     }
 
     /// Parses a whole file as Dovecot 2.x does: an incomplete last line (no
@@ -292,6 +318,7 @@ fn create(
         header_next: 1,
         guid: None,
         records: Vec::new(),
+        by_base: Default::default(),
     };
     let (uids, lines) =
         number(&empty, bases, min_next.max(1)).map_err(|reason| StoreError::Io {
@@ -426,6 +453,7 @@ fn parse_text(text: &[u8]) -> Result<Parsed, String> {
             header_next: header.next,
             guid: header.guid,
             records,
+            by_base: Default::default(),
         },
         complete: last_lf + 1,
     })
