@@ -11,11 +11,10 @@ use clap::{Args, Subcommand};
 use mailstow::config::Config;
 use mailstow::deliver::headers::{iso_datetime, parse_iso_date};
 use mailstow::index::{Index, MessageRow, Search};
-use mailstow::store::{Maildir, Owner};
 use mailstow::users::{Directory, User};
 
 use crate::cli::DEFAULT_CONFIG;
-use crate::sieve_cli::{config_or_default, lookup};
+use crate::sieve_cli::{config_and_user, config_or_default, lookup};
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
@@ -288,15 +287,8 @@ fn with_index(
     rebuild: bool,
     f: impl FnOnce(&Index) -> Result<u8, u8>,
 ) -> u8 {
-    let cfg = match config_or_default(Some(config)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mailstow: {e}");
-            return 78;
-        }
-    };
-    let user = match lookup(&cfg, address) {
-        Ok(u) => u,
+    let (cfg, user) = match config_and_user(config, address) {
+        Ok(found) => found,
         Err(code) => return code,
     };
     match open(&cfg, &user, rebuild).and_then(|ix| f(&ix)) {
@@ -305,16 +297,7 @@ fn with_index(
 }
 
 fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
-    let owner = match (user.uid, user.gid) {
-        (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
-        _ => None,
-    };
-    let maildir = Maildir::new(
-        user.maildir.clone(),
-        owner,
-        cfg.storage.folder_encoding,
-        &cfg.hostname,
-    );
+    let maildir = mailstow::deliver::pipeline::maildir_of(cfg, user);
     if !user.home.is_dir() {
         if let Err(e) = maildir.create() {
             eprintln!("mailstow: {e}");

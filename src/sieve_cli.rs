@@ -176,27 +176,11 @@ pub fn test(a: TestArgs) -> u8 {
 
 /// `sieve filter`: exit 0 when every message was handled.
 pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
-    let cfg = match config_or_default(Some(config)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mailstow: {e}");
-            return 78;
-        }
-    };
-    let user = match lookup(&cfg, address) {
-        Ok(u) => u,
+    let (cfg, user) = match config_and_user(config, address) {
+        Ok(found) => found,
         Err(code) => return code,
     };
-    let owner = match (user.uid, user.gid) {
-        (Some(uid), Some(gid)) => Some(mailstow::store::Owner { uid, gid }),
-        _ => None,
-    };
-    let maildir = Maildir::new(
-        user.maildir.clone(),
-        owner,
-        cfg.storage.folder_encoding,
-        &cfg.hostname,
-    );
+    let maildir = mailstow::deliver::pipeline::maildir_of(&cfg, &user);
     let filter = Filter::new(&cfg);
     match mailstow::filter::refilter::refilter(&filter, &user, &maildir, folder, apply) {
         Ok(done) => {
@@ -216,6 +200,17 @@ pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
             75
         }
     }
+}
+
+/// Loads the config and looks the user up; the error is an exit code
+/// (78 configuration, 67 unknown user, 75 temporary).
+pub(crate) fn config_and_user(config: &Path, address: &str) -> Result<(Arc<Config>, User), u8> {
+    let cfg = config_or_default(Some(config)).map_err(|e| {
+        eprintln!("mailstow: {e}");
+        78
+    })?;
+    let user = lookup(&cfg, address)?;
+    Ok((cfg, user))
 }
 
 /// Look a user up in the configured users file; the error is an exit code.

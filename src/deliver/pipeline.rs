@@ -206,12 +206,7 @@ impl Deliverer {
     }
 
     fn maildir(&self, user: &User) -> Maildir {
-        Maildir::new(
-            user.maildir.clone(),
-            owner(user),
-            self.cfg.storage.folder_encoding,
-            &self.cfg.hostname,
-        )
+        maildir_of(&self.cfg, user)
     }
 
     /// The folder the implicit keep goes to: pipe mode's -m, the detail with
@@ -561,6 +556,17 @@ fn refuse_root(user: &User) -> Result<(), Failure> {
     };
     tracing::error!(user = %user.name, "refusing to deliver as root: {why}");
     Err(Failure::Io(format!("refusing to deliver as root: {why}")))
+}
+
+/// The user's Maildir as the configuration stores it (files chowned to the
+/// passwd-file's uid:gid when running as root).
+pub fn maildir_of(cfg: &Config, user: &User) -> Maildir {
+    Maildir::new(
+        user.maildir.clone(),
+        owner(user),
+        cfg.storage.folder_encoding,
+        &cfg.hostname,
+    )
 }
 
 fn owner(user: &User) -> Option<Owner> {
