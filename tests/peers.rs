@@ -475,17 +475,7 @@ impl Imap {
             .into_iter()
             .filter(|l| l.text.starts_with("* ") && l.text.contains(" FETCH ("))
             .map(|l| {
-                let tokens: Vec<&str> = l
-                    .text
-                    .split([' ', '(', ')'])
-                    .filter(|t| !t.is_empty())
-                    .collect();
-                let after = |key: &str| -> Option<u64> {
-                    let i = tokens.iter().position(|t| *t == key)?;
-                    tokens.get(i + 1)?.parse().ok()
-                };
-                let uid = after("UID").expect("UID in FETCH") as u32;
-                let size = after("RFC822.SIZE").expect("RFC822.SIZE in FETCH");
+                let (uid, size) = uid_and_size(&l.text);
                 assert!(l.text.contains("BODY[] {"), "no BODY[] literal: {}", l.text);
                 let body = l.literals.last().cloned().expect("BODY[] literal");
                 Fetched { uid, size, body }
@@ -511,17 +501,7 @@ impl Imap {
             .into_iter()
             .filter(|l| l.text.starts_with("* ") && l.text.contains(" FETCH ("))
             .map(|l| {
-                let tokens: Vec<&str> = l
-                    .text
-                    .split([' ', '(', ')'])
-                    .filter(|t| !t.is_empty())
-                    .collect();
-                let after = |key: &str| -> Option<u64> {
-                    let i = tokens.iter().position(|t| *t == key)?;
-                    tokens.get(i + 1)?.parse().ok()
-                };
-                let uid = after("UID").expect("UID in FETCH") as u32;
-                let size = after("RFC822.SIZE").expect("RFC822.SIZE in FETCH");
+                let (uid, size) = uid_and_size(&l.text);
                 let flags_at = l.text.find("FLAGS (").expect("FLAGS in FETCH") + 7;
                 let flags_end = flags_at + l.text[flags_at..].find(')').expect("FLAGS )");
                 let flags = l.text[flags_at..flags_end]
@@ -1065,6 +1045,21 @@ pub fn lmtp_unix(path: &Path) -> String {
 // ---------------------------------------------------------------------------
 // Our Maildir assumptions, checked against the real Dovecot
 // ---------------------------------------------------------------------------
+
+/// The UID and RFC822.SIZE of a `* n FETCH (...)` line.
+fn uid_and_size(text: &str) -> (u32, u64) {
+    let tokens: Vec<&str> = text
+        .split([' ', '(', ')'])
+        .filter(|t| !t.is_empty())
+        .collect();
+    let after = |key: &str| -> Option<u64> {
+        let i = tokens.iter().position(|t| *t == key)?;
+        tokens.get(i + 1)?.parse().ok()
+    };
+    let uid = after("UID").expect("UID in FETCH") as u32;
+    let size = after("RFC822.SIZE").expect("RFC822.SIZE in FETCH");
+    (uid, size)
+}
 
 #[cfg(test)]
 mod tests {
