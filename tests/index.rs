@@ -324,6 +324,17 @@ fn dovecot_uid_mode_gives_the_uids_dovecot_shows() {
 fn a_kill_between_the_file_and_its_row_is_repaired_on_next_open() {
     let ms = Mailstow::start(&[ALICE]);
     deliver(&ms, "before");
+    // The server writes the row just after its reply.
+    let db_path = ms.home(ALICE).join(".mailstow/index.sqlite");
+    let rows = || -> Option<i64> {
+        let db = rusqlite::Connection::open(&db_path).ok()?;
+        db.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .ok()
+    };
+    let indexed = crate::util::poll(std::time::Duration::from_secs(10), || {
+        rows().filter(|&n| n == 1)
+    });
+    assert_eq!(indexed, Some(1), "the delivery's row was never written");
     let out = Command::new(env!("CARGO_BIN_EXE_mailstow"))
         .args(["deliver", "-f", SENDER, "-d", ALICE, "--config"])
         .arg(&ms.config)
@@ -345,12 +356,7 @@ fn a_kill_between_the_file_and_its_row_is_repaired_on_next_open() {
     assert_eq!(out.status.signal(), Some(9), "{out:?}");
     // The file is durable but has no row yet.
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);
-    let db = rusqlite::Connection::open(ms.home(ALICE).join(".mailstow/index.sqlite")).unwrap();
-    let rows: i64 = db
-        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(rows, 1);
-    drop(db);
+    assert_eq!(rows(), Some(1));
 
     // The next open reconciles: the file gets the next UID.
     let subjects: Vec<(u64, String)> = list(&ms)
@@ -551,4 +557,40 @@ fn dovecot_uid_mode_holds_under_concurrent_deliveries_and_expunges() {
         !log.contains("Broken file") && !log.contains("Error:"),
         "dovecot log:\n{log}"
     );
+}
+
+/// The server records rows after its replies, in batches: concurrent
+/// deliveries over LMTP all have their row, each its own UID, by the time
+/// the server has stopped, without any reconcile (the database is read
+/// directly).
+#[test]
+fn rows_written_after_the_reply_are_all_there_when_the_server_stops() {
+    let mut ms = Mailstow::start(&[ALICE]);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let ms = &ms;
+            s.spawn(move || {
+                let mut c = ms.connect();
+                c.lhlo();
+                for i in 0..10 {
+                    let subject = format!("t{t} m{i}");
+                    let r = c.deliver(SENDER, &[ALICE], &message(SENDER, ALICE, &subject, "x\n"));
+                    assert_eq!(code(&r[0]), 250, "{r:?}");
+                }
+            });
+        }
+    });
+    assert!(ms.stop().success());
+    let db = rusqlite::Connection::open(ms.home(ALICE).join(".mailstow/index.sqlite")).unwrap();
+    let mut uids: Vec<i64> = db
+        .prepare("SELECT uid FROM messages ORDER BY uid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    uids.dedup();
+    assert_eq!(uids, (1..=40).collect::<Vec<i64>>());
+    drop(db);
+    verify_clean(&ms);
 }

@@ -5,6 +5,7 @@
 //! parses protocol lines; a job handed to the pool always runs to its end.
 
 pub mod headers;
+pub mod indexer;
 pub mod outcome;
 pub mod pipeline;
 pub mod pool;

@@ -16,6 +16,7 @@ use crate::store::{self, Body, Content, Flags, Maildir, Owner, StoreError};
 use crate::users::{Directory, User, UsersError};
 
 use super::headers::{self, Origin, Trace};
+use super::indexer::{self, IndexWriters, Row};
 use super::outcome::{Failure, RcptOutcome};
 use super::spool::Spool;
 
@@ -52,6 +53,9 @@ pub struct Deliverer {
     users: Directory,
     filter: Filter,
     outbound: Outbound,
+    /// Write index rows after the reply, in batches (the server); None:
+    /// each delivery writes its own before returning (pipe mode).
+    indexers: Option<IndexWriters>,
 }
 
 impl Deliverer {
@@ -61,8 +65,26 @@ impl Deliverer {
             filter: Filter::new(&cfg),
             outbound: Outbound::new(&cfg.outbound, &cfg.hostname),
             users,
+            indexers: None,
             cfg,
         })
+    }
+
+    /// Hands index rows to `n` writer threads, which record them after the
+    /// reply in batches, instead of writing each before the reply.
+    pub fn with_index_writers(mut self, n: usize) -> std::io::Result<Deliverer> {
+        if self.cfg.index.enabled {
+            self.indexers = Some(IndexWriters::start(&self.cfg.index, n)?);
+        }
+        Ok(self)
+    }
+
+    /// Records every row handed to the writers and stops them (at shutdown,
+    /// after the last delivery).
+    pub fn finish_index(&self) {
+        if let Some(w) = &self.indexers {
+            w.finish();
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -475,9 +497,11 @@ impl Deliverer {
 }
 
 impl Deliverer {
-    /// Records a durable message in the user's index (this thread's open
-    /// one; see [`crate::index::with_cached`]). A failure is only logged:
-    /// the message is stored, and the next reconcile indexes it.
+    /// Records a durable message in the user's index: through the index
+    /// writers when there are (after the reply), else now, with an open
+    /// index from the process's pool (see [`crate::index::with_cached`]). A
+    /// failure is only logged: the message is stored, and the next
+    /// reconcile indexes it.
     fn index_add(
         &self,
         user: &User,
@@ -489,15 +513,22 @@ impl Deliverer {
         if !self.cfg.index.enabled {
             return;
         }
-        let r = crate::index::with_cached(maildir, &user.home, &self.cfg.index, |ix| {
-            ix.add_delivered(saved, head, received)
+        let row = Box::new(Row {
+            user: user.name.clone(),
+            maildir: maildir.clone(),
+            home: user.home.clone(),
+            saved: saved.clone(),
+            head: head[..crate::index::scan::header_end(head)].to_vec(),
+            received,
         });
-        match r.and_then(|r| r) {
-            Ok(uid) => tracing::debug!(uid, base = %saved.base, "indexed"),
-            Err(e) => {
-                tracing::warn!(user = %user.name, base = %saved.base, error = %e, "could not index; the next reconcile will")
-            }
-        }
+        let row = match &self.indexers {
+            Some(w) => match w.submit(row) {
+                Ok(()) => return,
+                Err(row) => row,
+            },
+            None => row,
+        };
+        indexer::write_rows(&self.cfg.index, &[&row]);
     }
 }
 

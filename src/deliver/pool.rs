@@ -87,6 +87,7 @@ impl Pool {
         for t in self.threads {
             let _ = t.join();
         }
+        self.deliverer.finish_index();
     }
 }
 

@@ -17,6 +17,7 @@ pub mod uidlist;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -137,19 +138,24 @@ pub enum IndexError {
     },
 }
 
-/// Open indexes a delivery thread keeps for the next delivery to the same
-/// mailbox: closing the last connection to a WAL database makes the next
-/// open rebuild its shared-memory index from the whole WAL.
-const CACHED_PER_THREAD: usize = 16;
+/// Open indexes the process keeps for the next delivery to the same
+/// mailbox, shared by all delivery threads (most recently used first):
+/// opening one parses the schema, and closing the last connection to a WAL
+/// database makes the next open rebuild its shared-memory index from the
+/// whole WAL. A mailbox that several threads deliver to at once may have
+/// several here.
+const POOLED: usize = 128;
 
-thread_local! {
-    static CACHED: std::cell::RefCell<Vec<Index>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Page cache of a pooled connection (SQLite's default is 2 MiB): a
+/// delivery touches a handful of pages.
+const POOLED_CACHE_KIB: i64 = 256;
 
-/// Runs `f` with this thread's open index of the mailbox whose home is
-/// `home`, opening it on first use and keeping it (the most recently used
-/// [`CACHED_PER_THREAD`]) for later calls; one whose file was replaced or
-/// removed meanwhile (a rebuild moved it aside) is opened afresh.
+static POOL: Mutex<Vec<Index>> = Mutex::new(Vec::new());
+
+/// Runs `f` with an open index of the mailbox whose home is `home`, taken
+/// from the process's pool (opened on first use) and given back after; one
+/// whose file was replaced or removed meanwhile (a rebuild moved it aside)
+/// is opened afresh. The pool keeps the [`POOLED`] most recently used.
 pub fn with_cached<T>(
     maildir: &Maildir,
     home: &Path,
@@ -157,21 +163,39 @@ pub fn with_cached<T>(
     f: impl FnOnce(&Index) -> T,
 ) -> Result<T, IndexError> {
     let path = home.join(INDEX_DIR).join(INDEX_FILE);
-    let found = CACHED.with_borrow_mut(|c| {
-        let i = c.iter().position(|ix| ix.path == path)?;
-        let ix = c.remove(i);
-        ix.is_current().then_some(ix)
-    });
-    let ix = match found {
+    let found = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter()
+            .position(|ix| ix.path == path)
+            .map(|i| pool.remove(i))
+    };
+    let ix = match found.filter(Index::is_current) {
         Some(ix) => ix,
-        None => Index::open(maildir.clone(), home, cfg)?,
+        None => {
+            let ix = Index::open(maildir.clone(), home, cfg)?;
+            let _ = ix.conn.pragma_update(None, "cache_size", -POOLED_CACHE_KIB);
+            ix
+        }
     };
     let out = f(&ix);
-    CACHED.with_borrow_mut(|c| {
-        c.insert(0, ix);
-        c.truncate(CACHED_PER_THREAD);
-    });
+    let evicted = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.insert(0, ix);
+        let keep = pool.len().min(POOLED);
+        pool.split_off(keep)
+    };
+    // Closed outside the lock.
+    drop(evicted);
     Ok(out)
+}
+
+/// A message this process has made durable, for [`Index::add_delivered_batch`].
+pub struct Delivered<'a> {
+    pub saved: &'a Saved,
+    /// At least its header block.
+    pub head: &'a [u8],
+    /// The receive time (its INTERNALDATE).
+    pub received: SystemTime,
 }
 
 /// One user's index: one connection, used by one thread at a time.
@@ -318,63 +342,131 @@ impl Index {
         head: &[u8],
         received: SystemTime,
     ) -> Result<u32, IndexError> {
-        let folder_dir = self.maildir.folder_dir(&saved.storage_name);
-        let name = saved
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(&saved.base);
-        let in_cur = saved.path.parent().and_then(|p| p.file_name()) == Some("cur".as_ref());
-        let entry = scan::Entry {
-            in_cur,
-            info: scan::split_name(name).1.to_owned(),
-        };
-        let meta = scan::Meta {
-            size: saved.size as i64,
-            vsize: saved.vsize as i64,
-            internal_date: unix(received),
-            headers: scan::headers(head),
-        };
-        let dovecot = match self.mode {
-            UidMode::Own => None,
-            UidMode::Dovecot => {
-                let known = self.folder_row(&saved.storage_name)?;
-                Some(self.uidlist_assign(&folder_dir, &[saved.base.as_str()], known.as_ref())?)
+        let uids = self.add_delivered_batch(&[Delivered {
+            saved,
+            head,
+            received,
+        }])?;
+        Ok(uids.first().copied().unwrap_or(0))
+    }
+
+    /// Records several durable messages in one transaction (one WAL commit
+    /// and one full-text segment for all; in dovecot mode one uidlist
+    /// append and fdatasync per folder), in the order given. Returns their
+    /// UIDs. All or nothing: on an error none is recorded.
+    ///
+    /// Rows are written after the reply, so an IMAP client may already have
+    /// expunged a message, or moved it from new/ to cur/: a file no longer
+    /// at its path gets no row (UID 0), and the next reconcile, which its
+    /// directory's new mtime triggers, records whatever became of it. The
+    /// check is made under the write lock, so no reconcile can pass between
+    /// it and the row.
+    pub fn add_delivered_batch(&self, batch: &[Delivered<'_>]) -> Result<Vec<u32>, IndexError> {
+        let present = |d: &Delivered<'_>| std::fs::symlink_metadata(&d.saved.path).is_ok();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut keywords: BTreeMap<&str, (PathBuf, Vec<Option<String>>)> = BTreeMap::new();
+        for d in batch {
+            let saved = d.saved;
+            let name = saved
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(&saved.base);
+            let in_cur = saved.path.parent().and_then(|p| p.file_name()) == Some("cur".as_ref());
+            let entry = scan::Entry {
+                in_cur,
+                info: scan::split_name(name).1.to_owned(),
+            };
+            let meta = scan::Meta {
+                size: saved.size as i64,
+                vsize: saved.vsize as i64,
+                internal_date: unix(d.received),
+                headers: scan::headers(d.head),
+            };
+            let (_, letters) = scan::parse_info(&entry.info);
+            let words = if letters.is_empty() {
+                String::new()
+            } else {
+                let names = match keywords.entry(saved.storage_name.as_str()) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        let dir = self.maildir.folder_dir(&saved.storage_name);
+                        let names = store::keyword_names(&dir)?;
+                        v.insert((dir, names))
+                    }
+                };
+                keyword_text(&names.1, &letters)
+            };
+            rows.push((entry, meta, words));
+        }
+        // Dovecot mode: each folder's UIDs from its uidlist, one append for all.
+        let mut dovecot: Vec<Option<(u32, u32)>> = vec![None; batch.len()];
+        if self.mode == UidMode::Dovecot {
+            let mut folders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (i, d) in batch.iter().enumerate().filter(|(_, d)| present(d)) {
+                folders.entry(&d.saved.storage_name).or_default().push(i);
             }
-        };
-        let keywords = KeywordNames::new(&folder_dir).text(&entry.info)?;
+            for (storage, items) in folders {
+                let known = self.folder_row(storage)?;
+                let bases: Vec<&str> = items
+                    .iter()
+                    .map(|&i| batch[i].saved.base.as_str())
+                    .collect();
+                let a =
+                    self.uidlist_assign(&self.maildir.folder_dir(storage), &bases, known.as_ref())?;
+                for (&i, &uid) in items.iter().zip(&a.uids) {
+                    dovecot[i] = Some((a.uidvalidity, uid));
+                }
+            }
+        }
+        let now = unix(SystemTime::now());
         self.write(|tx| {
-            let folder = match &dovecot {
-                Some(a) => self.folder_with_validity(tx, &saved.storage_name, a.uidvalidity)?,
-                None => self.folder_in(tx, &saved.storage_name)?,
-            };
-            if let Some(uid) = uid_of_base(tx, folder.id, &saved.base).map_err(|e| self.sql(e))? {
-                // A reconcile found the file first.
-                return Ok(u32::try_from(uid).unwrap_or(0));
+            let mut uids = Vec::with_capacity(batch.len());
+            for ((d, (entry, meta, words)), assigned) in batch.iter().zip(&rows).zip(&dovecot) {
+                let saved = d.saved;
+                if !present(d) || (self.mode == UidMode::Dovecot && assigned.is_none()) {
+                    uids.push(0);
+                    continue;
+                }
+                let folder = match assigned {
+                    Some((validity, _)) => {
+                        self.folder_with_validity(tx, &saved.storage_name, *validity)?
+                    }
+                    None => self.folder_in(tx, &saved.storage_name)?,
+                };
+                if let Some(uid) =
+                    uid_of_base(tx, folder.id, &saved.base).map_err(|e| self.sql(e))?
+                {
+                    // A reconcile found the file first.
+                    uids.push(u32::try_from(uid).unwrap_or(0));
+                    continue;
+                }
+                let uid = match assigned {
+                    Some((_, uid)) => i64::from(*uid),
+                    None => folder.uidnext,
+                };
+                let modseq = folder.highestmodseq + 1;
+                insert_message(
+                    tx,
+                    folder.id,
+                    uid,
+                    modseq,
+                    &saved.base,
+                    entry,
+                    words,
+                    meta,
+                    now,
+                )
+                .map_err(|e| self.sql(e))?;
+                exec(
+                    tx,
+                    "UPDATE folders SET uidnext = max(uidnext, ?2), highestmodseq = ?3 WHERE id = ?1",
+                    params![folder.id, uid + 1, modseq],
+                )
+                .map_err(|e| self.sql(e))?;
+                uids.push(u32::try_from(uid).unwrap_or(0));
             }
-            let uid = match &dovecot {
-                Some(a) => i64::from(a.uids.first().copied().unwrap_or(0)),
-                None => folder.uidnext,
-            };
-            let modseq = folder.highestmodseq + 1;
-            insert_message(
-                tx,
-                folder.id,
-                uid,
-                modseq,
-                &saved.base,
-                &entry,
-                &keywords,
-                &meta,
-                unix(SystemTime::now()),
-            )
-            .map_err(|e| self.sql(e))?;
-            tx.execute(
-                "UPDATE folders SET uidnext = max(uidnext, ?2), highestmodseq = ?3 WHERE id = ?1",
-                params![folder.id, uid + 1, modseq],
-            )
-            .map_err(|e| self.sql(e))?;
-            Ok(u32::try_from(uid).unwrap_or(0))
+            Ok(uids)
         })
     }
 
@@ -597,22 +689,36 @@ impl<'a> KeywordNames<'a> {
             Some(n) => n,
             slot => slot.insert(store::keyword_names(self.dir)?),
         };
-        Ok(letters
-            .iter()
-            .filter_map(|&i| names.get(i).cloned().flatten())
-            .collect::<Vec<_>>()
-            .join(" "))
+        Ok(keyword_text(names, &letters))
     }
+}
+
+/// The names of keyword letters (by index, a = 0), space-separated;
+/// letters without a name are left out.
+fn keyword_text(names: &[Option<String>], letters: &[usize]) -> String {
+    letters
+        .iter()
+        .filter_map(|&i| names.get(i).cloned().flatten())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs a statement through the connection's statement cache (parsed once
+/// per connection, not per delivery).
+fn exec(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(p)
 }
 
 /// Raises the reservations a commit is about to go past. Returns whether
 /// it did (the commit must then be made durable).
 fn reserve(tx: &Transaction<'_>) -> rusqlite::Result<bool> {
-    let uids = tx.execute(
+    let uids = exec(
+        tx,
         "UPDATE folders SET uid_reserved = uidnext + ?1 WHERE uidnext > uid_reserved",
         params![UID_RESERVE],
     )?;
-    let modseqs = tx.execute(
+    let modseqs = exec(
+        tx,
         "UPDATE folders SET modseq_reserved = highestmodseq + ?1
          WHERE highestmodseq > modseq_reserved",
         params![MODSEQ_RESERVE],

@@ -230,7 +230,7 @@ pub fn headers(raw: &[u8]) -> Headers {
 }
 
 /// Where the header block ends (after its blank line), or the whole input.
-fn header_end(raw: &[u8]) -> usize {
+pub fn header_end(raw: &[u8]) -> usize {
     header_end_from(raw, 0).unwrap_or(raw.len())
 }
 

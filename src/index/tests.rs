@@ -155,3 +155,144 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
     let (uidnext, uid_res, _, _) = folder_numbers(&ix);
     assert_eq!((uidnext, uid_res), (6, 6 + UID_RESERVE));
 }
+
+/// Saves a message into `folder` (created when missing) without indexing it.
+fn save(ix: &Index, folder: &str, subject: &str, flags: &[&str]) -> (Saved, Vec<u8>) {
+    let msg = format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes();
+    let content = Content {
+        header: b"",
+        body: Body::Bytes(&msg),
+        bare_lf: 0,
+    };
+    let mut f = Flags::default();
+    for flag in flags {
+        f.insert_imap(flag);
+    }
+    let saved = ix
+        .maildir()
+        .save(folder, true, &f, &content, SystemTime::now())
+        .unwrap();
+    (saved, msg)
+}
+
+fn subjects_and_uids(ix: &Index, folder: &str) -> Vec<(String, u32, Vec<String>)> {
+    ix.list(Some(folder))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.subject.unwrap_or_default(), r.uid, r.flags))
+        .collect()
+}
+
+#[test]
+fn a_batch_is_recorded_in_order_across_folders_with_keywords() {
+    for mode in [UidMode::Own, UidMode::Dovecot] {
+        let home = tempfile::tempdir().unwrap();
+        let cfg = IndexConfig {
+            uids: mode,
+            ..cfg()
+        };
+        let ix = Index::open(maildir(home.path()), home.path(), &cfg).unwrap();
+        let saved = [
+            save(&ix, "INBOX", "one", &[]),
+            save(&ix, "Lists", "two", &["$Bench"]),
+            save(&ix, "INBOX", "three", &["\\Seen"]),
+            save(&ix, "Lists", "four", &[]),
+        ];
+        let batch: Vec<Delivered<'_>> = saved
+            .iter()
+            .map(|(s, head)| Delivered {
+                saved: s,
+                head,
+                received: SystemTime::now(),
+            })
+            .collect();
+        let uids = ix.add_delivered_batch(&batch).unwrap();
+        assert_eq!(uids, vec![1, 1, 2, 2], "{mode:?}");
+        assert_eq!(
+            subjects_and_uids(&ix, "INBOX"),
+            vec![
+                ("one".to_owned(), 1, vec![]),
+                ("three".to_owned(), 2, vec!["\\Seen".to_owned()])
+            ]
+        );
+        assert_eq!(
+            subjects_and_uids(&ix, "Lists"),
+            vec![
+                ("two".to_owned(), 1, vec!["$Bench".to_owned()]),
+                ("four".to_owned(), 2, vec![])
+            ]
+        );
+        if mode == UidMode::Dovecot {
+            // One append per folder gave the same UIDs Dovecot will read.
+            for ((s, _), uid) in saved.iter().zip(&uids) {
+                let dir = ix.maildir().folder_dir(&s.storage_name);
+                let list = uidlist::read(&dir).unwrap().unwrap();
+                assert_eq!(list.uid_of(&s.base), Some(*uid));
+            }
+        }
+        // A second batch continues where the first ended; a file a
+        // reconcile already indexed keeps its UID.
+        let (five, head) = save(&ix, "INBOX", "five", &[]);
+        let again = Delivered {
+            saved: &saved[0].0,
+            head: &saved[0].1,
+            received: SystemTime::now(),
+        };
+        let new = Delivered {
+            saved: &five,
+            head: &head,
+            received: SystemTime::now(),
+        };
+        assert_eq!(ix.add_delivered_batch(&[again, new]).unwrap(), vec![1, 3]);
+        assert!(ix.verify().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_file_expunged_or_moved_before_its_row_gets_none() {
+    for mode in [UidMode::Own, UidMode::Dovecot] {
+        let home = tempfile::tempdir().unwrap();
+        let cfg = IndexConfig {
+            uids: mode,
+            ..cfg()
+        };
+        let ix = Index::open(maildir(home.path()), home.path(), &cfg).unwrap();
+        let (gone, head1) = save(&ix, "INBOX", "expunged", &[]);
+        let (moved, head2) = save(&ix, "INBOX", "moved", &[]);
+        let (kept, head3) = save(&ix, "INBOX", "kept", &[]);
+        std::fs::remove_file(&gone.path).unwrap();
+        let cur = moved.path.parent().unwrap().with_file_name("cur");
+        std::fs::rename(&moved.path, cur.join(format!("{}:2,S", moved.base))).unwrap();
+        let batch: Vec<Delivered<'_>> = [(&gone, &head1), (&moved, &head2), (&kept, &head3)]
+            .into_iter()
+            .map(|(saved, head)| Delivered {
+                saved,
+                head,
+                received: SystemTime::now(),
+            })
+            .collect();
+        assert_eq!(
+            ix.add_delivered_batch(&batch).unwrap(),
+            vec![0, 0, 1],
+            "{mode:?}"
+        );
+        if mode == UidMode::Dovecot {
+            let list = uidlist::read(&ix.maildir().folder_dir(""))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                list.uid_of(&gone.base),
+                None,
+                "no uidlist line for a gone file"
+            );
+        }
+        // The reconcile records the moved file, with its flag.
+        ix.reconcile().unwrap();
+        let rows = subjects_and_uids(&ix, "INBOX");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(
+            rows.contains(&("moved".to_owned(), 2, vec!["\\Seen".to_owned()])),
+            "{rows:?}"
+        );
+    }
+}

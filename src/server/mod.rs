@@ -42,7 +42,8 @@ pub fn bind_all(cfg: &Config) -> anyhow::Result<Vec<(listener::Bound, Service)>>
 /// Run the LMTP (and SMTP) service on the listeners [`bind_all`] bound
 /// until a termination signal; then shut down cleanly.
 pub async fn run(cfg: Arc<Config>, bound: Vec<(listener::Bound, Service)>) -> anyhow::Result<()> {
-    let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?);
+    let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?.with_index_writers(writers)?);
     let mut listeners = Vec::new();
     for (b, service) in bound {
         listeners.push((b.into_listener()?, service));

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use nix::errno::Errno;
 
+use super::dirsync::DirSync;
 use super::{io_err, Owner, StoreError};
 
 const DIR_MODE: u32 = 0o700;
@@ -83,11 +84,25 @@ fn set_mode_owner(file: &File, mode: u32, owner: Option<Owner>) -> io::Result<()
 
 /// fsync a file or directory by path.
 pub(crate) fn fsync_path(path: &Path) -> Result<(), StoreError> {
-    let file = File::open(path).map_err(io_err("open", path))?;
+    fsync_dir(path).map_err(io_err("fsync", path))
+}
+
+/// As [`fsync_path`], shared with the other threads syncing the same
+/// directory at the same time (group commit, see `dirsync`): returns once
+/// an fsync of `dir` that started after this call has succeeded.
+pub(crate) fn fsync_dir_shared(dir: &Path) -> Result<(), StoreError> {
+    type Fsync = fn(&Path) -> io::Result<()>;
+    static SHARED: std::sync::LazyLock<DirSync<Fsync>> =
+        std::sync::LazyLock::new(|| DirSync::new(fsync_dir));
+    SHARED.sync(dir).map_err(io_err("fsync", dir))
+}
+
+fn fsync_dir(path: &Path) -> io::Result<()> {
+    let file = File::open(path)?;
     match file.sync_all() {
         // Like Dovecot: some file systems cannot fsync a directory at all.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EBADF)) => Ok(()),
-        r => r.map_err(io_err("fsync", path)),
+        r => r,
     }
 }
 

@@ -7,6 +7,7 @@
 //! returns a durable message or an error with nothing left in tmp/, new/ or
 //! cur/.
 
+mod dirsync;
 pub(crate) mod dotlock;
 mod filename;
 pub(crate) mod fsops;
@@ -567,7 +568,7 @@ impl Maildir {
             // Delivered all the same; Dovecot deletes tmp/ files after 36 h.
             tracing::warn!(error = %e, "could not remove tmp file");
         }
-        if let Err(e) = fsops::fsync_path(&dest_dir) {
+        if let Err(e) = fsops::fsync_dir_shared(&dest_dir) {
             // Not durable, so not delivered: take it back rather than have the retry duplicate it.
             let _ = fs::remove_file(&dest);
             return Err(e);
