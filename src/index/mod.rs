@@ -148,7 +148,7 @@ const POOLED: usize = 128;
 
 /// Page cache of a pooled connection (SQLite's default is 2 MiB): a
 /// delivery touches a handful of pages.
-const POOLED_CACHE_KIB: i64 = 256;
+const POOLED_CACHE_KIB: i64 = 32;
 
 static POOL: Mutex<Vec<Index>> = Mutex::new(Vec::new());
 

@@ -106,6 +106,21 @@ fn fsync_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Gives the file at `from` the name `to` without ever replacing a file
+/// there (AlreadyExists instead): one rename(2) with RENAME_NOREPLACE, or
+/// where the file system cannot do that, link(2), leaving `from` for the
+/// caller to unlink. Ok(true) when `from` is gone.
+pub(super) fn move_new(from: &Path, to: &Path) -> io::Result<bool> {
+    use nix::fcntl::{renameat2, RenameFlags};
+    match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::ENOTSUP) => {
+            fs::hard_link(from, to).map(|()| false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// close(2), reporting its error (some file systems report write errors
 /// only here), unlike dropping a File.
 pub(super) fn close(file: File) -> io::Result<()> {
@@ -247,6 +262,21 @@ impl Drop for TmpGuard {
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom};
+
+    #[test]
+    fn move_new_never_replaces_a_file_and_reports_whether_the_source_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::write(&a, "new").unwrap();
+        fs::write(&b, "old").unwrap();
+        let e = move_new(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&b).unwrap(), "old");
+        let c = d.path().join("c");
+        let gone = move_new(&a, &c).unwrap();
+        assert_eq!(fs::read_to_string(&c).unwrap(), "new");
+        assert_eq!(a.exists(), !gone);
+    }
 
     #[test]
     fn copy_range_ignores_the_seek_position_and_reports_short_sources() {

@@ -555,19 +555,28 @@ impl Maildir {
         let mut attempt = 1;
         let dest = loop {
             let dest = dest_dir.join(format!("{base}{info}"));
-            match fs::hard_link(tmp.path(), &dest) {
-                Ok(()) => break dest,
+            match fsops::move_new(tmp.path(), &dest) {
+                Ok(moved) => break (dest, moved),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
                     attempt += 1;
                     base = self.unique_base(size, vsize);
                 }
-                Err(e) => return Err(io_err("link to", &dest)(e)),
+                Err(e) => return Err(io_err("move to", &dest)(e)),
             }
         };
-        if let Err(e) = tmp.remove() {
-            // Delivered all the same; Dovecot deletes tmp/ files after 36 h.
-            tracing::warn!(error = %e, "could not remove tmp file");
-        }
+        let dest = match dest {
+            (dest, true) => {
+                tmp.disarm();
+                dest
+            }
+            (dest, false) => {
+                if let Err(e) = tmp.remove() {
+                    // Delivered all the same; Dovecot deletes tmp/ files after 36 h.
+                    tracing::warn!(error = %e, "could not remove tmp file");
+                }
+                dest
+            }
+        };
         if let Err(e) = fsops::fsync_dir_shared(&dest_dir) {
             // Not durable, so not delivered: take it back rather than have the retry duplicate it.
             let _ = fs::remove_file(&dest);
