@@ -287,3 +287,35 @@ fn sigterm_waits_for_a_stalled_transaction_only_for_the_grace_period() {
         "nothing half-received is delivered"
     );
 }
+
+/// The recipients of one transaction are stored side by side; the replies
+/// still come one per recipient in RCPT order, each for its own outcome.
+#[test]
+fn many_recipients_delivered_at_once_still_get_their_own_replies_in_order() {
+    let users: Vec<String> = (0..12).map(|i| format!("u{i}@example.org")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let ms = Mailstow::start(&refs);
+    // Two of them refuse everything: their replies must stay at their places.
+    for who in [refs[3], refs[8]] {
+        ms.install_sieve(who, "require \"reject\";\nreject \"not here\";\n");
+    }
+    let mut c = ms.connect();
+    c.lhlo();
+    for round in 0..3 {
+        let msg = message(
+            "s@example.net",
+            refs[0],
+            &format!("fan-out {round}"),
+            "x\r\n",
+        );
+        let replies = c.deliver("s@example.net", &refs, &msg);
+        let want: Vec<u16> = (0..12)
+            .map(|i| if i == 3 || i == 8 { 550 } else { 250 })
+            .collect();
+        assert_eq!(codes(&replies), want, "{replies:?}");
+    }
+    for (i, who) in refs.iter().enumerate() {
+        let n = ms.maildir(who).messages("INBOX").len();
+        assert_eq!(n, if i == 3 || i == 8 { 0 } else { 3 }, "{who}");
+    }
+}

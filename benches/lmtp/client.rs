@@ -27,12 +27,14 @@ struct Opts {
     label: String,
     idle: usize,
     hold: u64,
+    /// Transactions per second over all sessions (0: as fast as they go).
+    rate: f64,
     csv: bool,
 }
 
 const USAGE: &str = "usage: lmtp-client --target 127.0.0.1:PORT|unix:PATH [-n COUNT] [-c CONC]
   [--size BODY_BYTES] [--rcpts R] [--users U] [--user-prefix user] [--domain example.test]
-  [--label NAME] [--csv] [--idle N --hold SECONDS]
+  [--label NAME] [--csv] [--rate PER_SECOND] [--idle N --hold SECONDS]
 Message i goes to {prefix}{(i*R + k) % U}@domain, k = 0..R-1.
 --idle N opens N sessions, sends LHLO on each, holds them for --hold seconds and exits.
 CSV: label,count,concurrency,size,rcpts,wall_s,msgs_per_s,deliveries_per_s,p50_ms,p90_ms,p99_ms,max_ms,errors";
@@ -50,6 +52,7 @@ fn parse() -> Result<Opts, String> {
         label: "server".into(),
         idle: 0,
         hold: 10,
+        rate: 0.0,
         csv: false,
     };
     let mut args = std::env::args().skip(1);
@@ -68,6 +71,7 @@ fn parse() -> Result<Opts, String> {
             "--label" => o.label = val()?,
             "--idle" => o.idle = num(val()?)?,
             "--hold" => o.hold = num(val()?)? as u64,
+            "--rate" => o.rate = val()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--csv" => o.csv = true,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
@@ -232,6 +236,13 @@ fn run(o: Arc<Opts>) -> Result<(), String> {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= o.count {
                         break;
+                    }
+                    if o.rate > 0.0 {
+                        // Transaction i starts no earlier than i / rate.
+                        let due = started + Duration::from_secs_f64(i as f64 / o.rate);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
                     }
                     let t = Instant::now();
                     let bad = s

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::IndexConfig;
 use crate::index::{self, Delivered};
@@ -21,6 +21,11 @@ use crate::store::{Maildir, Saved};
 
 /// Rows one writer takes into one batch at most.
 const BATCH_MAX: usize = 512;
+/// How long a writer waits after the first row for more to join its batch.
+/// Rows are written after the reply, so this delays only their appearance
+/// in the index; each batch saves a transaction, a full-text segment and
+/// the WAL frames of the pages the rows share.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
 /// Rows waiting, per writer, before deliveries write their own.
 const QUEUE_MAX: usize = 1024;
 /// Header bytes waiting, over all writers, before deliveries write their own.
@@ -117,9 +122,12 @@ impl Drop for IndexWriters {
 fn writer(cfg: &IndexConfig, rx: &Receiver<Box<Row>>, queued_bytes: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        let until = Instant::now() + BATCH_WAIT;
         while batch.len() < BATCH_MAX {
-            match rx.try_recv() {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
                 Ok(row) => batch.push(row),
+                // Timed out, or stopping: write what there is.
                 Err(_) => break,
             }
         }
