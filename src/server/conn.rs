@@ -24,7 +24,7 @@ use crate::proto::{Event, Mode, Reply, Session, SessionConfig, Transaction};
 use super::listener::Service;
 use super::tls::{self, TlsInfo};
 
-const READ_SIZE: usize = 64 * 1024;
+const READ_SIZE: usize = 16 * 1024;
 
 /// Everything a connection needs, shared by all of them.
 pub struct Shared {
