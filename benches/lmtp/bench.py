@@ -460,6 +460,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the messages per run")
     ap.add_argument("--no-extras", action="store_true")
     ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--extras-only", action="store_true", help="no matrix, no floor")
     a = ap.parse_args()
     if not a.work.startswith("/tmp/"):
         raise SystemExit("bench: --work must be under /tmp")
@@ -473,7 +474,7 @@ def main():
     os.chmod(a.work, 0o755)
     ensure_setup()
     machine(a)
-    if not a.no_floor:
+    if not a.no_floor and not a.extras_only:
         log("disk floor")
         with open(os.path.join(a.out, "floor.csv"), "w") as f:
             run([sys.executable, os.path.join(HERE, "floor.py"), os.path.join(a.work, "floor"),
@@ -482,7 +483,8 @@ def main():
     all_servers = {"dovecot": Dovecot(a.work), "mailstow": Mailstow(a.work, a.bin)}
     servers = [all_servers[n] for n in a.servers.split(",")]
     try:
-        matrix(a, servers)
+        if not a.extras_only:
+            matrix(a, servers)
         if not a.no_extras:
             extras(a, servers, a.work)
     finally:
