@@ -238,4 +238,26 @@ mod tests {
             assert_eq!(got, want);
         }
     }
+
+    #[test]
+    fn a_row_over_the_byte_budget_is_given_back_for_the_delivery_to_write() {
+        let cfg = IndexConfig {
+            enabled: true,
+            uids: UidMode::Own,
+            special_use: Default::default(),
+        };
+        let home = tempfile::tempdir().unwrap();
+        let w = IndexWriters::start(&cfg, 1).unwrap();
+        w.queued_bytes.store(QUEUED_BYTES_MAX, Ordering::SeqCst);
+        let back = w.submit(row(home.path(), "over")).unwrap_err();
+        assert_eq!(back.head, b"Subject: over\r\n\r\nbody\r\n");
+        assert_eq!(w.queued_bytes.load(Ordering::SeqCst), QUEUED_BYTES_MAX);
+        // The caller writes it itself; it is in the index at once.
+        write_rows(&cfg, &[&back]);
+        let maildir = Maildir::new(home.path().join("Maildir"), None, FolderEncoding::Utf7, "t");
+        let ix = Index::open(maildir, home.path(), &cfg).unwrap();
+        assert_eq!(ix.list(None).unwrap().len(), 1);
+        w.queued_bytes.store(0, Ordering::SeqCst);
+        w.finish();
+    }
 }
