@@ -220,14 +220,14 @@ impl Deliverer {
     /// first stored (duplicate suppression, quota).
     pub fn deliver(&self, env: &Envelope, rcpts: &[Recipient], body: &Spool) -> Vec<RcptOutcome> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_of: std::collections::HashMap<&std::path::Path, usize> =
+            std::collections::HashMap::new();
         for (i, r) in rcpts.iter().enumerate() {
-            match groups
-                .iter_mut()
-                .find(|g| rcpts[g[0]].user.home == r.user.home)
-            {
-                Some(g) => g.push(i),
-                None => groups.push(vec![i]),
-            }
+            let g = *group_of.entry(&r.user.home).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[g].push(i);
         }
         let lanes = groups.len().min(RCPT_PARALLEL);
         if lanes <= 1 {
