@@ -183,29 +183,37 @@ fn subjects_and_uids(ix: &Index, folder: &str) -> Vec<(String, u32, Vec<String>)
         .collect()
 }
 
+/// A fresh index in a temporary home, with UIDs of `mode`.
+fn index_in(mode: UidMode) -> (tempfile::TempDir, Index) {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = IndexConfig {
+        uids: mode,
+        ..cfg()
+    };
+    let ix = Index::open(maildir(home.path()), home.path(), &cfg).unwrap();
+    (home, ix)
+}
+
+/// A delivery received now.
+fn delivered<'a>(saved: &'a Saved, head: &'a [u8]) -> Delivered<'a> {
+    Delivered {
+        saved,
+        head,
+        received: SystemTime::now(),
+    }
+}
+
 #[test]
 fn a_batch_is_recorded_in_order_across_folders_with_keywords() {
     for mode in [UidMode::Own, UidMode::Dovecot] {
-        let home = tempfile::tempdir().unwrap();
-        let cfg = IndexConfig {
-            uids: mode,
-            ..cfg()
-        };
-        let ix = Index::open(maildir(home.path()), home.path(), &cfg).unwrap();
+        let (_home, ix) = index_in(mode);
         let saved = [
             save(&ix, "INBOX", "one", &[]),
             save(&ix, "Lists", "two", &["$Bench"]),
             save(&ix, "INBOX", "three", &["\\Seen"]),
             save(&ix, "Lists", "four", &[]),
         ];
-        let batch: Vec<Delivered<'_>> = saved
-            .iter()
-            .map(|(s, head)| Delivered {
-                saved: s,
-                head,
-                received: SystemTime::now(),
-            })
-            .collect();
+        let batch: Vec<Delivered<'_>> = saved.iter().map(|(s, h)| delivered(s, h)).collect();
         let uids = ix.add_delivered_batch(&batch).unwrap();
         assert_eq!(uids, vec![1, 1, 2, 2], "{mode:?}");
         assert_eq!(
@@ -233,16 +241,8 @@ fn a_batch_is_recorded_in_order_across_folders_with_keywords() {
         // A second batch continues where the first ended; a file a
         // reconcile already indexed keeps its UID.
         let (five, head) = save(&ix, "INBOX", "five", &[]);
-        let again = Delivered {
-            saved: &saved[0].0,
-            head: &saved[0].1,
-            received: SystemTime::now(),
-        };
-        let new = Delivered {
-            saved: &five,
-            head: &head,
-            received: SystemTime::now(),
-        };
+        let again = delivered(&saved[0].0, &saved[0].1);
+        let new = delivered(&five, &head);
         assert_eq!(ix.add_delivered_batch(&[again, new]).unwrap(), vec![1, 3]);
         assert!(ix.verify().unwrap().is_empty());
     }
@@ -251,26 +251,18 @@ fn a_batch_is_recorded_in_order_across_folders_with_keywords() {
 #[test]
 fn a_file_expunged_or_moved_before_its_row_gets_none() {
     for mode in [UidMode::Own, UidMode::Dovecot] {
-        let home = tempfile::tempdir().unwrap();
-        let cfg = IndexConfig {
-            uids: mode,
-            ..cfg()
-        };
-        let ix = Index::open(maildir(home.path()), home.path(), &cfg).unwrap();
+        let (_home, ix) = index_in(mode);
         let (gone, head1) = save(&ix, "INBOX", "expunged", &[]);
         let (moved, head2) = save(&ix, "INBOX", "moved", &[]);
         let (kept, head3) = save(&ix, "INBOX", "kept", &[]);
         std::fs::remove_file(&gone.path).unwrap();
         let cur = moved.path.parent().unwrap().with_file_name("cur");
         std::fs::rename(&moved.path, cur.join(format!("{}:2,S", moved.base))).unwrap();
-        let batch: Vec<Delivered<'_>> = [(&gone, &head1), (&moved, &head2), (&kept, &head3)]
-            .into_iter()
-            .map(|(saved, head)| Delivered {
-                saved,
-                head,
-                received: SystemTime::now(),
-            })
-            .collect();
+        let batch = [
+            delivered(&gone, &head1),
+            delivered(&moved, &head2),
+            delivered(&kept, &head3),
+        ];
         assert_eq!(
             ix.add_delivered_batch(&batch).unwrap(),
             vec![0, 0, 1],
