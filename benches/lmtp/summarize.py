@@ -21,6 +21,15 @@ def med(rs, col):
     return statistics.median(vals) if vals else float("nan")
 
 
+def by_cell(rows_, mode):
+    """(size, rcpts, concurrency) -> server -> rows of one mode."""
+    g = defaultdict(lambda: defaultdict(list))
+    for r in rows_:
+        if r["mode"] == mode:
+            g[(int(r["size"]), int(r["rcpts"]), int(r["concurrency"]))][r["server"]].append(r)
+    return g
+
+
 def size_name(s):
     s = int(s)
     return f"{s // 1048576} MiB" if s >= 1048576 else f"{s // 1024} KiB"
@@ -51,10 +60,7 @@ def main():
 
     load, lat = rows(d, "load.csv"), rows(d, "latency.csv")
     for mode in sorted({r["mode"] for r in load}, key=lambda m: m != "nosieve"):
-        g = defaultdict(lambda: defaultdict(list))
-        for r in load:
-            if r["mode"] == mode:
-                g[(int(r["size"]), int(r["rcpts"]), int(r["concurrency"]))][r["server"]].append(r)
+        g = by_cell(load, mode)
         title = "no Sieve" if mode == "nosieve" else "10-rule Sieve script"
         print(f"### Throughput, {title} (smtp-source)\n")
         print("| size | rcpts | conc | mailstow deliveries/s | Dovecot | ratio | mailstow % of floor "
@@ -76,10 +82,7 @@ def main():
                   f"| {med(v, 'peak_rss_kib') / 1024:.0f} / {med(v, 'peak_pss_kib') / 1024:.0f} "
                   f"| {'yes' if ok else 'NO'} |")
         print()
-        g = defaultdict(lambda: defaultdict(list))
-        for r in lat:
-            if r["mode"] == mode:
-                g[(int(r["size"]), int(r["rcpts"]), int(r["concurrency"]))][r["server"]].append(r)
+        g = by_cell(lat, mode)
         print(f"### Latency, {title} (lmtp-client, 100 users)\n")
         print("| size | rcpts | conc | mailstow p50 / p99 ms | Dovecot p50 / p99 ms | p99 ratio "
               "| mailstow deliveries/s | Dovecot | ratio | refused | files ok |")

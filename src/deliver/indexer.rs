@@ -179,25 +179,10 @@ mod tests {
     use super::*;
     use crate::config::{FolderEncoding, UidMode};
     use crate::index::Index;
-    use crate::store::{Body, Content, Flags};
 
     fn row(home: &std::path::Path, subject: &str) -> Box<Row> {
         let maildir = Maildir::new(home.join("Maildir"), None, FolderEncoding::Utf7, "test");
-        let msg = format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes();
-        let content = Content {
-            header: b"",
-            body: Body::Bytes(&msg),
-            bare_lf: 0,
-        };
-        let saved = maildir
-            .save(
-                "INBOX",
-                true,
-                &Flags::default(),
-                &content,
-                SystemTime::now(),
-            )
-            .unwrap();
+        let (saved, msg) = crate::store::save_test_message(&maildir, "INBOX", subject, &[]);
         Box::new(Row {
             user: "u".into(),
             maildir,

@@ -158,21 +158,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
 
 /// Saves a message into `folder` (created when missing) without indexing it.
 fn save(ix: &Index, folder: &str, subject: &str, flags: &[&str]) -> (Saved, Vec<u8>) {
-    let msg = format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes();
-    let content = Content {
-        header: b"",
-        body: Body::Bytes(&msg),
-        bare_lf: 0,
-    };
-    let mut f = Flags::default();
-    for flag in flags {
-        f.insert_imap(flag);
-    }
-    let saved = ix
-        .maildir()
-        .save(folder, true, &f, &content, SystemTime::now())
-        .unwrap();
-    (saved, msg)
+    crate::store::save_test_message(ix.maildir(), folder, subject, flags)
 }
 
 fn subjects_and_uids(ix: &Index, folder: &str) -> Vec<(String, u32, Vec<String>)> {

@@ -655,6 +655,31 @@ fn is_dir(path: &Path) -> Result<bool, StoreError> {
     }
 }
 
+/// Tests elsewhere: saves a small message with `subject` into `folder`
+/// (created when missing) with `flags`; returns it and its bytes.
+#[cfg(test)]
+pub(crate) fn save_test_message(
+    maildir: &Maildir,
+    folder: &str,
+    subject: &str,
+    flags: &[&str],
+) -> (Saved, Vec<u8>) {
+    let msg = format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes();
+    let content = Content {
+        header: b"",
+        body: Body::Bytes(&msg),
+        bare_lf: 0,
+    };
+    let mut f = Flags::default();
+    for flag in flags {
+        f.insert_imap(flag);
+    }
+    let saved = maildir
+        .save(folder, true, &f, &content, SystemTime::now())
+        .unwrap();
+    (saved, msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
