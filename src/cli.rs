@@ -39,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::index_cli::IndexCommand,
     },
+    /// The configuration file: check it against the system.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Run the LMTP (and SMTP) service in the foreground.
     Serve {
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
@@ -59,6 +64,22 @@ pub enum Command {
         /// Folder to save into (IMAP name, '.' separated), created if missing.
         #[arg(short = 'm', long = "mailbox")]
         mailbox: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate everything the configuration needs (directories writable
+    /// by the configured user, the passwd-file, Sieve scripts, listener
+    /// paths) and print the effective configuration, defaults included.
+    /// Problems go to stderr as `[key]: reason`; exit 78 when any is an
+    /// error, 0 otherwise.
+    Check {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print only the findings, not the configuration.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
 }
 
@@ -151,6 +172,38 @@ pub fn serve(config: PathBuf) -> u8 {
             eprintln!("mailstow: {e:#}");
             outcome::EX_CONFIG
         }
+    }
+}
+
+/// `config check`: load (every error names the key), check against the
+/// system, print the effective configuration and the findings.
+pub fn config_check(config: PathBuf, quiet: bool) -> u8 {
+    let cfg = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return outcome::EX_CONFIG;
+        }
+    };
+    let findings = mailstow::config::check(&cfg, mailstow::config::Scope { user_scripts: true });
+    if !quiet {
+        println!("# effective configuration of {}", config.display());
+        print!("{}", cfg.effective_toml());
+    }
+    for n in &findings.notes {
+        eprintln!("mailstow: {}: {n}", config.display());
+    }
+    for w in &findings.warnings {
+        eprintln!("mailstow: {}: warning: {w}", config.display());
+    }
+    for e in &findings.errors {
+        eprintln!("mailstow: {}: error: {e}", config.display());
+    }
+    if findings.errors.is_empty() {
+        eprintln!("mailstow: {}: ok", config.display());
+        0
+    } else {
+        outcome::EX_CONFIG
     }
 }
 

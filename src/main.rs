@@ -19,6 +19,9 @@ fn main() -> std::process::ExitCode {
     };
     let code = match parsed.command {
         cli::Command::Serve { config } => cli::serve(config),
+        cli::Command::Config { command } => match command {
+            cli::ConfigCommand::Check { config, quiet } => cli::config_check(config, quiet),
+        },
         cli::Command::Deliver {
             config,
             from,

@@ -11,6 +11,10 @@ use nix::unistd::{self, Gid, Group, Uid, User};
 pub struct Account {
     pub uid: u32,
     pub gid: u32,
+    /// The names as configured (`user`, `group`), for messages and
+    /// `config check`.
+    pub user: String,
+    pub group: Option<String>,
 }
 
 /// Looks up `user` (and `group`, else the user's primary group) in the
@@ -42,6 +46,8 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Account, String> {
     Ok(Account {
         uid: u.uid.as_raw(),
         gid: gid.as_raw(),
+        user: user.to_owned(),
+        group: group.map(str::to_owned),
     })
 }
 

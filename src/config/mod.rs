@@ -5,10 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+mod check;
+mod effective;
 mod tls;
+
+pub use check::{check, Finding, Findings, Scope};
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, Error)]
@@ -45,14 +49,14 @@ impl std::fmt::Display for ListenAddr {
 }
 
 /// How folder names are stored on disk (Dovecot's default is modified UTF-7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FolderEncoding {
     Utf7,
     Utf8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -60,7 +64,7 @@ pub enum LogFormat {
 }
 
 /// Envelope sender of a message we send on a user's behalf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SenderPolicy {
     /// The original envelope sender (a null sender stays null).
@@ -72,7 +76,7 @@ pub enum SenderPolicy {
 }
 
 /// How a spam or virus header is read (Pigeonhole's status types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScoreType {
     /// A number (e.g. "X-Spam-Score: 7.3"), scaled against `max`.
@@ -133,7 +137,7 @@ pub struct OutboundConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OverQuota {
     /// 552 5.2.2: the sender gets a bounce.
@@ -153,7 +157,7 @@ pub struct QuotaConfig {
 }
 
 /// Who numbers messages (STORAGE.md 5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UidMode {
     /// The index keeps its own UID space (works beside any IMAP server).
@@ -205,6 +209,14 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub quota: QuotaConfig,
     pub index: IndexConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus text endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// A loopback address (the endpoint has no authentication); None: off.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -316,7 +328,7 @@ pub struct LogConfig {
 
 // ---- raw form, exactly as written in the file ----
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     hostname: Option<String>,
@@ -346,9 +358,17 @@ struct Raw {
     quota: RawQuota,
     #[serde(default)]
     index: RawIndex,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawIndex {
     enabled: Option<bool>,
@@ -356,7 +376,7 @@ struct RawIndex {
     special_use: Option<std::collections::BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawQuota {
     /// Dovecot quota rule syntax, e.g. "*:storage=1G:messages=10000";
@@ -368,7 +388,7 @@ struct RawQuota {
     over_quota: Option<OverQuota>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawSieve {
     enabled: Option<bool>,
@@ -395,7 +415,7 @@ struct RawSieve {
     virus_max: Option<f64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawOutbound {
     smtp: Option<String>,
@@ -405,7 +425,7 @@ struct RawOutbound {
     timeout: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawLmtp {
     listen: Option<Vec<String>>,
@@ -414,35 +434,35 @@ struct RawLmtp {
     tls: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawSmtp {
     listen: Option<Vec<String>>,
     domains: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawTls {
     certificate: Option<PathBuf>,
     key: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     mail_root: Option<PathBuf>,
     folder_encoding: Option<FolderEncoding>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawUsers {
     passwd_file: Option<PathBuf>,
     recipient_delimiter: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_message_size: Option<u64>,
@@ -458,7 +478,7 @@ struct RawLimits {
     shutdown_grace: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
     threads: Option<usize>,
@@ -469,7 +489,7 @@ struct RawDelivery {
     duplicate_window: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawLog {
     level: Option<String>,
@@ -887,8 +907,30 @@ impl Config {
             (None, None) => None,
         };
 
+        let metrics = MetricsConfig {
+            listen: match raw.metrics.listen {
+                None => None,
+                Some(s) => {
+                    let addr: std::net::SocketAddr = s.parse().map_err(|_| {
+                        invalid("metrics.listen", format!("{s:?} is not host:port"))
+                    })?;
+                    if !addr.ip().is_loopback() {
+                        return Err(invalid(
+                            "metrics.listen",
+                            format!(
+                                "{addr} is not a loopback address (the endpoint has no \
+                                 authentication: put a proxy in front to export it)"
+                            ),
+                        ));
+                    }
+                    Some(addr)
+                }
+            },
+        };
+
         Ok(Config {
             run_as,
+            metrics,
             index,
             quota,
             sieve,

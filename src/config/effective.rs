@@ -1,0 +1,232 @@
+//! The effective configuration written back as TOML (`config check`): every
+//! key with the value in force, defaults included, in the file's own syntax
+//! so the output loads as a config again. Must not validate or read files;
+//! it only turns a validated [`Config`] back into the raw form.
+
+use super::*;
+
+impl Config {
+    /// Every setting, defaults filled in, as a config file would say it.
+    pub fn effective_toml(&self) -> String {
+        let raw = self.to_raw();
+        match toml::to_string(&raw) {
+            Ok(s) => s,
+            // The raw form holds only strings, numbers, booleans, arrays and
+            // string maps, which TOML can always hold.
+            Err(e) => format!("# cannot be written as TOML: {e}\n"),
+        }
+    }
+
+    fn to_raw(&self) -> Raw {
+        let secs = |d: Duration| Some(d.as_secs());
+        let paths = |v: &[PathBuf]| Some(v.to_vec());
+        let listen = |v: &[ListenAddr]| Some(v.iter().map(ToString::to_string).collect());
+        let (l, d, s, o) = (&self.limits, &self.delivery, &self.sieve, &self.outbound);
+        let score = |h: &Option<ScoreHeader>| {
+            h.as_ref()
+                .map(|h| (h.header.clone(), h.kind, h.max))
+                .map_or((None, None, None), |(h, k, m)| (Some(h), Some(k), Some(m)))
+        };
+        let (spam_header, spam_type, spam_max) = score(&s.spam);
+        let (virus_header, virus_type, virus_max) = score(&s.virus);
+        Raw {
+            hostname: Some(self.hostname.clone()),
+            user: self.run_as.as_ref().map(|a| a.user.clone()),
+            group: self.run_as.as_ref().and_then(|a| a.group.clone()),
+            lmtp: RawLmtp {
+                listen: listen(&self.lmtp.listen),
+                socket_mode: Some(format!("{:04o}", self.lmtp.socket_mode)),
+                save_to_detail_mailbox: Some(self.lmtp.save_to_detail_mailbox),
+                tls: Some(self.lmtp.tls),
+            },
+            smtp: RawSmtp {
+                listen: listen(&self.smtp.listen),
+                domains: Some(self.smtp.domains.clone()),
+            },
+            tls: RawTls {
+                certificate: self.tls.as_ref().map(|t| t.certificate.clone()),
+                key: self.tls.as_ref().map(|t| t.key.clone()),
+            },
+            storage: RawStorage {
+                mail_root: Some(self.storage.mail_root.clone()),
+                folder_encoding: Some(self.storage.folder_encoding),
+            },
+            users: RawUsers {
+                passwd_file: Some(self.users.passwd_file.clone()),
+                recipient_delimiter: Some(self.users.recipient_delimiter.clone()),
+            },
+            limits: RawLimits {
+                max_message_size: Some(l.max_message_size),
+                max_recipients: Some(l.max_recipients),
+                max_connections: Some(l.max_connections),
+                max_connections_per_ip: Some(l.max_connections_per_ip),
+                max_commands: Some(l.max_commands),
+                max_errors: Some(l.max_errors),
+                max_line_length: Some(l.max_line_length),
+                idle_timeout: secs(l.idle_timeout),
+                data_timeout: secs(l.data_timeout),
+                data_total_timeout: secs(l.data_total_timeout),
+                shutdown_grace: secs(l.shutdown_grace),
+            },
+            delivery: RawDelivery {
+                threads: Some(d.threads),
+                queue_depth: Some(d.queue_depth),
+                spool_memory_max: Some(d.spool_memory_max),
+                spool_dir: Some(d.spool_dir.clone()),
+                duplicate_suppression: Some(d.duplicate_window.is_some()),
+                duplicate_window: d.duplicate_window.map(|w| w.as_secs()),
+            },
+            log: RawLog {
+                level: Some(self.log.level.clone()),
+                format: Some(self.log.format),
+            },
+            sieve: RawSieve {
+                enabled: Some(s.enabled),
+                script: Some(s.script.clone()),
+                user_dir: Some(s.user_dir.clone()),
+                before: paths(&s.before),
+                after: paths(&s.after),
+                global_dir: s.global_dir.clone(),
+                max_script_size: Some(s.max_script_size),
+                max_actions: Some(s.max_actions),
+                max_redirects: Some(s.max_redirects),
+                max_cpu: Some(s.max_cpu),
+                max_include_depth: Some(s.max_include_depth),
+                user_editheader: Some(s.user_editheader),
+                autocreate: Some(s.autocreate),
+                vacation_min_period: secs(s.vacation_min_period),
+                vacation_default_period: secs(s.vacation_default_period),
+                vacation_max_period: secs(s.vacation_max_period),
+                spam_header,
+                spam_type,
+                spam_max,
+                virus_header,
+                virus_type,
+                virus_max,
+            },
+            outbound: RawOutbound {
+                smtp: o.smtp.clone(),
+                sendmail: o.sendmail.clone(),
+                redirect_sender: Some(o.redirect_sender),
+                vacation_sender: Some(o.vacation_sender),
+                timeout: secs(o.timeout),
+            },
+            quota: RawQuota {
+                rule: None,
+                rules: Some(self.quota.rules.clone()),
+                over_quota: Some(self.quota.over_quota),
+            },
+            index: RawIndex {
+                enabled: Some(self.index.enabled),
+                uids: Some(self.index.uids),
+                special_use: Some(self.index.special_use.clone()),
+            },
+            metrics: RawMetrics {
+                listen: self.metrics.listen.map(|a| a.to_string()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::from_toml(text, Path::new("test.toml"), Path::new("/etc/mailstow"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    /// Printing and loading again gives the same configuration, so no key
+    /// is left out of the printout (Debug shows every field).
+    fn round_trips(text: &str) {
+        let cfg = parse(text);
+        let printed = cfg.effective_toml();
+        let again = parse(&printed);
+        assert_eq!(format!("{cfg:?}"), format!("{again:?}"), "{printed}");
+    }
+
+    #[test]
+    fn the_defaults_round_trip() {
+        round_trips("[storage]\nmail_root = \"mail\"\n[users]\npasswd_file = \"users\"\n");
+    }
+
+    #[test]
+    fn the_packaged_example_round_trips() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/mailstow.example.toml");
+        round_trips(&std::fs::read_to_string(path).unwrap());
+    }
+
+    #[test]
+    fn every_optional_setting_round_trips() {
+        round_trips(
+            r#"hostname = "mx.example.org"
+[lmtp]
+listen = ["127.0.0.1:2424", "[::1]:24", "unix:/run/mailstow/lmtp"]
+socket_mode = "0666"
+save_to_detail_mailbox = true
+[smtp]
+listen = ["127.0.0.1:2525"]
+domains = ["Example.ORG"]
+[storage]
+mail_root = "/var/vmail"
+folder_encoding = "utf8"
+[users]
+passwd_file = "users"
+recipient_delimiter = "+-"
+[limits]
+max_message_size = 1000
+idle_timeout = 7
+shutdown_grace = 0
+[delivery]
+threads = 3
+queue_depth = 9
+spool_dir = "spool"
+duplicate_suppression = true
+duplicate_window = 60
+[log]
+level = "mailstow=debug"
+format = "json"
+[sieve]
+enabled = false
+before = ["b1.sieve", "/abs/b2.sieve"]
+after = ["a.sieve"]
+global_dir = "global"
+user_editheader = true
+spam_header = "X-Spam-Score"
+spam_type = "score"
+spam_max = 15.5
+virus_header = "X-Virus"
+virus_type = "yesno"
+[outbound]
+smtp = "127.0.0.1:25"
+redirect_sender = "recipient"
+timeout = 5
+[quota]
+rule = "*:storage=1G"
+over_quota = "temporary"
+[index]
+enabled = false
+uids = "dovecot"
+special_use = { Archive = "\\Archive" }
+[metrics]
+listen = "127.0.0.1:9154"
+"#,
+        );
+    }
+
+    #[test]
+    fn the_printout_names_the_defaults_it_filled_in() {
+        let cfg = parse("[storage]\nmail_root = \"mail\"\n[users]\npasswd_file = \"users\"\n");
+        let printed = cfg.effective_toml();
+        for line in [
+            "mail_root = \"/etc/mailstow/mail\"",
+            "max_recipients = 1000",
+            "idle_timeout = 300",
+            "script = \"%h/.dovecot.sieve\"",
+            "socket_mode = \"0660\"",
+        ] {
+            assert!(printed.contains(line), "{line} missing in\n{printed}");
+        }
+    }
+}

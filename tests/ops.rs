@@ -1,0 +1,138 @@
+//! Running mailstow in production: `config check` through the real binary,
+//! SIGHUP reload under load, and the Prometheus endpoint scraped over HTTP.
+//! Must not depend on anything but the binary's output, replies and files.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::util::{chown, temp_dir, toml_str, vmail, write_passwd_file, Owner};
+
+fn mailstow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mailstow"))
+}
+
+fn config_check(config: &Path, quiet: bool) -> Output {
+    let mut cmd = mailstow();
+    cmd.args(["config", "check", "--config"]).arg(config);
+    if quiet {
+        cmd.arg("--quiet");
+    }
+    cmd.output().expect("run mailstow config check")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A config in `dir` with a mail root and passwd-file there; `extra` is
+/// appended.
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let mail = dir.join("mail");
+    fs::create_dir_all(&mail).unwrap();
+    fs::create_dir_all(dir.join("spool")).unwrap();
+    write_passwd_file(&dir.join("users"), &["a@example.org".to_owned()], vmail());
+    let config = dir.join("mailstow.toml");
+    fs::write(
+        &config,
+        format!(
+            "{extra}\n[storage]\nmail_root = {}\n[users]\npasswd_file = \"users\"\n\
+             [delivery]\nspool_dir = \"spool\"\n",
+            toml_str(&mail.to_string_lossy())
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// No panic text or Rust debug dump reaches the admin.
+fn assert_readable(text: &str) {
+    for bad in ["panicked", "RUST_BACKTRACE", "Some(", "Err(", "{ "] {
+        assert!(!text.contains(bad), "{bad:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn config_check_prints_the_effective_config_which_loads_again() {
+    let t = temp_dir("config-check-");
+    let config = write_config(t.path(), "");
+    let first = config_check(&config, false);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("ok"), "{}", stderr(&first));
+    let printed = String::from_utf8(first.stdout).unwrap();
+    // The defaults are spelled out.
+    assert!(printed.contains("max_recipients = 1000"), "{printed}");
+    assert!(printed.contains("[sieve]"), "{printed}");
+    // Loading the printout gives the same effective configuration.
+    let again = t.path().join("effective.toml");
+    fs::write(&again, &printed).unwrap();
+    let second = config_check(&again, false);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let reprinted = String::from_utf8(second.stdout).unwrap();
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&printed), body(&reprinted));
+}
+
+#[test]
+fn config_check_names_the_key_and_the_reason() {
+    let t = temp_dir("config-check-");
+    for (extra, key) in [
+        ("[limits]\nmax_errors = 0", "[limits.max_errors]"),
+        ("[lmtp]\nlisten = [\"nowhere\"]", "[lmtp.listen]"),
+        ("[metrics]\nlisten = \"192.0.2.1:9154\"", "[metrics.listen]"),
+        ("[limits]\nmax_errors = \"ten\"", "max_errors"),
+        ("[log]\nbogus = 1", "unknown field `bogus`"),
+    ] {
+        let config = write_config(t.path(), extra);
+        let out = config_check(&config, true);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(78), "{extra}: {err}");
+        assert!(err.contains(key), "{extra}: {err}");
+        assert!(err.contains("mailstow.toml"), "{extra}: {err}");
+        assert_readable(&err);
+    }
+    // A script that does not compile is named with its line.
+    fs::write(
+        t.path().join("before.sieve"),
+        "require \"fileinto\";\nfileinto\n",
+    )
+    .unwrap();
+    let config = write_config(t.path(), "[sieve]\nbefore = [\"before.sieve\"]");
+    let out = config_check(&config, true);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("[sieve.before]") && err.contains("before.sieve:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_judges_directories_as_the_configured_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to name another user");
+        return;
+    }
+    let t = temp_dir("config-check-");
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let config = write_config(t.path(), "user = \"vmail\"");
+    let mail = t.path().join("mail");
+    let root = Owner { uid: 0, gid: 0 };
+    chown(&mail, root);
+    fs::set_permissions(&mail, fs::Permissions::from_mode(0o755)).unwrap();
+    chown(&t.path().join("spool"), vmail());
+    let out = config_check(&config, true);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("[storage.mail_root]")
+            && err.contains("vmail")
+            && err.contains("cannot write"),
+        "{err}"
+    );
+    assert!(err.contains(&mail.display().to_string()), "{err}");
+    chown(&mail, vmail());
+    let out = config_check(&config, true);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
