@@ -165,7 +165,7 @@ pub fn serve(config: PathBuf) -> u8 {
             return outcome::EX_SOFTWARE;
         }
     };
-    match rt.block_on(mailstow::server::run(cfg, bound)) {
+    match rt.block_on(mailstow::server::run(cfg, config, bound)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");

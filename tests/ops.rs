@@ -7,7 +7,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::util::{chown, temp_dir, toml_str, vmail, write_passwd_file, Owner};
+use nix::sys::signal::Signal;
+
+use crate::util::{
+    chown, code, find, message, temp_dir, toml_str, vmail, write_passwd_file, Mailstow, Owner,
+};
 
 fn mailstow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mailstow"))
@@ -135,4 +139,121 @@ fn config_check_judges_directories_as_the_configured_user() {
     chown(&mail, vmail());
     let out = config_check(&config, true);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Rewrite the running config with `edit` and send SIGHUP; wait for the
+/// log line that says how it went (`expect`), counting earlier ones.
+fn reload(ms: &mut Mailstow, edit: impl FnOnce(String) -> String, expect: &str) {
+    let before = ms.log().matches(expect).count();
+    let text = fs::read_to_string(&ms.config).unwrap();
+    fs::write(&ms.config, edit(text)).unwrap();
+    ms.signal(Signal::SIGHUP);
+    ms.wait_until(&format!("log line {expect:?}"), |m| {
+        (m.log().matches(expect).count() > before).then_some(())
+    });
+}
+
+#[test]
+fn sighup_reloads_users_sieve_and_limits_without_dropping_a_transaction() {
+    const A: &str = "a@example.org";
+    const NEW: &str = "new@example.org";
+    let mut ms = Mailstow::start(&[A]);
+    ms.install_sieve(
+        A,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Filtered\";\n",
+    );
+
+    // A transaction in flight across the reload: RCPTs taken, DATA later.
+    let mut open = ms.connect();
+    open.lhlo();
+    assert_eq!(code(&open.cmd("MAIL FROM:<s@example.net>")), 250);
+    assert_eq!(code(&open.cmd(&format!("RCPT TO:<{A}>"))), 250);
+
+    // Another users file, Sieve off, one recipient per transaction.
+    let users2 = ms.dir().join("users2");
+    write_passwd_file(&users2, &[A.to_owned(), NEW.to_owned()], vmail());
+    let users2_str = toml_str(&users2.to_string_lossy());
+    let old_users = toml_str(&ms.users_file.to_string_lossy());
+    reload(
+        &mut ms,
+        |t| {
+            t.replace(
+                &format!("passwd_file = {old_users}"),
+                &format!("passwd_file = {users2_str}"),
+            )
+            .replace("max_recipients = 1000", "max_recipients = 1")
+                + "[sieve]\nenabled = false\n"
+        },
+        "configuration reloaded",
+    );
+
+    // The open transaction finishes, under the settings it started with:
+    // a second recipient is still allowed and its script still runs.
+    assert_eq!(
+        code(&open.cmd(&format!("RCPT TO:<{A}>"))),
+        250,
+        "old limit kept"
+    );
+    assert_eq!(code(&open.cmd("DATA")), 354);
+    let replies = open.send_data(&message("s@example.net", A, "during", "x"), 2);
+    assert!(replies.iter().all(|r| code(r) == 250), "{replies:?}");
+    open.quit();
+
+    // New connections: the new users file, the new limit, Sieve off.
+    let mut c = ms.connect();
+    c.lhlo();
+    assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net>")), 250);
+    assert_eq!(code(&c.cmd(&format!("RCPT TO:<{NEW}>"))), 250, "new user");
+    let r = c.cmd(&format!("RCPT TO:<{A}>"));
+    assert_eq!(r.last().map(|l| &l[..9]), Some("452 4.5.3"), "{r:?}");
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    let r = c.send_data(&message("s@example.net", NEW, "after", "y"), 1);
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+    c.deliver(
+        "s@example.net",
+        &[A],
+        &message("s@example.net", A, "unfiltered", "z"),
+    );
+    c.quit();
+    let filtered = ms.maildir(A).wait_messages("Filtered", 1);
+    assert!(find(&filtered[0].bytes, b"Subject: during").is_some());
+    let inbox = ms.maildir(A).wait_messages("INBOX", 1);
+    assert!(find(&inbox[0].bytes, b"Subject: unfiltered").is_some());
+    ms.maildir(NEW).wait_messages("INBOX", 1);
+
+    // A config that does not validate is refused; the running one stays.
+    reload(
+        &mut ms,
+        |t| t.replace("max_recipients = 1\n", "max_recipients = 0\n"),
+        "reload refused",
+    );
+    let log = ms.log();
+    let line = log.lines().rfind(|l| l.contains("reload refused")).unwrap();
+    assert!(line.contains("limits.max_recipients"), "{line}");
+    let mut c = ms.connect();
+    c.lhlo();
+    assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net>")), 250);
+    assert_eq!(code(&c.cmd(&format!("RCPT TO:<{NEW}>"))), 250);
+    assert_eq!(
+        code(&c.cmd(&format!("RCPT TO:<{A}>"))),
+        452,
+        "limit 1 still"
+    );
+    c.quit();
+
+    // A listener change waits for a restart, and says so.
+    let port = ms.tcp.port().to_string();
+    reload(
+        &mut ms,
+        |t| {
+            t.replace("max_recipients = 0\n", "max_recipients = 5\n")
+                .replace(&format!(":{port}\""), ":1\"")
+        },
+        "takes effect at the next restart",
+    );
+    assert!(ms.log().contains("key=\"lmtp.listen\"") || ms.log().contains("key=lmtp.listen"));
+    let mut c = ms.connect();
+    c.lhlo();
+    c.quit();
+    assert!(ms.exited().is_none());
 }

@@ -965,6 +965,59 @@ impl Config {
     }
 }
 
+impl Config {
+    /// For a reload: settings that only take effect at restart (listeners,
+    /// the account, TLS files, the mail root and its encoding, the delivery
+    /// threads, the index, logging, metrics) are taken from `running`.
+    /// Returns the keys whose new value differs and therefore waits for a
+    /// restart. TLS is not compared: a reload reads no key files (it runs
+    /// after root was given up), so the running certificate stays.
+    pub fn adopt_restart_only(&mut self, running: &Config) -> Vec<&'static str> {
+        fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+            format!("{a:?}") == format!("{b:?}")
+        }
+        let mut changed = Vec::new();
+        let mut keep = |key: &'static str, differs: bool| {
+            if differs {
+                changed.push(key);
+            }
+        };
+        keep("user", !same(&self.run_as, &running.run_as));
+        keep("lmtp.listen", self.lmtp.listen != running.lmtp.listen);
+        keep(
+            "lmtp.socket_mode",
+            self.lmtp.socket_mode != running.lmtp.socket_mode,
+        );
+        keep("smtp.listen", self.smtp.listen != running.smtp.listen);
+        keep("storage", !same(&self.storage, &running.storage));
+        keep(
+            "delivery.threads",
+            self.delivery.threads != running.delivery.threads,
+        );
+        keep(
+            "delivery.queue_depth",
+            self.delivery.queue_depth != running.delivery.queue_depth,
+        );
+        keep("index", !same(&self.index, &running.index));
+        keep("log", !same(&self.log, &running.log));
+        keep("metrics", self.metrics != running.metrics);
+
+        self.run_as = running.run_as.clone();
+        self.lmtp.listen = running.lmtp.listen.clone();
+        self.lmtp.socket_mode = running.lmtp.socket_mode;
+        self.lmtp.tls = running.lmtp.tls;
+        self.smtp.listen = running.smtp.listen.clone();
+        self.tls = running.tls.clone();
+        self.storage = running.storage.clone();
+        self.delivery.threads = running.delivery.threads;
+        self.delivery.queue_depth = running.delivery.queue_depth;
+        self.index = running.index.clone();
+        self.log = running.log.clone();
+        self.metrics = running.metrics.clone();
+        changed
+    }
+}
+
 /// `host:port`, `[v6]:port` or `unix:PATH` (relative to the config file).
 fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     if let Some(p) = s.strip_prefix("unix:") {
@@ -1195,6 +1248,34 @@ mod tests {
         assert!(e.contains("tls.key") && e.contains("gone.pem"), "{e}");
         let c = Config::load_without_tls(&path).unwrap();
         assert!(c.tls.is_none() && !c.lmtp.tls);
+    }
+
+    #[test]
+    fn a_reload_keeps_restart_only_settings_and_names_them() {
+        let running = parse(MINIMAL).unwrap();
+        let mut new = parse(&format!(
+            "{MINIMAL}[lmtp]\nlisten = [\"127.0.0.1:2525\"]\n[limits]\nmax_errors = 3\n\
+             [delivery]\nthreads = 2\n[index]\nenabled = false\n"
+        ))
+        .unwrap();
+        let changed = new.adopt_restart_only(&running);
+        // queue_depth follows threads by default.
+        assert_eq!(
+            changed,
+            [
+                "lmtp.listen",
+                "delivery.threads",
+                "delivery.queue_depth",
+                "index"
+            ]
+        );
+        assert_eq!(new.lmtp.listen, running.lmtp.listen);
+        assert_eq!(new.delivery.threads, running.delivery.threads);
+        assert!(new.index.enabled);
+        // What a reload may change, it does.
+        assert_eq!(new.limits.max_errors, 3);
+        let mut same = parse(MINIMAL).unwrap();
+        assert!(same.adopt_restart_only(&running).is_empty());
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub struct Deliverer {
     outbound: Outbound,
     /// Write index rows after the reply, in batches (the server); None:
     /// each delivery writes its own before returning (pipe mode).
-    indexers: Option<IndexWriters>,
+    /// Shared with the generations a reload makes.
+    indexers: Option<Arc<IndexWriters>>,
 }
 
 impl Deliverer {
@@ -77,9 +78,23 @@ impl Deliverer {
     /// reply in batches, instead of writing each before the reply.
     pub fn with_index_writers(mut self, n: usize) -> std::io::Result<Deliverer> {
         if self.cfg.index.enabled {
-            self.indexers = Some(IndexWriters::start(&self.cfg.index, n)?);
+            self.indexers = Some(Arc::new(IndexWriters::start(&self.cfg.index, n)?));
         }
         Ok(self)
+    }
+
+    /// A deliverer for a reloaded configuration: the users file, Sieve and
+    /// the other settings come from `cfg`, the index writers are this one's
+    /// (index settings take effect at restart).
+    pub fn reloaded(&self, cfg: Arc<Config>) -> Result<Deliverer, UsersError> {
+        let mut d = Deliverer::new(cfg)?;
+        d.indexers = self.indexers.clone();
+        Ok(d)
+    }
+
+    /// The configuration this deliverer was made from.
+    pub fn config_arc(&self) -> Arc<Config> {
+        Arc::clone(&self.cfg)
     }
 
     /// Records every row handed to the writers and stops them (at shutdown,

@@ -4,7 +4,7 @@
 //! queued: shutdown closes the queue and joins the threads after the last
 //! job ran.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +15,8 @@ use super::spool::Spool;
 
 /// One transaction to deliver.
 pub struct Job {
+    /// The deliverer of the connection the transaction came on.
+    pub deliverer: Arc<Deliverer>,
     pub env: Envelope,
     pub rcpts: Vec<Recipient>,
     pub spool: Spool,
@@ -27,7 +29,17 @@ pub struct Job {
 pub struct Pool {
     queue: mpsc::Sender<Job>,
     threads: Vec<JoinHandle<()>>,
-    deliverer: Arc<Deliverer>,
+    current: Arc<Current>,
+}
+
+/// The deliverer in force: a reload replaces it; each connection takes the
+/// one current when it starts and keeps it to its end.
+struct Current(RwLock<Arc<Deliverer>>);
+
+impl Current {
+    fn get(&self) -> Arc<Deliverer> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl Pool {
@@ -36,30 +48,38 @@ impl Pool {
         // Shared by the threads; whoever holds the lock waits for the next
         // job, the others wait for the lock.
         let rx = Arc::new(Mutex::new(rx));
+        let current = Arc::new(Current(RwLock::new(deliverer)));
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
-            let d = Arc::clone(&deliverer);
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("deliver-{i}"))
-                    .spawn(move || worker(&d, &rx))?,
+                    .spawn(move || worker(&rx))?,
             );
         }
         Ok(Pool {
             queue,
             threads: handles,
-            deliverer,
+            current,
         })
     }
 
-    pub fn deliverer(&self) -> &Arc<Deliverer> {
-        &self.deliverer
+    /// The deliverer in force now.
+    pub fn deliverer(&self) -> Arc<Deliverer> {
+        self.current.get()
+    }
+
+    /// Put `d` in force for every job that starts from now on; jobs running
+    /// keep the one they started with.
+    pub fn replace(&self, d: Deliverer) {
+        *self.current.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(d);
     }
 
     /// Queue a transaction (waiting for room) and wait for its outcomes.
     pub async fn deliver(
         &self,
+        deliverer: Arc<Deliverer>,
         env: Envelope,
         rcpts: Vec<Recipient>,
         spool: Spool,
@@ -67,6 +87,7 @@ impl Pool {
         let n = rcpts.len();
         let (done, result) = oneshot::channel();
         let job = Job {
+            deliverer,
             env,
             rcpts,
             spool,
@@ -87,11 +108,11 @@ impl Pool {
         for t in self.threads {
             let _ = t.join();
         }
-        self.deliverer.finish_index();
+        self.current.get().finish_index();
     }
 }
 
-fn worker(d: &Deliverer, rx: &Mutex<mpsc::Receiver<Job>>) {
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
     loop {
         let job = match rx.lock() {
             Ok(mut guard) => guard.blocking_recv(),
@@ -100,6 +121,7 @@ fn worker(d: &Deliverer, rx: &Mutex<mpsc::Receiver<Job>>) {
         let Some(job) = job else { return };
         let n = job.rcpts.len();
         let _span = job.span.enter();
+        let d = &job.deliverer;
         let outcomes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             d.deliver(&job.env, &job.rcpts, &job.spool)
         }))

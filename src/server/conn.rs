@@ -16,7 +16,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::deliver::headers::{self, Origin, Protocol};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
-use crate::deliver::{report, Envelope, Pool, Recipient, Spool};
+use crate::deliver::{report, Deliverer, Envelope, Pool, Recipient, Spool};
 use crate::proto::address::Mailbox;
 use crate::proto::command::RcptParams;
 use crate::proto::{Event, Mode, Reply, Session, SessionConfig, Transaction};
@@ -28,8 +28,18 @@ const READ_SIZE: usize = 16 * 1024;
 
 /// Everything a connection needs, shared by all of them.
 pub struct Shared {
-    pub cfg: Arc<Config>,
     pub pool: Pool,
+    /// The connection limit: a permit is taken before each accept.
+    pub permits: Arc<tokio::sync::Semaphore>,
+    pub per_ip: Arc<super::per_ip::PerIp>,
+}
+
+impl Shared {
+    /// The configuration in force now (a reload replaces it); a connection
+    /// takes it once, at its start, and keeps it.
+    pub fn cfg(&self) -> Arc<Config> {
+        self.pool.deliverer().config_arc()
+    }
 }
 
 /// Serve one connection until QUIT, EOF, timeout or shutdown.
@@ -73,7 +83,10 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let cfg = &shared.cfg;
+    // The deliverer and configuration in force when the connection began:
+    // kept to its end, whatever a reload puts in force meanwhile.
+    let d = shared.pool.deliverer();
+    let cfg = &d.config_arc();
     let mut stream = tls::Stream::Plain(stream);
     let mut link = Link {
         peer,
@@ -116,7 +129,7 @@ where
                         tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %r, "recipient");
                         Err(r)
                     } else {
-                        check_recipient(shared, rcpt, params, size)
+                        check_recipient(&d, rcpt, params, size)
                     };
                     session.rcpt_checked(result);
                 }
@@ -157,7 +170,7 @@ where
                     }
                 }
                 Event::Deliver(tx) => {
-                    let replies = deliver(shared, &link, tx, spool.take(), started).await;
+                    let replies = deliver(shared, &d, &link, tx, spool.take(), started).await;
                     session.delivered(replies);
                 }
                 Event::StartTls => {
@@ -237,16 +250,17 @@ pub async fn refuse_busy<S>(mut stream: S, peer: &str, shared: &Shared)
 where
     S: AsyncWrite + Unpin,
 {
-    tracing::info!(peer = %peer, limit = shared.cfg.limits.max_connections_per_ip, "too many connections from this address: refused");
+    let cfg = shared.cfg();
+    tracing::info!(peer = %peer, limit = cfg.limits.max_connections_per_ip, "too many connections from this address: refused");
     let reply = Reply::new(
         421,
         "4.7.0",
         format!(
             "{} Too many connections from your address, try again later",
-            shared.cfg.hostname
+            cfg.hostname
         ),
     );
-    let limit = shared.cfg.limits.idle_timeout;
+    let limit = cfg.limits.idle_timeout;
     if say_goodbye(&mut stream, reply, "busy", limit).await.is_ok() {
         let _ = tokio::time::timeout(limit, stream.shutdown()).await;
     }
@@ -285,12 +299,11 @@ async fn send<S: AsyncWrite + Unpin>(
 }
 
 fn check_recipient(
-    shared: &Shared,
+    d: &Deliverer,
     rcpt: Mailbox,
     params: RcptParams,
     size: Option<u64>,
 ) -> Result<Recipient, Reply> {
-    let d = shared.pool.deliverer();
     // A lookup is an in-memory search plus, at most, a stat and a re-read
     // of the users file: short blocking work, kept off the other tasks.
     // Quota is checked here too, against the size MAIL FROM announced, so
@@ -321,6 +334,7 @@ fn check_recipient(
 
 async fn deliver(
     shared: &Shared,
+    d: &Arc<Deliverer>,
     link: &Link<'_>,
     tx: Transaction<Recipient>,
     spool: Option<Result<Spool, String>>,
@@ -352,7 +366,12 @@ async fn deliver(
             Vec::new()
         };
         let outcomes = match spool {
-            Some(Ok(spool)) => shared.pool.deliver(env.clone(), tx.recipients, spool).await,
+            Some(Ok(spool)) => {
+                shared
+                    .pool
+                    .deliver(Arc::clone(d), env.clone(), tx.recipients, spool)
+                    .await
+            }
             Some(Err(e)) => fail_all(&env, &tx.recipients, Failure::Spool(e)),
             None => fail_all(
                 &env,
@@ -362,7 +381,6 @@ async fn deliver(
         };
         if smtp {
             // Blocking: a report may be handed to the MTA.
-            let d = shared.pool.deliverer();
             let reply =
                 tokio::task::block_in_place(|| d.smtp_reply(&env, &rcpts, &outcomes, &head));
             return vec![reply];

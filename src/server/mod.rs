@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod listener;
 pub mod per_ip;
+pub mod reload;
 pub mod tls;
 
 use std::sync::Arc;
@@ -40,8 +41,13 @@ pub fn bind_all(cfg: &Config) -> anyhow::Result<Vec<(listener::Bound, Service)>>
 }
 
 /// Run the LMTP (and SMTP) service on the listeners [`bind_all`] bound
-/// until a termination signal; then shut down cleanly.
-pub async fn run(cfg: Arc<Config>, bound: Vec<(listener::Bound, Service)>) -> anyhow::Result<()> {
+/// until a termination signal; then shut down cleanly. SIGHUP reloads
+/// `config_path` (see [`reload`]).
+pub async fn run(
+    cfg: Arc<Config>,
+    config_path: std::path::PathBuf,
+    bound: Vec<(listener::Bound, Service)>,
+) -> anyhow::Result<()> {
     let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?.with_index_writers(writers)?);
     let mut listeners = Vec::new();
@@ -55,11 +61,16 @@ pub async fn run(cfg: Arc<Config>, bound: Vec<(listener::Bound, Service)>) -> an
     });
     let pool = Pool::start(deliverer, cfg.delivery.threads, cfg.delivery.queue_depth)?;
     let shared = Arc::new(Shared {
-        cfg: Arc::clone(&cfg),
         pool,
+        permits: Arc::new(Semaphore::new(cfg.limits.max_connections)),
+        per_ip: per_ip::PerIp::new(cfg.limits.max_connections_per_ip),
     });
+    let hangups = tokio::spawn(reload::on_hangup(config_path, Arc::clone(&shared)));
     let shared = serve(listeners, shared, stop_rx).await;
     signals.abort();
+    hangups.abort();
+    // The task's reference is gone once it has stopped.
+    let _ = hangups.await;
     // Every connection task has ended, so this is the last reference.
     match Arc::try_unwrap(shared) {
         Ok(s) => tokio::task::block_in_place(|| s.pool.shutdown()),
@@ -78,8 +89,8 @@ async fn serve(
 ) -> Arc<Shared> {
     // Permits exist for the connection limit: taken before accept, so excess
     // clients wait in the kernel's backlog instead of costing us memory.
-    let permits = Arc::new(Semaphore::new(shared.cfg.limits.max_connections));
-    let per_ip = per_ip::PerIp::new(shared.cfg.limits.max_connections_per_ip);
+    let permits = Arc::clone(&shared.permits);
+    let per_ip = Arc::clone(&shared.per_ip);
     let mut conns = JoinSet::new();
     let mut acceptors = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -153,7 +164,7 @@ async fn serve(
     );
     acceptors.shutdown().await;
     drop(socket_files);
-    let grace = shared.cfg.limits.shutdown_grace;
+    let grace = shared.cfg().limits.shutdown_grace;
     let drained =
         tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {

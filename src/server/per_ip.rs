@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The count of open connections by client address.
 pub struct PerIp {
-    max: usize,
+    /// Changed by a reload; connections already open stay.
+    max: AtomicUsize,
     /// Shared by every connection task; only addresses with a connection
     /// open have an entry, so it is bounded by `max_connections`.
     open: Mutex<HashMap<IpAddr, usize>>,
@@ -24,9 +26,14 @@ pub struct Slot {
 impl PerIp {
     pub fn new(max: usize) -> Arc<PerIp> {
         Arc::new(PerIp {
-            max,
+            max: AtomicUsize::new(max),
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A new limit for connections from now on.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     /// A slot for a connection from `ip`, or None when `ip` already has
@@ -35,7 +42,7 @@ impl PerIp {
         let ip = canonical(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(ip).or_insert(0);
-        if *n >= self.max {
+        if *n >= self.max.load(Ordering::Relaxed) {
             return None;
         }
         *n += 1;
@@ -98,5 +105,21 @@ mod tests {
         let per_ip = PerIp::new(1);
         let _v4 = per_ip.enter("192.0.2.7".parse().unwrap()).unwrap();
         assert!(per_ip.enter("::ffff:192.0.2.7".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_new_limit_applies_to_the_next_connection_and_keeps_open_ones() {
+        let per_ip = PerIp::new(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let (one, two) = (per_ip.enter(a).unwrap(), per_ip.enter(a).unwrap());
+        per_ip.set_max(1);
+        assert!(per_ip.enter(a).is_none());
+        drop(one);
+        assert!(per_ip.enter(a).is_none(), "still one open: the limit");
+        drop(two);
+        let _one = per_ip.enter(a).unwrap();
+        per_ip.set_max(3);
+        let _more = (per_ip.enter(a).unwrap(), per_ip.enter(a).unwrap());
+        assert!(per_ip.enter(a).is_none());
     }
 }

@@ -1,0 +1,104 @@
+//! SIGHUP: read the configuration file again and, when it validates, put it
+//! in force for every connection and transaction that starts from then on
+//! (users file, Sieve settings, limits, quota, outbound); connections and
+//! transactions in flight keep the settings they started with. A file that
+//! does not validate is refused with a log line saying why, and the running
+//! configuration stays. Must not drop a connection or touch a listener.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::conn::Shared;
+use crate::config::{self, Config};
+
+/// Reload on every SIGHUP until the task is aborted.
+pub async fn on_hangup(path: PathBuf, shared: Arc<Shared>) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot catch SIGHUP: reload unavailable");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let shared2 = Arc::clone(&shared);
+        let path2 = path.clone();
+        // Reading files and compiling scripts is blocking work.
+        let done = tokio::task::spawn_blocking(move || reload(&path2, &shared2)).await;
+        match done {
+            Ok(Ok(applied)) => applied.adjust_limits(&shared),
+            Ok(Err(why)) => tracing::error!(
+                config = %path.display(),
+                "reload refused, the running configuration stays: {why}"
+            ),
+            Err(e) => tracing::error!(error = %e, "reload failed"),
+        }
+    }
+}
+
+/// What a reload changed that the caller applies on the runtime.
+#[derive(Debug)]
+pub struct Applied {
+    old_connections: usize,
+    new_connections: usize,
+}
+
+/// Load, validate and put in force the configuration at `path`. Err: why it
+/// was refused (nothing changed).
+pub fn reload(path: &Path, shared: &Shared) -> Result<Applied, String> {
+    let running = shared.cfg();
+    // The key files are not read: root was given up after they were.
+    let mut new = Config::load_without_tls(path).map_err(|e| e.to_string())?;
+    let waiting = new.adopt_restart_only(&running);
+    let findings = config::check(
+        &new,
+        config::Scope {
+            user_scripts: false,
+        },
+    );
+    if !findings.errors.is_empty() {
+        return Err(findings.summary());
+    }
+    let new = Arc::new(new);
+    let deliverer = shared
+        .pool
+        .deliverer()
+        .reloaded(Arc::clone(&new))
+        .map_err(|e| e.to_string())?;
+    shared.pool.replace(deliverer);
+    for key in &waiting {
+        tracing::warn!(key, "changed setting takes effect at the next restart");
+    }
+    for w in &findings.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(config = %path.display(), "configuration reloaded");
+    Ok(Applied {
+        old_connections: running.limits.max_connections,
+        new_connections: new.limits.max_connections,
+    })
+}
+
+impl Applied {
+    /// The connection limits: the per-address one at once; the total by
+    /// adding permits, or by taking the surplus out as connections end.
+    pub fn adjust_limits(&self, shared: &Shared) {
+        shared
+            .per_ip
+            .set_max(shared.cfg().limits.max_connections_per_ip);
+        let (old, new) = (self.old_connections, self.new_connections);
+        if new > old {
+            shared.permits.add_permits(new - old);
+        } else if new < old {
+            let permits = Arc::clone(&shared.permits);
+            let surplus = u32::try_from(old - new).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(surplus).await {
+                    p.forget();
+                }
+            });
+        }
+    }
+}
