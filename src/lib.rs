@@ -23,6 +23,7 @@ pub mod db;
 pub mod deliver;
 pub mod filter;
 pub mod index;
+pub mod metrics;
 pub mod outbound;
 pub mod privilege;
 pub mod proto;

@@ -257,3 +257,181 @@ fn sighup_reloads_users_sieve_and_limits_without_dropping_a_transaction() {
     c.quit();
     assert!(ms.exited().is_none());
 }
+
+/// One sample of the Prometheus text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    value: f64,
+}
+
+/// GET /metrics over plain HTTP; the body parsed into samples, and the raw
+/// text.
+fn scrape(addr: std::net::SocketAddr) -> (Vec<Sample>, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut samples = Vec::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (key, value) = line.rsplit_once(' ').expect("name value");
+        let (name, labels) = match key.split_once('{') {
+            Some((n, rest)) => {
+                let inner = rest.strip_suffix('}').expect("closing brace");
+                let labels = inner
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').expect("label=value");
+                        (k.to_owned(), v.trim_matches('"').to_owned())
+                    })
+                    .collect();
+                (n.to_owned(), labels)
+            }
+            None => (key.to_owned(), Default::default()),
+        };
+        let value = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    (samples, body.to_owned())
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+#[test]
+fn the_metrics_endpoint_counts_outcomes_sieve_connections_and_fsyncs() {
+    const A: &str = "a@example.org";
+    const B: &str = "b@example.org";
+    const C: &str = "c@example.org";
+    let port = crate::util::free_v4();
+    let mut opts = crate::util::Options::new(&[A, B, C]);
+    opts.extra_toml = format!("[metrics]\nlisten = \"{port}\"\n");
+    let mut ms = Mailstow::start_with(opts);
+    ms.install_sieve(
+        A,
+        "require [\"fileinto\", \"mailbox\"];\n\
+         if header :contains \"subject\" \"list\" { fileinto :create \"Lists\"; }\n\
+         elsif header :contains \"subject\" \"drop\" { discard; }\n",
+    );
+    ms.install_sieve(C, "if true {\n");
+    // The endpoint is bound once the runtime runs (after the listeners).
+    ms.wait_until("the metrics endpoint", |_| {
+        std::net::TcpStream::connect(port).ok()
+    });
+    let open = |s: &[Sample]| value(s, "mailstow_connections_open", &[("protocol", "lmtp")]);
+    let total = |s: &[Sample]| value(s, "mailstow_connections_total", &[("protocol", "lmtp")]);
+
+    let mut c = ms.connect();
+    c.lhlo();
+    // Start-up probes were accepted before this one and are counted; once
+    // they are closed, this is the one open connection.
+    let s = ms.wait_until("the probes to close", |_| {
+        let (s, _) = scrape(port);
+        (open(&s) == 1.0).then_some(s)
+    });
+    let before = total(&s);
+    let mut c2 = ms.connect();
+    c2.lhlo();
+    let (s, _) = scrape(port);
+    assert_eq!((total(&s), open(&s)), (before + 1.0, 2.0));
+    c2.quit();
+    let mut bytes = 0;
+    for (to, subject) in [(A, "list"), (A, "drop"), (B, "plain"), (C, "kept")] {
+        let m = message("s@example.net", to, subject, "body");
+        bytes += m.len();
+        let r = c.deliver("s@example.net", &[to], &m);
+        assert_eq!(code(&r[0]), 250, "{r:?}");
+    }
+    assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net>")), 250);
+    assert_eq!(code(&c.cmd("RCPT TO:<nobody@example.org>")), 550);
+    assert_eq!(code(&c.cmd("RSET")), 250);
+
+    let (s, text) = scrape(port);
+    let deliveries = "mailstow_deliveries_total";
+    assert_eq!(
+        value(&s, deliveries, &[("outcome", "delivered")]),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(value(&s, deliveries, &[("outcome", "discarded")]), 1.0);
+    assert_eq!(
+        value(
+            &s,
+            deliveries,
+            &[("outcome", "rejected"), ("reason", "unknown_user")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "mailstow_delivery_duration_seconds_count", &[]),
+        4.0
+    );
+    let stored = value(&s, "mailstow_delivered_bytes_total", &[]);
+    // The three stored copies, each with the headers mailstow added.
+    let three: usize = bytes - message("s@example.net", A, "drop", "body").len();
+    assert!(
+        stored > three as f64 && stored < (three + 3 * 1024) as f64,
+        "{stored}"
+    );
+    let actions = "mailstow_sieve_actions_total";
+    assert_eq!(value(&s, actions, &[("action", "fileinto")]), 1.0);
+    assert_eq!(value(&s, actions, &[("action", "discard")]), 1.0);
+    assert_eq!(
+        value(&s, "mailstow_sieve_errors_total", &[("kind", "compile")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&s, "mailstow_connections_open", &[("protocol", "lmtp")]),
+        1.0
+    );
+    let fsyncs = "mailstow_fsync_duration_seconds_count";
+    assert!(value(&s, fsyncs, &[("what", "file")]) >= 3.0, "{text}");
+    assert!(value(&s, fsyncs, &[("what", "directory")]) >= 3.0, "{text}");
+    assert!(text.contains("mailstow_delivery_queue_depth 0"), "{text}");
+    assert!(text.contains("# HELP mailstow_deliveries_total "), "{text}");
+    assert!(text.contains("mailstow_delivery_duration_seconds_bucket{le=\"0.001\"}"));
+    assert_eq!(value(&s, "mailstow_build_info", &[]), 1.0);
+    c.quit();
+
+    // The connection closed; a reload is counted.
+    ms.signal(Signal::SIGHUP);
+    ms.wait_until("the reload", |m| {
+        m.log().contains("configuration reloaded").then_some(())
+    });
+    let s = ms.wait_until("the gauge to drop", |_| {
+        let (s, _) = scrape(port);
+        (open(&s) == 0.0 && value(&s, "mailstow_config_reloads_total", &[("result", "ok")]) == 1.0)
+            .then_some(s)
+    });
+    assert_eq!(total(&s), before + 1.0, "no connection counted twice");
+}

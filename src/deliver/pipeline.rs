@@ -733,7 +733,9 @@ fn store_failure(e: StoreError) -> Failure {
 
 /// The one INFO line per recipient outcome, Postfix style.
 pub fn log_outcome(env: &Envelope, rcpt: &Recipient, outcome: &RcptOutcome, size: u64) {
-    let delay = format!("{:.3}", env.started.elapsed().as_secs_f64());
+    let elapsed = env.started.elapsed();
+    crate::metrics::delivery(outcome, size, elapsed);
+    let delay = format!("{:.3}", elapsed.as_secs_f64());
     let to = format!("<{}>", rcpt.address);
     let orig_to = rcpt.orcpt.as_deref().map(|o| format!("<{o}>"));
     match outcome {

@@ -94,7 +94,9 @@ impl Pool {
             done,
             span: tracing::Span::current(),
         };
+        crate::metrics::queue(1.0);
         if self.queue.send(job).await.is_err() {
+            crate::metrics::queue(-1.0);
             return vec![RcptOutcome::Failed(Failure::Io("delivery pool stopped".into())); n];
         }
         result.await.unwrap_or_else(|_| {
@@ -119,6 +121,7 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
             Err(_) => return,
         };
         let Some(job) = job else { return };
+        crate::metrics::queue(-1.0);
         let n = job.rcpts.len();
         let _span = job.span.enter();
         let d = &job.deliverer;

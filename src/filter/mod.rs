@@ -209,6 +209,7 @@ impl Filter {
                 Err(e) => {
                     let msg = format!("{}: {e}", sref.path.display());
                     tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script does not compile; keeping the message");
+                    crate::metrics::sieve_error("compile");
                     plan.errors.push(msg);
                     keep_flags = Some(keep_flags.unwrap_or_default());
                     break;
@@ -233,6 +234,7 @@ impl Filter {
                 Err(ScriptError::Failed(e)) => {
                     let msg = format!("{}: {e}", sref.path.display());
                     tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script failed; its actions are dropped and the message kept");
+                    crate::metrics::sieve_error("runtime");
                     if !sref.admin {
                         self.user_log(user, &sref.path, &e);
                     }
@@ -250,6 +252,9 @@ impl Filter {
                 implicit: true,
                 message: current.clone(),
             });
+        }
+        if n > 0 {
+            crate::metrics::sieve_plan(&plan);
         }
         Ok(plan)
     }

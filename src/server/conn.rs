@@ -126,6 +126,7 @@ where
                         && !cfg.smtp.is_local_domain(&rcpt.domain)
                     {
                         let r = outcome::relay_denied();
+                        crate::metrics::rcpt_rejected("relay_denied");
                         tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %r, "recipient");
                         Err(r)
                     } else {
@@ -322,10 +323,12 @@ fn check_recipient(
             folder: None,
         }),
         Ok(None) => {
+            crate::metrics::rcpt_rejected("unknown_user");
             tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %outcome::unknown_user(), "recipient");
             Err(outcome::unknown_user())
         }
         Err(f) => {
+            crate::metrics::rcpt_rejected(crate::metrics::reason(&f));
             tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %f.reply(), reason = %f.detail(), "recipient");
             Err(f.reply())
         }

@@ -50,6 +50,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?.with_index_writers(writers)?);
+    if let Some(addr) = cfg.metrics.listen {
+        crate::metrics::install(addr)?;
+        tracing::info!(listen = %addr, "metrics endpoint listening");
+    }
     let mut listeners = Vec::new();
     for (b, service) in bound {
         listeners.push((b.into_listener()?, service));
@@ -116,7 +120,13 @@ async fn serve(
                 };
                 match accepted {
                     Ok(conn) => {
-                        if conn_tx.send((conn, permit, service.clone())).await.is_err() {
+                        // Counted in accept order; the gauge falls when
+                        // the connection's task ends.
+                        let open = crate::metrics::connection(match service.mode {
+                            Mode::Lmtp => "lmtp",
+                            Mode::Smtp => "smtp",
+                        });
+                        if conn_tx.send((conn, (permit, open), service.clone())).await.is_err() {
                             return;
                         }
                     }

@@ -28,11 +28,17 @@ pub async fn on_hangup(path: PathBuf, shared: Arc<Shared>) {
         // Reading files and compiling scripts is blocking work.
         let done = tokio::task::spawn_blocking(move || reload(&path2, &shared2)).await;
         match done {
-            Ok(Ok(applied)) => applied.adjust_limits(&shared),
-            Ok(Err(why)) => tracing::error!(
+            Ok(Ok(applied)) => {
+                crate::metrics::reload("ok");
+                applied.adjust_limits(&shared);
+            }
+            Ok(Err(why)) => {
+                crate::metrics::reload("refused");
+                tracing::error!(
                 config = %path.display(),
-                "reload refused, the running configuration stays: {why}"
-            ),
+                    "reload refused, the running configuration stays: {why}"
+                );
+            }
             Err(e) => tracing::error!(error = %e, "reload failed"),
         }
     }

@@ -99,7 +99,10 @@ pub(crate) fn fsync_dir_shared(dir: &Path) -> Result<(), StoreError> {
 
 fn fsync_dir(path: &Path) -> io::Result<()> {
     let file = File::open(path)?;
-    match file.sync_all() {
+    let t = std::time::Instant::now();
+    let synced = file.sync_all();
+    crate::metrics::fsync("directory", t.elapsed());
+    match synced {
         // Like Dovecot: some file systems cannot fsync a directory at all.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EBADF)) => Ok(()),
         r => r,

@@ -619,7 +619,10 @@ fn write_durably(
         .set_modified(received);
     file.set_times(times)
         .map_err(io_err("set times of", path))?;
-    file.sync_all().map_err(io_err("fsync", path))?;
+    let t = std::time::Instant::now();
+    let synced = file.sync_all();
+    crate::metrics::fsync("file", t.elapsed());
+    synced.map_err(io_err("fsync", path))?;
     fsops::close(file).map_err(io_err("close", path))
 }
 

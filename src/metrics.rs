@@ -1,0 +1,175 @@
+//! Prometheus metrics: every metric's name, labels, help text and buckets
+//! in one place, the exporter (metrics-exporter-prometheus, serving the text
+//! format over HTTP on the configured loopback address), and the small
+//! recording functions the rest of the code calls. Labels take only fixed
+//! strings, never an address, a user or a folder (bounded cardinality).
+//! Must not block or fail a delivery: without an exporter every call is a
+//! no-op.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+use crate::deliver::outcome::{Failure, RcptOutcome};
+use crate::filter::plan::{OutKind, Plan};
+
+const DELIVERIES: &str = "mailstow_deliveries_total";
+const DELIVERY_SECONDS: &str = "mailstow_delivery_duration_seconds";
+const DELIVERED_BYTES: &str = "mailstow_delivered_bytes_total";
+const SIEVE_ACTIONS: &str = "mailstow_sieve_actions_total";
+const SIEVE_ERRORS: &str = "mailstow_sieve_errors_total";
+const CONNECTIONS: &str = "mailstow_connections_total";
+const CONNECTIONS_OPEN: &str = "mailstow_connections_open";
+const FSYNC_SECONDS: &str = "mailstow_fsync_duration_seconds";
+const QUEUE_DEPTH: &str = "mailstow_delivery_queue_depth";
+const RELOADS: &str = "mailstow_config_reloads_total";
+const BUILD_INFO: &str = "mailstow_build_info";
+
+/// Start the exporter on `addr` (inside the runtime) and describe every
+/// metric. Call once, before connections are served.
+pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            Matcher::Full(DELIVERY_SECONDS.into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(FSYNC_SECONDS.into()),
+            &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ],
+        )?
+        .install()
+        .map_err(|e| anyhow::anyhow!("[metrics] listen = {addr}: {e}"))?;
+    describe_counter!(
+        DELIVERIES,
+        "Recipients by outcome (delivered, discarded, rejected at RCPT, bounced, deferred) and reason"
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "From the end of the message data to each recipient's outcome"
+    );
+    describe_counter!(
+        DELIVERED_BYTES,
+        metrics::Unit::Bytes,
+        "Message bytes stored, once per delivered recipient"
+    );
+    describe_counter!(SIEVE_ACTIONS, "Actions of Sieve scripts that ran, by kind");
+    describe_counter!(
+        SIEVE_ERRORS,
+        "Sieve scripts that did not compile or failed at run time (the message was kept)"
+    );
+    describe_counter!(CONNECTIONS, "Connections accepted, by protocol");
+    describe_gauge!(CONNECTIONS_OPEN, "Connections open now, by protocol");
+    describe_histogram!(
+        FSYNC_SECONDS,
+        metrics::Unit::Seconds,
+        "Time in fsync, for message files and for directories"
+    );
+    describe_gauge!(QUEUE_DEPTH, "Transactions waiting for a delivery thread");
+    describe_counter!(RELOADS, "SIGHUP reloads, by result");
+    describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(())
+}
+
+/// One recipient's outcome after its data, with the bytes stored.
+pub fn delivery(outcome: &RcptOutcome, size: u64, elapsed: Duration) {
+    let (status, reason) = match outcome {
+        RcptOutcome::Delivered { .. } => ("delivered", ""),
+        RcptOutcome::Discarded => ("discarded", ""),
+        RcptOutcome::Failed(f) => (outcome.status(), reason(f)),
+    };
+    counter!(DELIVERIES, "outcome" => status, "reason" => reason).increment(1);
+    histogram!(DELIVERY_SECONDS).record(elapsed.as_secs_f64());
+    if matches!(outcome, RcptOutcome::Delivered { .. }) {
+        counter!(DELIVERED_BYTES).increment(size);
+    }
+}
+
+/// A recipient refused at RCPT (`reason` as [`reason`] names failures, or
+/// "unknown_user", "relay_denied").
+pub fn rcpt_rejected(reason: &'static str) {
+    counter!(DELIVERIES, "outcome" => "rejected", "reason" => reason).increment(1);
+}
+
+/// The label of a failure: a fixed word per kind.
+pub fn reason(f: &Failure) -> &'static str {
+    match f {
+        Failure::NoSpace => "no_space",
+        Failure::Io(_) => "io",
+        Failure::UserLookup(_) => "user_lookup",
+        Failure::Spool(_) => "spool",
+        Failure::NoSuchUser => "unknown_user",
+        Failure::TooLarge => "too_large",
+        Failure::OverQuota { .. } => "over_quota",
+        Failure::Rejected(_) => "sieve_reject",
+    }
+}
+
+/// The actions of a plan that scripts made.
+pub fn sieve_plan(plan: &Plan) {
+    for s in &plan.stores {
+        let action = match (s.implicit, s.folder.eq_ignore_ascii_case("INBOX")) {
+            (true, _) => "implicit_keep",
+            (false, true) => "keep",
+            (false, false) => "fileinto",
+        };
+        counter!(SIEVE_ACTIONS, "action" => action).increment(1);
+    }
+    if plan.discarded {
+        counter!(SIEVE_ACTIONS, "action" => "discard").increment(1);
+    }
+    if plan.reject.is_some() {
+        counter!(SIEVE_ACTIONS, "action" => "reject").increment(1);
+    }
+    for o in &plan.outgoing {
+        let action = match o.kind {
+            OutKind::Redirect => "redirect",
+            OutKind::Vacation => "vacation",
+            OutKind::Notify => "notify",
+        };
+        counter!(SIEVE_ACTIONS, "action" => action).increment(1);
+    }
+}
+
+/// A script that failed: "compile" or "runtime".
+pub fn sieve_error(kind: &'static str) {
+    counter!(SIEVE_ERRORS, "kind" => kind).increment(1);
+}
+
+/// A connection accepted; the open gauge goes down when the guard drops.
+pub fn connection(protocol: &'static str) -> ConnectionGuard {
+    counter!(CONNECTIONS, "protocol" => protocol).increment(1);
+    gauge!(CONNECTIONS_OPEN, "protocol" => protocol).increment(1.0);
+    ConnectionGuard(protocol)
+}
+
+pub struct ConnectionGuard(&'static str);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        gauge!(CONNECTIONS_OPEN, "protocol" => self.0).decrement(1.0);
+    }
+}
+
+/// Time spent in one fsync: `what` is "file" or "directory".
+pub fn fsync(what: &'static str, elapsed: Duration) {
+    histogram!(FSYNC_SECONDS, "what" => what).record(elapsed.as_secs_f64());
+}
+
+/// A transaction entered (+1) or left (-1) the delivery queue.
+pub fn queue(delta: f64) {
+    gauge!(QUEUE_DEPTH).increment(delta);
+}
+
+/// A SIGHUP reload: "ok" or "refused".
+pub fn reload(result: &'static str) {
+    counter!(RELOADS, "result" => result).increment(1);
+}
