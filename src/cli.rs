@@ -136,6 +136,16 @@ fn setup(path: &std::path::Path, listens: bool) -> Result<Arc<Config>, u8> {
 }
 
 pub fn serve(config: PathBuf) -> u8 {
+    // SIGHUP means reload; until the server catches it, one must not stop
+    // the process (its default action). The configuration is read below,
+    // so a reload asked for before that is not lost.
+    // SAFETY: SIG_IGN installs no handler code; only one thread exists.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
     let cfg = match setup(&config, true) {
         Ok(c) => c,
         Err(code) => return code,
@@ -185,7 +195,9 @@ pub fn config_check(config: PathBuf, quiet: bool) -> u8 {
             return outcome::EX_CONFIG;
         }
     };
-    let findings = mailstow::config::check(&cfg, mailstow::config::Scope { user_scripts: true });
+    let mut findings =
+        mailstow::config::check(&cfg, mailstow::config::Scope { user_scripts: true });
+    mailstow::config::check_config_file(&cfg, &config, &mut findings);
     if !quiet {
         println!("# effective configuration of {}", config.display());
         print!("{}", cfg.effective_toml());

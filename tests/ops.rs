@@ -144,6 +144,10 @@ fn config_check_judges_directories_as_the_configured_user() {
 /// Rewrite the running config with `edit` and send SIGHUP; wait for the
 /// log line that says how it went (`expect`), counting earlier ones.
 fn reload(ms: &mut Mailstow, edit: impl FnOnce(String) -> String, expect: &str) {
+    // SIGHUP is caught once the server says it is ready.
+    ms.wait_until("the server to be ready", |m| {
+        m.log().contains(" ready").then_some(())
+    });
     let before = ms.log().matches(expect).count();
     let text = fs::read_to_string(&ms.config).unwrap();
     fs::write(&ms.config, edit(text)).unwrap();
@@ -434,4 +438,46 @@ fn the_metrics_endpoint_counts_outcomes_sieve_connections_and_fsyncs() {
             .then_some(s)
     });
     assert_eq!(total(&s), before + 1.0, "no connection counted twice");
+}
+
+#[test]
+fn a_reload_after_giving_up_root_checks_as_that_user() {
+    let mut opts = crate::util::Options::new(&["a@example.org"]);
+    opts.top_extra = "user = \"vmail\"".into();
+    let mut ms = Mailstow::start_with(opts);
+    chown(&ms.mail_root, vmail());
+    reload(
+        &mut ms,
+        |t| t.replace("max_errors", "# max_errors") + "\n",
+        "configuration reloaded",
+    );
+    // Root's mail root: vmail could not deliver into it, so it is refused.
+    chown(&ms.mail_root, Owner { uid: 0, gid: 0 });
+    reload(&mut ms, |t| t, "reload refused");
+    let log = ms.log();
+    let line = log.lines().rfind(|l| l.contains("reload refused")).unwrap();
+    assert!(
+        line.contains("storage.mail_root") && line.contains(&ms.mail_root.display().to_string()),
+        "{line}"
+    );
+    // A config file vmail cannot read: refused, naming the file.
+    chown(&ms.mail_root, vmail());
+    fs::set_permissions(&ms.config, fs::Permissions::from_mode(0o600)).unwrap();
+    reload(&mut ms, |t| t, "reload refused");
+    let log = ms.log();
+    let line = log.lines().rfind(|l| l.contains("reload refused")).unwrap();
+    assert!(
+        line.contains("mailstow.toml") && line.contains("ermission denied"),
+        "{line}"
+    );
+    // And `config check` warns about it beforehand.
+    let out = config_check(&ms.config, true);
+    assert!(
+        stderr(&out).contains("warning: [user]") && stderr(&out).contains("reload"),
+        "{}",
+        stderr(&out)
+    );
+    let mut c = ms.connect();
+    c.lhlo();
+    c.quit();
 }

@@ -157,6 +157,21 @@ pub fn check(cfg: &Config, scope: Scope) -> Findings {
     f
 }
 
+/// The config file itself: `serve` reads it again on SIGHUP as the account
+/// it runs as, which must be able to (a warning: only reload is lost).
+pub fn check_config_file(cfg: &Config, path: &Path, f: &mut Findings) {
+    let who = Who::of(cfg);
+    if who.account.is_none() {
+        return;
+    }
+    if let Err(reason) = who.access(path, FILE_R) {
+        f.warn(
+            "user",
+            format!("{reason}: a reload (SIGHUP) reads the file as this user and would fail"),
+        );
+    }
+}
+
 /// The account whose access counts.
 struct Who {
     /// The account `serve` drops to; None: this process as it is.

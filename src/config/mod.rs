@@ -12,7 +12,7 @@ mod check;
 mod effective;
 mod tls;
 
-pub use check::{check, Finding, Findings, Scope};
+pub use check::{check, check_config_file, Finding, Findings, Scope};
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, Error)]

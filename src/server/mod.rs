@@ -48,6 +48,8 @@ pub async fn run(
     config_path: std::path::PathBuf,
     bound: Vec<(listener::Bound, Service)>,
 ) -> anyhow::Result<()> {
+    // Caught from here on (ignored before, see `cli::serve`).
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let deliverer = Arc::new(Deliverer::new(Arc::clone(&cfg))?.with_index_writers(writers)?);
     if let Some(addr) = cfg.metrics.listen {
@@ -69,7 +71,8 @@ pub async fn run(
         permits: Arc::new(Semaphore::new(cfg.limits.max_connections)),
         per_ip: per_ip::PerIp::new(cfg.limits.max_connections_per_ip),
     });
-    let hangups = tokio::spawn(reload::on_hangup(config_path, Arc::clone(&shared)));
+    let hangups = tokio::spawn(reload::on_hangup(hangup, config_path, Arc::clone(&shared)));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "ready");
     let shared = serve(listeners, shared, stop_rx).await;
     signals.abort();
     hangups.abort();

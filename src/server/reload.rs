@@ -8,20 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::Signal;
 
 use super::conn::Shared;
 use crate::config::{self, Config};
 
-/// Reload on every SIGHUP until the task is aborted.
-pub async fn on_hangup(path: PathBuf, shared: Arc<Shared>) {
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot catch SIGHUP: reload unavailable");
-            return;
-        }
-    };
+/// Reload on every SIGHUP `hup` receives until the task is aborted.
+pub async fn on_hangup(mut hup: Signal, path: PathBuf, shared: Arc<Shared>) {
     while hup.recv().await.is_some() {
         let shared2 = Arc::clone(&shared);
         let path2 = path.clone();
