@@ -54,6 +54,7 @@ pub async fn run(cfg: Arc<Config>, bound: Vec<(listener::Bound, Service)>) -> an
         let _ = stop_tx.send(true);
     });
     let pool = Pool::start(deliverer, cfg.delivery.threads, cfg.delivery.queue_depth)?;
+    crate::store::tmpclean::spawn(&cfg.storage.mail_root, &cfg.hostname);
     let shared = Arc::new(Shared {
         cfg: Arc::clone(&cfg),
         pool,
