@@ -182,6 +182,14 @@ fn a_full_disk_gets_452_4_3_1_damages_nothing_and_delivery_resumes_when_space_re
         all_files(&md)
     );
     assert_eq!(md.messages("INBOX").len(), 1, "only the first message");
+    let shown = md.root.display().to_string();
+    assert!(
+        ms.log()
+            .lines()
+            .any(|l| l.contains("452 4.3.1") && l.contains(&shown)),
+        "no log line names the full Maildir:\n{}",
+        tail(&ms.log(), 10)
+    );
     assert!(
         fs_.free() + 64 * 1024 >= free_before,
         "the partial file's space came back"
@@ -214,14 +222,12 @@ fn a_full_disk_gets_452_4_3_1_damages_nothing_and_delivery_resumes_when_space_re
     // Nothing earlier is damaged and no partial file is visible.
     let files = md.messages("INBOX");
     assert_eq!(files.len(), stored.len());
-    for (f, (tag, sent)) in files.iter().zip(&stored) {
-        assert!(f.name.contains(",S="), "{}", f.name);
-        let at = find(&f.bytes, b"Subject: ").unwrap() + 9;
-        assert!(
-            f.bytes[at..].starts_with(tag.as_bytes()),
-            "{} is not {tag}",
-            f.name
-        );
+    for (tag, sent) in &stored {
+        let subject = format!("Subject: {tag}\r\n");
+        let f = files
+            .iter()
+            .find(|f| find(&f.bytes, subject.as_bytes()).is_some())
+            .unwrap_or_else(|| panic!("{tag} is gone"));
         assert_intact(f, sent);
     }
     assert!(all_files(&md).iter().all(|(sub, _)| sub != "tmp"));
@@ -458,4 +464,51 @@ fn a_missing_spool_directory_gets_451_with_the_path_logged() {
     let r = send(&mut c, &[ALICE], &body("large-again", 20_000));
     assert!(r[0][0].starts_with("250 "), "{r:?}");
     let _ = fs::remove_dir_all(&spool);
+}
+
+#[test]
+fn a_full_spool_directory_gets_452_4_3_1_with_the_path_logged() {
+    if !root_or_skip("spool full") {
+        return;
+    }
+    // The spool on 512 KiB of its own; messages over 1 MiB (the default
+    // spool_memory_max) are written there.
+    let spool_dir = crate::util::temp_dir("mailstow-spoolfs-");
+    let spool = spool_dir.path().join("spool");
+    fs::create_dir(&spool).unwrap();
+    let spool_fs = Tmpfs::mount(&spool, "size=512k,mode=0755");
+    let mut opts = Options::new(&[ALICE, BOB]);
+    opts.extra_toml = format!(
+        "[delivery]\nspool_dir = {}\n",
+        crate::util::toml_str(&spool.to_string_lossy())
+    );
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    let log_before = ms.log().len();
+    let r = send(
+        &mut c,
+        &[ALICE, BOB],
+        &body("too-big-for-the-spool", 2_000_000),
+    );
+    assert!(
+        r.iter().all(|r| r[0].starts_with("452 4.3.1 ")),
+        "spool full: {r:?}"
+    );
+    let shown = spool.display().to_string();
+    let lines: Vec<String> = ms.log()[log_before..]
+        .lines()
+        .filter(|l| l.contains("deferred") && l.contains(&shown))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", tail(&ms.log(), 20));
+    eprintln!("spool full: {} | {}", r[0][0], lines[0].trim());
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    // The spool file was unlinked from the start: its space is back.
+    assert!(spool_fs.free() > 400 * 1024, "spool space not returned");
+    let r = send(&mut c, &[ALICE], &body("fits-in-memory", 20_000));
+    assert!(r[0][0].starts_with("250 "), "{r:?}");
+    drop(c);
+    drop(ms);
+    drop(spool_fs);
 }
