@@ -4,7 +4,8 @@
 //! space midway and every one after the disk fills get `452 4.3.1`, nothing
 //! stored earlier is damaged, no partial file is visible, the index stays
 //! sound, and delivery resumes by itself when space returns — also for a
-//! message Postfix deferred meanwhile. Permissions and missing directories,
+//! message Postfix deferred meanwhile; a full spool directory gets `452
+//! 4.3.1` too. Permissions and missing directories (spool included),
 //! with mailstow running unprivileged: `451 4.3.0`, a log line naming the
 //! path, never a 250 and never a crash (the same connection delivers the
 //! next transaction). Must not leave a mount behind (unmounted on Drop, also
