@@ -430,7 +430,9 @@ fn a_missing_spool_directory_gets_451_with_the_path_logged() {
     if !root_or_skip("spool") {
         return;
     }
-    let spool = std::env::temp_dir().join(format!("mailstow-spool-{}", std::process::id()));
+    // Inside a temp dir, so that it goes even when the test panics.
+    let spool_parent = crate::util::temp_dir("mailstow-spool-");
+    let spool = spool_parent.path().join("spool");
     let ms = unprivileged(&format!(
         "[delivery]\nspool_dir = {}\nspool_memory_max = 4096\n",
         crate::util::toml_str(&spool.to_string_lossy())
@@ -464,7 +466,6 @@ fn a_missing_spool_directory_gets_451_with_the_path_logged() {
     chown(&spool, ms.owner);
     let r = send(&mut c, &[ALICE], &body("large-again", 20_000));
     assert!(r[0][0].starts_with("250 "), "{r:?}");
-    let _ = fs::remove_dir_all(&spool);
 }
 
 #[test]
