@@ -349,15 +349,11 @@ fn read_stdin(cfg: &Config) -> Result<Spool, Failure> {
         if spool.len() + chunk.len() as u64 > cfg.limits.max_message_size {
             return Err(Failure::TooLarge);
         }
-        spool
-            .append(chunk)
-            .map_err(|e| Failure::Spool(format!("spool: {e}")))?;
+        spool.append(chunk).map_err(|e| Failure::spool(&e))?;
     }
     if in_from_line.is_none() {
         // Fewer than five bytes in all.
-        spool
-            .append(&head)
-            .map_err(|e| Failure::Spool(format!("spool: {e}")))?;
+        spool.append(&head).map_err(|e| Failure::spool(&e))?;
     }
     Ok(spool)
 }

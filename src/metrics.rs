@@ -102,7 +102,7 @@ pub fn rcpt_rejected(reason: &'static str) {
 /// The label of a failure: a fixed word per kind.
 pub fn reason(f: &Failure) -> &'static str {
     match f {
-        Failure::NoSpace => "no_space",
+        Failure::NoSpace(_) => "no_space",
         Failure::Io(_) => "io",
         Failure::UserLookup(_) => "user_lookup",
         Failure::Spool(_) => "spool",

@@ -10,6 +10,7 @@ mod peers;
 
 mod crash;
 mod e2e;
+mod faults;
 mod hostile;
 mod index;
 mod lmtp;

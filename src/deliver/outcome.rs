@@ -20,8 +20,9 @@ pub enum RcptOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// ENOSPC / EDQUOT: 452 4.3.1.
-    NoSpace,
+    /// ENOSPC / EDQUOT (the mailbox's file system or the spool's): 452
+    /// 4.3.1; the text says where (for the log).
+    NoSpace(String),
     /// Any other I/O problem: 451 4.3.0, the text says what failed (for the
     /// log; the client sees a generic text).
     Io(String),
@@ -88,7 +89,7 @@ impl Failure {
 
     pub fn reply(&self) -> Reply {
         match self {
-            Failure::NoSpace => Reply::new(452, "4.3.1", "Insufficient system storage"),
+            Failure::NoSpace(_) => Reply::new(452, "4.3.1", "Insufficient system storage"),
             Failure::Io(_) | Failure::Spool(_) => {
                 Reply::new(451, "4.3.0", "Temporary local error, try again later")
             }
@@ -117,11 +118,23 @@ impl Failure {
         }
     }
 
+    /// A spool that could not be written: a full disk (or quota) is
+    /// `NoSpace`, as for the mailbox, anything else `Spool`.
+    pub fn spool(e: &std::io::Error) -> Failure {
+        use std::io::ErrorKind;
+        let text = format!("spool: {e}");
+        match e.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Failure::NoSpace(text),
+            _ => Failure::Spool(text),
+        }
+    }
+
     /// The detail for logs.
     pub fn detail(&self) -> String {
         match self {
-            Failure::NoSpace => "no space left on device".into(),
-            Failure::Io(s) | Failure::UserLookup(s) | Failure::Spool(s) => s.clone(),
+            Failure::NoSpace(s) | Failure::Io(s) | Failure::UserLookup(s) | Failure::Spool(s) => {
+                s.clone()
+            }
             Failure::NoSuchUser => "user unknown".into(),
             Failure::TooLarge => "message too large".into(),
             Failure::Rejected(r) => format!("rejected by filter: {r}"),
@@ -232,7 +245,7 @@ mod tests {
         };
         let reject = RcptOutcome::Failed(Failure::Rejected("not here".into()));
         let gone = RcptOutcome::Failed(Failure::NoSuchUser);
-        let full = RcptOutcome::Failed(Failure::NoSpace);
+        let full = RcptOutcome::Failed(Failure::NoSpace("no space at /m".into()));
         let summary = |v: SmtpVerdict| match v {
             SmtpVerdict::Delivered(r) | SmtpVerdict::Failed(r) => r.summary(),
             SmtpVerdict::Partial { failed } => format!("partial {failed:?}"),
@@ -271,7 +284,7 @@ mod tests {
         };
         assert_eq!(ok.reply("X").summary(), "250 2.0.0 X Saved in INBOX");
         assert_eq!(ok.exit_code(), EX_OK);
-        let full = RcptOutcome::Failed(Failure::NoSpace);
+        let full = RcptOutcome::Failed(Failure::NoSpace("no space at /m".into()));
         assert_eq!(
             full.reply("X").summary(),
             "452 4.3.1 Insufficient system storage"
@@ -291,5 +304,25 @@ mod tests {
             RcptOutcome::Failed(Failure::TooLarge).exit_code(),
             EX_DATAERR
         );
+    }
+
+    #[test]
+    fn a_full_spool_is_a_full_disk_and_other_spool_errors_are_451() {
+        use std::io::{Error, ErrorKind};
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let f = Failure::spool(&Error::from_raw_os_error(errno));
+            assert_eq!(f.reply().summary(), "452 4.3.1 Insufficient system storage");
+        }
+        // The kind decides, so a message that names the directory keeps it.
+        let named = Error::new(ErrorKind::StorageFull, "spool file in /var/tmp: full");
+        let f = Failure::spool(&named);
+        assert_eq!(f.reply().code, 452);
+        assert!(f.detail().contains("/var/tmp"), "{}", f.detail());
+        let f = Failure::spool(&Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            f.reply().summary(),
+            "451 4.3.0 Temporary local error, try again later"
+        );
+        assert!(f.detail().starts_with("spool: "), "{}", f.detail());
     }
 }

@@ -726,7 +726,7 @@ impl<'a> LazyState<'a> {
 
 fn store_failure(e: StoreError) -> Failure {
     match e {
-        StoreError::NoSpace { .. } => Failure::NoSpace,
+        e @ StoreError::NoSpace { .. } => Failure::NoSpace(e.to_string()),
         other => Failure::Io(other.to_string()),
     }
 }

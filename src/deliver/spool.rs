@@ -44,15 +44,19 @@ impl Spool {
         }
         self.len += chunk.len() as u64;
         if let Some(f) = self.file.as_mut() {
-            return f.write_all(chunk);
+            return f.write_all(chunk).map_err(|e| at_dir(&self.dir, e));
         }
         if self.mem.len() + chunk.len() <= self.memory_max {
             self.mem.extend_from_slice(chunk);
             return Ok(());
         }
-        let mut f = tempfile::tempfile_in(&self.dir)?;
-        f.write_all(&self.mem)?;
-        f.write_all(chunk)?;
+        let spill = |dir: &PathBuf| {
+            let mut f = tempfile::tempfile_in(dir)?;
+            f.write_all(&self.mem)?;
+            f.write_all(chunk)?;
+            Ok(f)
+        };
+        let f = spill(&self.dir).map_err(|e| at_dir(&self.dir, e))?;
         self.mem = Vec::new();
         self.file = Some(f);
         Ok(())
@@ -123,6 +127,12 @@ impl Spool {
     }
 }
 
+/// A spool file error naming the spool directory (the file itself has no
+/// name), with the same kind, so a full disk is still recognised.
+fn at_dir(dir: &std::path::Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("spool file in {}: {e}", dir.display()))
+}
+
 /// The spool's bytes, however they are held.
 pub enum SpoolBytes<'a> {
     Memory(&'a [u8]),
@@ -164,5 +174,17 @@ mod tests {
             Body::File { len, .. } => assert_eq!(len, 24),
             Body::Bytes(_) => panic!("expected a file body"),
         }
+    }
+
+    #[test]
+    fn a_spool_error_names_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        let mut s = Spool::new(missing.clone(), 4);
+        s.append(b"abc").unwrap();
+        let e = s.append(b"defgh").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let text = e.to_string();
+        assert!(text.contains(&missing.display().to_string()), "{text}");
     }
 }

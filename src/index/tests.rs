@@ -180,11 +180,11 @@ fn index_in(mode: UidMode) -> (tempfile::TempDir, Index) {
     (home, ix)
 }
 
-/// A delivery received now.
-/// The delivery of a saved file, received when the file was written (its
-/// mtime, as the index reads it back; a later clock reading may fall in
-/// the next second), or now when the file is gone already.
+/// A delivery received when its file was saved.
 fn delivered<'a>(saved: &'a Saved, head: &'a [u8]) -> Delivered<'a> {
+    // The time the save gave the file, as the pipeline passes the same
+    // receive time to both ("now" may fall in the next second); now when
+    // the test has already moved or removed the file.
     let received = std::fs::metadata(&saved.path)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| SystemTime::now());

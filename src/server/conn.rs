@@ -105,7 +105,7 @@ where
     });
     let mut out = Vec::with_capacity(1024);
     let mut buf = vec![0u8; READ_SIZE];
-    let mut spool: Option<Result<Spool, String>> = None;
+    let mut spool: Option<Result<Spool, Failure>> = None;
     let mut started = Instant::now();
     // The idle timeout covers a whole command line: it restarts only when
     // the session answers something, never for bytes that end no line.
@@ -151,7 +151,7 @@ where
                             s.append(&chunk)
                         };
                         if let Err(e) = appended {
-                            spool = Some(Err(format!("spool: {e}")));
+                            spool = Some(Err(Failure::spool(&e)));
                         }
                     }
                 }
@@ -340,7 +340,7 @@ async fn deliver(
     d: &Arc<Deliverer>,
     link: &Link<'_>,
     tx: Transaction<Recipient>,
-    spool: Option<Result<Spool, String>>,
+    spool: Option<Result<Spool, Failure>>,
     started: Instant,
 ) -> Vec<Reply> {
     let env = envelope(
@@ -375,7 +375,7 @@ async fn deliver(
                     .deliver(Arc::clone(d), env.clone(), tx.recipients, spool)
                     .await
             }
-            Some(Err(e)) => fail_all(&env, &tx.recipients, Failure::Spool(e)),
+            Some(Err(f)) => fail_all(&env, &tx.recipients, f),
             None => fail_all(
                 &env,
                 &tx.recipients,

@@ -15,6 +15,7 @@ mod keywords;
 mod names;
 pub mod quota;
 mod subscriptions;
+pub mod tmpclean;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, FileTimes};
