@@ -66,7 +66,6 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let pool = Pool::start(deliverer, cfg.delivery.threads, cfg.delivery.queue_depth)?;
-    crate::store::tmpclean::spawn(&cfg.storage.mail_root, &cfg.hostname);
     let shared = Arc::new(Shared {
         pool,
         permits: Arc::new(Semaphore::new(cfg.limits.max_connections)),
