@@ -23,6 +23,7 @@ Usage (as root; installs postfix and dovecot packages when missing):
       --client target/release/examples/lmtp-client [--out DIR] [--work /tmp/mailstow-bench]
       [--sizes 4096,102400,10485760] [--concs 1,4,16,64] [--rcpts 1,10]
       [--modes nosieve,sieve10] [--scale 1.0] [--no-extras] [--no-floor]
+      [--metrics 127.0.0.1:9154]
 Output (DIR): floor.csv, load.csv, latency.csv, extras.csv, machine.txt,
 and results.md (summarize.py).
 """
@@ -41,6 +42,9 @@ NUSERS = 100
 DOVECOT_PORT = 24024
 MAILSTOW_PORT = 24200
 SIEVE = os.path.join(HERE, "ten-rules.sieve")
+# --metrics ADDR: mailstow serves Prometheus metrics there (to measure what
+# recording them costs).
+METRICS = None
 HZ = os.sysconf("SC_CLK_TCK")
 
 LOAD_COLS = ["mode", "server", "size", "concurrency", "rcpts", "count", "wall_s", "msgs_per_s",
@@ -229,6 +233,8 @@ level = "warn"
 [sieve]
 autocreate = true
 """)
+            if METRICS:
+                f.write(f'[metrics]\nlisten = "{METRICS}"\n')
 
     def start(self, mode):
         self.stop()
@@ -466,9 +472,12 @@ def main():
     ap.add_argument("--servers", default="dovecot,mailstow")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the messages per run")
     ap.add_argument("--no-extras", action="store_true")
+    ap.add_argument("--metrics", metavar="ADDR", help="mailstow serves [metrics] on ADDR")
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--extras-only", action="store_true", help="no matrix, no floor")
     a = ap.parse_args()
+    global METRICS
+    METRICS = a.metrics
     if not a.work.startswith("/tmp/"):
         raise SystemExit("bench: --work must be under /tmp")
     a.bin, a.client = os.path.abspath(a.bin), os.path.abspath(a.client)
