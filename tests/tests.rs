@@ -13,6 +13,7 @@ mod e2e;
 mod hostile;
 mod index;
 mod lmtp;
+mod package;
 mod pipe;
 mod privilege;
 mod quota;
