@@ -237,6 +237,19 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
         assert!(depends.contains(d), "Depends lacks {d}: {depends}");
     }
 
+    // The Debian changelog names the version the package has.
+    let changelog = fs::read_to_string(repo("packaging/debian/changelog")).unwrap();
+    let logged = changelog
+        .lines()
+        .next()
+        .and_then(|l| l.split(['(', ')']).nth(1))
+        .unwrap_or_default();
+    assert_eq!(
+        field("Version").trim(),
+        logged,
+        "packaging/debian/changelog"
+    );
+
     let files = deb_contents(deb);
     let entry = |path: &str| {
         files
@@ -252,6 +265,8 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
         ("/usr/lib/systemd/system/mailstow.socket", "-rw-r--r--"),
         ("/usr/share/man/man8/mailstow.8.gz", "-rw-r--r--"),
         ("/usr/share/doc/mailstow/copyright", "-rw-r--r--"),
+        ("/usr/share/doc/mailstow/changelog.Debian.gz", "-rw-r--r--"),
+        ("/usr/share/lintian/overrides/mailstow", "-rw-r--r--"),
         (
             "/usr/share/doc/mailstow/examples/postfix/main.cf.snippet",
             "-rw-r--r--",
