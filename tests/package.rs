@@ -757,28 +757,20 @@ fn package_installs_in_clean_debian_12_and_the_installed_mailstow_delivers_as_th
     let host_socket = root.join(listen.trim_start_matches('/'));
     fs::create_dir_all(host_socket.parent().unwrap()).unwrap();
 
+    let unit = UnitRun {
+        root,
+        exec_start: &exec_start,
+        caps: &caps,
+        umask,
+        nofile,
+    };
     let log_path = root_dir.path().join("mailstow.log");
-    let log = fs::File::create(&log_path).unwrap();
-    let script = format!(
-        "export LISTEN_PID=$$; exec setpriv --no-new-privs --bounding-set=-all,{} {exec_start}",
-        caps.join(",")
-    );
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", &script])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_FDNAMES", &fdname)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    let hand_over = socket_activation::prepare(root, &listen, socket_mode, umask, nofile);
-    // SAFETY: the closure only makes async-signal-safe system calls on
-    // memory prepared before the fork (see socket_activation::in_child).
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || hand_over.in_child());
-    }
-    let mut p = Proc::spawn("installed mailstow", &mut cmd, false);
+    let handed = Handed {
+        path: &listen,
+        name: &fdname,
+        mode: socket_mode,
+    };
+    let mut p = unit.spawn(Some(handed), &log_path);
     let pid = p.pid();
 
     // The socket listens from the start; the greeting says mailstow is up.
@@ -812,6 +804,91 @@ fn package_installs_in_clean_debian_12_and_the_installed_mailstow_delivers_as_th
     assert!(status.success() && !killed, "{status}: {log_text}");
     assert!(host_socket.exists());
 
+    // Without mailstow.socket, mailstow binds the socket itself, in a
+    // private/ that Postfix owns (mode 0700, here uid 65534): the bounding
+    // set must hold what that takes, and CAP_DAC_OVERRIDE is needed.
+    fs::remove_file(&host_socket).unwrap();
+    let private = host_socket.parent().unwrap();
+    nix::unistd::chown(private, Some(65534.into()), Some(65534.into())).unwrap();
+    fs::set_permissions(private, fs::Permissions::from_mode(0o700)).unwrap();
+    let fewer: Vec<String> = caps
+        .iter()
+        .filter(|c| *c != "+dac_override")
+        .cloned()
+        .collect();
+    let short = UnitRun {
+        caps: &fewer,
+        ..unit
+    };
+    let denied_log = root_dir.path().join("denied.log");
+    let mut p = short.spawn(None, &denied_log);
+    let status = p
+        .wait_exit(TIMEOUT)
+        .expect("exits without CAP_DAC_OVERRIDE");
+    let text = util::read_text(&denied_log);
+    assert_eq!(status.code(), Some(78), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+
+    let bound_log = root_dir.path().join("bound.log");
+    let mut p = unit.spawn(None, &bound_log);
+    let mut c = poll(TIMEOUT, || {
+        if p.exited().is_some() {
+            panic!("exited: {}", util::read_text(&bound_log));
+        }
+        LmtpClient::try_unix(&host_socket).ok()
+    })
+    .expect("mailstow binds its socket");
+    c.lhlo();
+    let r = c.deliver(
+        "s@example.net",
+        &[ALICE],
+        &message("s@example.net", ALICE, "bound", "no socket unit\n"),
+    );
+    assert_eq!(code(&r[0]), 250, "{r:?}\n{}", util::read_text(&bound_log));
+    c.quit();
+    let (status, _) = p.terminate(TIMEOUT);
+    assert!(status.success(), "{}", util::read_text(&bound_log));
+    // Nothing listens any more. (The file itself stays: mailstow, now
+    // vmail, may not unlink it from Postfix's private/; the next start,
+    // as root, replaces the stale socket.)
+    assert!(std::os::unix::net::UnixStream::connect(&host_socket).is_err());
+
+    // Pipe mode as Postfix's master.cf snippet runs it: as vmail, with the
+    // packaged configuration and files.
+    let mut deliver = Command::new("chroot");
+    deliver
+        .arg(format!("--userspec={uid}:{gid}"))
+        .arg(root)
+        .args([
+            "/usr/bin/mailstow",
+            "deliver",
+            "--config",
+            "/etc/mailstow/mailstow.toml",
+            "-f",
+            "s@example.net",
+            "-d",
+            ALICE,
+        ])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = deliver.spawn().expect("run mailstow deliver");
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &message("s@example.net", ALICE, "piped", "pipe mode\n"),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        Maildir::of(&root.join("var/vmail"), ALICE)
+            .messages("INBOX")
+            .len(),
+        3
+    );
+
     // Purge: the units go, the spool goes, the mail and the account stay.
     let (status, text) = output(
         Command::new("chroot")
@@ -830,17 +907,73 @@ fn package_installs_in_clean_debian_12_and_the_installed_mailstow_delivers_as_th
         Maildir::of(&root.join("var/vmail"), ALICE)
             .messages("INBOX")
             .len(),
-        1,
+        3,
         "purge never removes mail"
     );
     assert_eq!(getent(root, "passwd", "vmail")[2], uid.to_string());
     eprintln!("package: install test took {:.1?}", started.elapsed());
 }
 
-/// What systemd does between fork and exec for a socket-activated service,
-/// done by hand: enter the root, bind and listen on the socket unit's path
-/// there (so its address is the one the configuration names), hand it
-/// over as fd 3, set the umask and the open-file limit.
+/// The installed service's settings, applied by hand (no systemd runs
+/// here): the root, ExecStart=, CapabilityBoundingSet= (as setpriv
+/// arguments), UMask=, LimitNOFILE=, and NoNewPrivileges=yes.
+#[derive(Clone, Copy)]
+struct UnitRun<'a> {
+    root: &'a Path,
+    exec_start: &'a str,
+    caps: &'a [String],
+    umask: u32,
+    nofile: u64,
+}
+
+/// The socket unit's socket: ListenStream=, FileDescriptorName=,
+/// SocketMode=.
+struct Handed<'a> {
+    path: &'a str,
+    name: &'a str,
+    mode: u32,
+}
+
+impl UnitRun<'_> {
+    /// Start ExecStart= in the root, output to `log_path`, with the socket
+    /// handed over as fd 3 when `handed` is given.
+    fn spawn(&self, handed: Option<Handed>, log_path: &Path) -> Proc {
+        let log = fs::File::create(log_path).unwrap();
+        let script = format!(
+            "export LISTEN_PID=$$; exec setpriv --no-new-privs --bounding-set=-all,{} {}",
+            self.caps.join(","),
+            self.exec_start
+        );
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &script])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(h) = &handed {
+            cmd.env("LISTEN_FDS", "1").env("LISTEN_FDNAMES", h.name);
+        }
+        let setup = socket_activation::prepare(
+            self.root,
+            handed.map(|h| (h.path, h.mode)),
+            self.umask,
+            self.nofile,
+        );
+        // SAFETY: the closure only makes async-signal-safe system calls on
+        // memory prepared before the fork (see socket_activation::in_child).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || setup.in_child());
+        }
+        Proc::spawn("installed mailstow", &mut cmd, false)
+    }
+}
+
+/// What systemd does between fork and exec for a (socket-activated)
+/// service, done by hand: enter the root, bind and listen on the socket
+/// unit's path there when there is one (so its address is the one the
+/// configuration names) and hand it over as fd 3, set the umask and the
+/// open-file limit.
 mod socket_activation {
     use std::ffi::CString;
     use std::io;
@@ -849,21 +982,32 @@ mod socket_activation {
 
     pub struct HandOver {
         root: CString,
-        path: CString,
-        addr: libc::sockaddr_un,
-        mode: libc::mode_t,
+        socket: Option<Socket>,
         umask: libc::mode_t,
         nofile: libc::rlim_t,
     }
 
-    pub fn prepare(root: &Path, path: &str, mode: u32, umask: u32, nofile: u64) -> HandOver {
-        // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        assert!(path.len() < addr.sun_path.len(), "socket path too long");
-        for (d, s) in addr.sun_path.iter_mut().zip(path.as_bytes()) {
-            *d = *s as libc::c_char;
-        }
+    struct Socket {
+        path: CString,
+        addr: libc::sockaddr_un,
+        mode: libc::mode_t,
+    }
+
+    pub fn prepare(root: &Path, socket: Option<(&str, u32)>, umask: u32, nofile: u64) -> HandOver {
+        let socket = socket.map(|(path, mode)| {
+            // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+            let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            assert!(path.len() < addr.sun_path.len(), "socket path too long");
+            for (d, s) in addr.sun_path.iter_mut().zip(path.as_bytes()) {
+                *d = *s as libc::c_char;
+            }
+            Socket {
+                path: CString::new(path).expect("socket path"),
+                addr,
+                mode,
+            }
+        });
         // LimitNOFILE=, as far as this machine lets root raise it (a
         // container may withhold CAP_SYS_RESOURCE).
         let mut hard = libc::rlimit {
@@ -878,9 +1022,7 @@ mod socket_activation {
         let nofile = nofile.min(hard.rlim_max);
         HandOver {
             root: CString::new(root.as_os_str().as_bytes()).expect("root path"),
-            path: CString::new(path).expect("socket path"),
-            addr,
-            mode,
+            socket,
             umask,
             nofile,
         }
@@ -902,17 +1044,19 @@ mod socket_activation {
             unsafe {
                 check(libc::chroot(self.root.as_ptr()))?;
                 check(libc::chdir(c"/".as_ptr()))?;
-                let fd = check(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0))?;
-                check(libc::bind(
-                    fd,
-                    std::ptr::addr_of!(self.addr).cast(),
-                    std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-                ))?;
-                check(libc::chmod(self.path.as_ptr(), self.mode))?;
-                check(libc::listen(fd, 128))?;
-                if fd != 3 {
-                    check(libc::dup2(fd, 3))?;
-                    libc::close(fd);
+                if let Some(s) = &self.socket {
+                    let fd = check(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0))?;
+                    check(libc::bind(
+                        fd,
+                        std::ptr::addr_of!(s.addr).cast(),
+                        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+                    ))?;
+                    check(libc::chmod(s.path.as_ptr(), s.mode))?;
+                    check(libc::listen(fd, 128))?;
+                    if fd != 3 {
+                        check(libc::dup2(fd, 3))?;
+                        libc::close(fd);
+                    }
                 }
                 libc::umask(self.umask);
                 let limit = libc::rlimit {

@@ -755,6 +755,23 @@ impl LmtpClient {
         Ok(c)
     }
 
+    /// As [`LmtpClient::try_tcp`], on a unix socket.
+    pub fn try_unix(path: &Path) -> io::Result<LmtpClient> {
+        let conn = Conn::Unix(UnixStream::connect(path)?);
+        conn.set_read_timeout(Duration::from_secs(120))?;
+        let writer = conn.try_clone()?;
+        let mut c = LmtpClient {
+            reader: BufReader::new(conn),
+            writer,
+            greeting: Vec::new(),
+        };
+        c.greeting = c.try_read_reply()?;
+        if code(&c.greeting) != 220 {
+            return Err(io::Error::other(format!("greeting {:?}", c.greeting)));
+        }
+        Ok(c)
+    }
+
     /// Write without panicking.
     pub fn try_write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.writer.write_all(bytes)?;
