@@ -328,6 +328,8 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
         postinst[..start].contains("if [ -d /run/systemd/system ]"),
         "{postinst}"
     );
+    // The account exists before the units start.
+    assert!(postinst.find("adduser --system").unwrap() < start);
     let postrm = fs::read_to_string(ctrl.path().join("postrm")).unwrap();
     assert!(postrm.contains("deb-systemd-helper purge"), "{postrm}");
 
@@ -347,7 +349,7 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
 
     // The man page is gzipped and renders without a warning.
     let mut man = String::new();
-    flate_decompress(
+    gunzip(
         &root.path().join("usr/share/man/man8/mailstow.8.gz"),
         &mut man,
     );
@@ -371,7 +373,7 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
 }
 
 /// `gzip -dc path` into `out`.
-fn flate_decompress(path: &Path, out: &mut String) {
+fn gunzip(path: &Path, out: &mut String) {
     let mut child = Command::new("gzip")
         .arg("-dc")
         .arg(path)
@@ -484,6 +486,16 @@ fn socket_activation_serves_the_handed_sockets_and_notifies_readiness_and_stop()
         "both sockets taken, neither bound anew:\n{log}"
     );
     assert!(!log.contains("not list"), "{log}");
+    // The handed fds (3 and 4) are close-on-exec now: no child inherits them.
+    for fd in [3, 4] {
+        let info = fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", ms.pid())).unwrap();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+            .unwrap();
+        assert_ne!(flags & libc::O_CLOEXEC as u32, 0, "fd {fd}: {info}");
+    }
 
     // Over each handed socket, a delivery.
     let unix = ms.unix.clone().unwrap();
