@@ -61,6 +61,37 @@ fn output(cmd: &mut Command) -> (std::process::ExitStatus, String) {
     (out.status, text)
 }
 
+/// Install what these tests run (systemd-analyze and
+/// systemd-socket-activate, man, debootstrap) when missing, as on a fresh
+/// machine: once per test process, under the host lock.
+fn ensure_tools() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let present = || {
+            [
+                "/usr/bin/systemd-analyze",
+                "/usr/bin/systemd-socket-activate",
+                "/usr/bin/man",
+                "/usr/sbin/debootstrap",
+            ]
+            .iter()
+            .all(|p| Path::new(p).exists())
+        };
+        if present() {
+            return;
+        }
+        let _lock = util::host_lock();
+        if present() {
+            return;
+        }
+        run(Command::new("apt-get").arg("update"));
+        run(Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "systemd", "man-db", "debootstrap"]));
+        assert!(present(), "systemd, man-db or debootstrap still missing");
+    });
+}
+
 // ---------------------------------------------------------------------------
 // The packaged files, without building anything
 // ---------------------------------------------------------------------------
@@ -153,6 +184,7 @@ fn deb() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
     DEB.get_or_init(|| {
         let started = Instant::now();
+        ensure_tools();
         ensure_cargo_deb();
         let bin = Path::new(env!("CARGO_BIN_EXE_mailstow"));
         // .../target/debug/mailstow: the target dir and the profile's dir.
@@ -457,6 +489,7 @@ fn next_notification(sock: &UnixDatagram, timeout: Duration) -> Option<String> {
 
 #[test]
 fn socket_activation_serves_the_handed_sockets_and_notifies_readiness_and_stop() {
+    ensure_tools();
     let notify_dir = tempfile::tempdir().unwrap();
     let notify_path = notify_dir.path().join("notify");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -524,6 +557,7 @@ fn socket_activation_serves_the_handed_sockets_and_notifies_readiness_and_stop()
 /// (`{addr}` there is the handed socket's address); trigger it with a
 /// connection and return its exit status and output.
 fn activate_and_fail(fdname: &str, tables: &str) -> (std::process::ExitStatus, String) {
+    ensure_tools();
     let dir = util::temp_dir("mailstow-activation-");
     let addr = util::free_v4();
     fs::write(dir.path().join("users"), "").unwrap();
@@ -594,15 +628,6 @@ fn clean_debian_root() -> tempfile::TempDir {
         let _lock = util::host_lock();
         if !cache.is_file() {
             let started = Instant::now();
-            if Command::new("debootstrap")
-                .arg("--version")
-                .output()
-                .is_err()
-            {
-                run(Command::new("apt-get")
-                    .args(["install", "-y", "-q", "debootstrap"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"));
-            }
             let parent = cache.parent().expect("cache has a directory");
             fs::create_dir_all(parent).expect("mkdir cache dir");
             let build = tempfile::Builder::new()
