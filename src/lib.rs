@@ -6,8 +6,9 @@
 //! - [`config`]: the TOML file, validated once into typed values.
 //! - [`proto`]: LMTP and SMTP commands, addresses, replies, the DATA
 //!   receiver and the session state machine: bytes in, events out. No I/O.
-//! - [`server`]: tokio listeners (TCP, unix), the connection driver,
-//!   STARTTLS, timeouts, connection limits and graceful shutdown.
+//! - [`server`]: tokio listeners (TCP, unix, sockets handed over by
+//!   systemd), the connection driver, STARTTLS, timeouts, connection
+//!   limits, graceful shutdown and sd_notify.
 //! - [`users`]: recipient address to user: Dovecot passwd-file, recipient
 //!   delimiter, domain case.
 //! - [`deliver`]: the delivery pool (threads), the per-recipient pipeline,

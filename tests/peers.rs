@@ -128,7 +128,7 @@ impl Dovecot {
         // The packaging snippet with the two deployment paths replaced.
         let snippet_path = packaging("dovecot/mailstow.conf");
         let snippet = fs::read_to_string(&snippet_path).expect("read dovecot snippet");
-        for p in ["/etc/mailstow/users", "/var/mail/mailstow"] {
+        for p in ["/etc/mailstow/users", "/var/vmail"] {
             assert!(
                 snippet.contains(p),
                 "{} no longer mentions {p}",
@@ -137,7 +137,7 @@ impl Dovecot {
         }
         let snippet = snippet
             .replace("/etc/mailstow/users", &users_file.to_string_lossy())
-            .replace("/var/mail/mailstow", &mail_root.to_string_lossy());
+            .replace("/var/vmail", &mail_root.to_string_lossy());
         fs::write(d.join("mailstow.conf"), snippet).expect("write snippet");
         fs::create_dir(d.join("state")).expect("mkdir state");
 

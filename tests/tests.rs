@@ -15,6 +15,7 @@ mod hostile;
 mod index;
 mod lmtp;
 mod ops;
+mod package;
 mod pipe;
 mod privilege;
 mod quota;

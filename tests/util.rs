@@ -293,17 +293,27 @@ pub fn write_passwd_file(path: &Path, addresses: &[String], owner: Owner) {
 // The mailstow server
 // ---------------------------------------------------------------------------
 
-/// `mailstow serve --config` with stdout and stderr appended to `log_path`.
-fn spawn_serve(config: &Path, log_path: &Path) -> Proc {
+/// `mailstow serve --config` with stdout and stderr appended to `log_path`,
+/// run by `launcher` when it is not empty (a command that execs its
+/// arguments, such as systemd-socket-activate).
+fn spawn_serve(config: &Path, log_path: &Path, launcher: &[String]) -> Proc {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path)
         .expect("open mailstow.log");
+    let bin = env!("CARGO_BIN_EXE_mailstow");
+    let mut cmd = match launcher.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     Proc::spawn(
         "mailstow",
-        Command::new(env!("CARGO_BIN_EXE_mailstow"))
-            .arg("serve")
+        cmd.arg("serve")
             .arg("--config")
             .arg(config)
             .stdin(Stdio::null())
@@ -336,6 +346,11 @@ pub struct Options {
     /// Appended to the end of the generated config: whole tables the
     /// fixture does not write itself (`[sieve]`, `[outbound]`, `[delivery]`).
     pub extra_toml: String,
+    /// A command that runs mailstow (its program and arguments, the
+    /// mailstow command line appended); `{tcp}` in an argument is the IPv4
+    /// listener's address, `{unix}` the unix socket's path. Empty: mailstow
+    /// runs directly.
+    pub launcher: Vec<String>,
 }
 
 impl Options {
@@ -353,6 +368,7 @@ impl Options {
             lmtp_extra: String::new(),
             top_extra: String::new(),
             extra_toml: String::new(),
+            launcher: Vec::new(),
         }
     }
 }
@@ -371,6 +387,8 @@ pub struct Mailstow {
     pub users_file: PathBuf,
     pub log_path: PathBuf,
     pub owner: Owner,
+    /// [`Options::launcher`], `{tcp}` and `{unix}` replaced.
+    launcher: Vec<String>,
 }
 
 /// chown to a numeric owner (the tests run as root).
@@ -453,7 +471,18 @@ impl Mailstow {
         fs::write(&config, config_text).expect("write mailstow.toml");
 
         let log_path = dir.path().join("mailstow.log");
-        let proc = spawn_serve(&config, &log_path);
+        let launcher: Vec<String> = opts
+            .launcher
+            .iter()
+            .map(|a| {
+                let a = a.replace("{tcp}", &tcp.to_string());
+                match &unix {
+                    Some(p) => a.replace("{unix}", &p.to_string_lossy()),
+                    None => a,
+                }
+            })
+            .collect();
+        let proc = spawn_serve(&config, &log_path, &launcher);
         let mut m = Mailstow {
             proc,
             dir,
@@ -465,6 +494,7 @@ impl Mailstow {
             users_file,
             log_path,
             owner,
+            launcher,
         };
         m.wait_ready();
         m
@@ -565,7 +595,7 @@ impl Mailstow {
             self.proc.exited().is_some(),
             "restart needs a stopped mailstow"
         );
-        self.proc = spawn_serve(&self.config, &self.log_path);
+        self.proc = spawn_serve(&self.config, &self.log_path, &self.launcher);
         self.wait_ready();
     }
 
@@ -711,6 +741,23 @@ impl LmtpClient {
     /// killed): Err if it cannot connect or sends no 220.
     pub fn try_tcp(addr: SocketAddr) -> io::Result<LmtpClient> {
         let conn = Conn::Tcp(TcpStream::connect_timeout(&addr, Duration::from_secs(10))?);
+        conn.set_read_timeout(Duration::from_secs(120))?;
+        let writer = conn.try_clone()?;
+        let mut c = LmtpClient {
+            reader: BufReader::new(conn),
+            writer,
+            greeting: Vec::new(),
+        };
+        c.greeting = c.try_read_reply()?;
+        if code(&c.greeting) != 220 {
+            return Err(io::Error::other(format!("greeting {:?}", c.greeting)));
+        }
+        Ok(c)
+    }
+
+    /// As [`LmtpClient::try_tcp`], on a unix socket.
+    pub fn try_unix(path: &Path) -> io::Result<LmtpClient> {
+        let conn = Conn::Unix(UnixStream::connect(path)?);
         conn.set_read_timeout(Duration::from_secs(120))?;
         let writer = conn.try_clone()?;
         let mut c = LmtpClient {

@@ -1,6 +1,6 @@
 //! Binding the LMTP and SMTP listeners: TCP (IPv4 and IPv6) and unix
 //! sockets (mode set, a stale socket file replaced, the file removed when
-//! the listener is dropped), each with the [`Service`] it offers. Must not
+//! the listener is dropped unless systemd made it), each with the [`Service`] it offers. Must not
 //! accept or speak the protocol.
 
 use std::io;
@@ -44,12 +44,22 @@ pub enum Listener {
     Unix(UnixListener, SocketFile),
 }
 
-/// Removes the socket file when dropped (at exit).
-pub struct SocketFile(PathBuf);
+/// Removes the socket file when dropped (at exit), unless the socket came
+/// from systemd (whose socket unit owns the file).
+pub struct SocketFile(Option<PathBuf>);
+
+impl SocketFile {
+    /// A socket file that is not ours to remove.
+    pub fn kept() -> SocketFile {
+        SocketFile(None)
+    }
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -115,7 +125,7 @@ pub fn bind_std(addr: &ListenAddr, socket_mode: u32) -> Result<Bound, BindError>
             remove_stale(path).map_err(fail)?;
             let l =
                 std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
-            let guard = SocketFile(path.clone());
+            let guard = SocketFile(Some(path.clone()));
             l.set_nonblocking(true).map_err(|e| fail(e.to_string()))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode))
                 .map_err(|e| fail(format!("setting mode {socket_mode:o}: {e}")))?;

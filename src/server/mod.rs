@@ -9,6 +9,7 @@ pub mod conn;
 pub mod listener;
 pub mod per_ip;
 pub mod reload;
+pub mod systemd;
 pub mod tls;
 
 use std::sync::Arc;
@@ -23,20 +24,29 @@ use conn::Shared;
 use listener::{Listener, Service};
 
 /// Binds every configured listener, without the runtime (so that root can
-/// be given up between binding and starting it).
+/// be given up between binding and starting it); sockets systemd handed
+/// over are taken instead of binding ([`systemd`]).
 pub fn bind_all(cfg: &Config) -> anyhow::Result<Vec<(listener::Bound, Service)>> {
+    let mut handed = systemd::Inherited::take(cfg)?;
     let mut bound = Vec::new();
     for addr in &cfg.lmtp.listen {
         let service = Service::new(cfg, Mode::Lmtp, addr);
-        bound.push((listener::bind_std(addr, cfg.lmtp.socket_mode)?, service));
+        bound.push((
+            handed.claim_or_bind(Mode::Lmtp, addr, cfg.lmtp.socket_mode)?,
+            service,
+        ));
         tracing::info!(listen = %addr, "listening");
     }
     for addr in &cfg.smtp.listen {
         let service = Service::new(cfg, Mode::Smtp, addr);
         let starttls = service.tls.is_some();
-        bound.push((listener::bind_std(addr, cfg.lmtp.socket_mode)?, service));
+        bound.push((
+            handed.claim_or_bind(Mode::Smtp, addr, cfg.lmtp.socket_mode)?,
+            service,
+        ));
         tracing::info!(listen = %addr, protocol = "smtp", starttls, "listening");
     }
+    bound.extend(handed.unclaimed(cfg));
     Ok(bound)
 }
 
@@ -63,6 +73,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
+        systemd::notify_stopping();
         let _ = stop_tx.send(true);
     });
     let pool = Pool::start(deliverer, cfg.delivery.threads, cfg.delivery.queue_depth)?;
@@ -73,6 +84,7 @@ pub async fn run(
     });
     let hangups = tokio::spawn(reload::on_hangup(hangup, config_path, Arc::clone(&shared)));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ready");
+    systemd::notify_ready();
     let shared = serve(listeners, shared, stop_rx).await;
     signals.abort();
     hangups.abort();

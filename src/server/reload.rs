@@ -16,6 +16,7 @@ use crate::config::{self, Config};
 /// Reload on every SIGHUP `hup` receives until the task is aborted.
 pub async fn on_hangup(mut hup: Signal, path: PathBuf, shared: Arc<Shared>) {
     while hup.recv().await.is_some() {
+        super::systemd::notify_reloading();
         let shared2 = Arc::clone(&shared);
         let path2 = path.clone();
         // Reading files and compiling scripts is blocking work.
@@ -34,6 +35,8 @@ pub async fn on_hangup(mut hup: Signal, path: PathBuf, shared: Arc<Shared>) {
             }
             Err(e) => tracing::error!(error = %e, "reload failed"),
         }
+        // Done either way: the old or the new configuration serves.
+        super::systemd::notify_ready();
     }
 }
 
