@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the pure parts on every delivery's path: the
 //! command parser, a whole LMTP session transcript through the state
 //! machine, the DATA receiver (dot-unstuffing, end detection) at 4 KiB,
-//! 100 KiB and 10 MiB, the added header block, and folder name mapping.
+//! 100 KiB and 10 MiB, the added header block, folder name mapping, and
+//! the metrics one delivery records (with the Prometheus recorder on).
 //! Must not touch the disk or the network (those are benches/lmtp).
 //!
 //! Run: `cargo bench --bench hot` (a report per group under
@@ -178,12 +179,38 @@ fn folder_names(c: &mut Criterion) {
     g.finish();
 }
 
+/// What `[metrics]` costs a delivery: its outcome (counter, histogram,
+/// bytes), the file and directory fsync times, and the queue gauge in and
+/// out, recorded into the Prometheus recorder.
+fn metrics_per_delivery(c: &mut Criterion) {
+    use mailstow::deliver::RcptOutcome;
+    use std::time::Duration;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the only recorder");
+    let delivered = RcptOutcome::Delivered {
+        folder: "INBOX".into(),
+    };
+    c.bench_function("metrics/one delivery", |b| {
+        b.iter(|| {
+            mailstow::metrics::queue(1.0);
+            mailstow::metrics::queue(-1.0);
+            mailstow::metrics::fsync("file", Duration::from_micros(900));
+            mailstow::metrics::fsync("directory", Duration::from_micros(700));
+            mailstow::metrics::delivery(black_box(&delivered), 4096, Duration::from_micros(1800));
+        })
+    });
+    // Rendered, so the recorder really holds the samples.
+    assert!(handle.render().contains("mailstow_deliveries_total"));
+}
+
 criterion_group!(
     benches,
     parser,
     session,
     data_receiver,
     header_block,
-    folder_names
+    folder_names,
+    metrics_per_delivery
 );
 criterion_main!(benches);
