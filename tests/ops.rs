@@ -481,3 +481,61 @@ fn a_reload_after_giving_up_root_checks_as_that_user() {
     c.lhlo();
     c.quit();
 }
+
+/// A client connected at the TCP level; whether the server greeted it
+/// within `wait`.
+fn greeted(s: &mut std::net::TcpStream, wait: std::time::Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 512];
+    match s.read(&mut buf) {
+        Ok(n) => buf[..n].starts_with(b"220 "),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_reload_raises_and_lowers_the_connection_limit_without_closing_anyone() {
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let mut opts = crate::util::Options::new(&["a@example.org"]);
+    opts.max_connections = 1;
+    let mut ms = Mailstow::start_with(opts);
+    let mut first = ms.connect();
+    first.lhlo();
+    let mut second = TcpStream::connect(ms.tcp).unwrap();
+    assert!(
+        !greeted(&mut second, Duration::from_millis(300)),
+        "over the limit: waits"
+    );
+
+    reload(
+        &mut ms,
+        |t| t.replace("max_connections = 1\n", "max_connections = 2\n"),
+        "configuration reloaded",
+    );
+    assert!(
+        greeted(&mut second, Duration::from_secs(10)),
+        "raised: served"
+    );
+
+    // Lowered with two open: both stay; a third waits until one is gone
+    // and the count is under the new limit.
+    reload(
+        &mut ms,
+        |t| t.replace("max_connections = 2\n", "max_connections = 1\n"),
+        "configuration reloaded",
+    );
+    assert_eq!(code(&first.cmd("NOOP")), 250, "the open one is kept");
+    let mut third = TcpStream::connect(ms.tcp).unwrap();
+    first.quit();
+    assert!(
+        !greeted(&mut third, Duration::from_millis(500)),
+        "one still open: limit 1"
+    );
+    drop(second);
+    assert!(
+        greeted(&mut third, Duration::from_secs(10)),
+        "none open: served"
+    );
+}

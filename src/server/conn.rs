@@ -30,7 +30,7 @@ const READ_SIZE: usize = 16 * 1024;
 pub struct Shared {
     pub pool: Pool,
     /// The connection limit: a permit is taken before each accept.
-    pub permits: Arc<tokio::sync::Semaphore>,
+    pub limit: Arc<super::limit::ConnLimit>,
     pub per_ip: Arc<super::per_ip::PerIp>,
 }
 

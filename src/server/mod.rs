@@ -6,6 +6,7 @@
 //! Maildir or Sieve.
 
 pub mod conn;
+pub mod limit;
 pub mod listener;
 pub mod per_ip;
 pub mod reload;
@@ -14,7 +15,7 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
@@ -79,7 +80,7 @@ pub async fn run(
     let pool = Pool::start(deliverer, cfg.delivery.threads, cfg.delivery.queue_depth)?;
     let shared = Arc::new(Shared {
         pool,
-        permits: Arc::new(Semaphore::new(cfg.limits.max_connections)),
+        limit: Arc::new(limit::ConnLimit::new(cfg.limits.max_connections)),
         per_ip: per_ip::PerIp::new(cfg.limits.max_connections_per_ip),
     });
     let hangups = tokio::spawn(reload::on_hangup(hangup, config_path, Arc::clone(&shared)));
@@ -108,14 +109,14 @@ async fn serve(
 ) -> Arc<Shared> {
     // Permits exist for the connection limit: taken before accept, so excess
     // clients wait in the kernel's backlog instead of costing us memory.
-    let permits = Arc::clone(&shared.permits);
+    let limit = Arc::clone(&shared.limit);
     let per_ip = Arc::clone(&shared.per_ip);
     let mut conns = JoinSet::new();
     let mut acceptors = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
     let mut socket_files = Vec::new();
     for (l, service) in listeners {
-        let permits = Arc::clone(&permits);
+        let limit = Arc::clone(&limit);
         let conn_tx = conn_tx.clone();
         let mut stop = stop.clone();
         let (l, file) = match l {
@@ -126,7 +127,7 @@ async fn serve(
         acceptors.spawn(async move {
             loop {
                 let permit = tokio::select! {
-                    p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    p = limit.acquire() => match p { Some(p) => p, None => return },
                     _ = stop.changed() => return,
                 };
                 let accepted = tokio::select! {
@@ -141,7 +142,11 @@ async fn serve(
                             Mode::Lmtp => "lmtp",
                             Mode::Smtp => "smtp",
                         });
-                        if conn_tx.send((conn, (permit, open), service.clone())).await.is_err() {
+                        if conn_tx
+                            .send((conn, (permit, open), service.clone()))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

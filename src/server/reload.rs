@@ -43,8 +43,8 @@ pub async fn on_hangup(mut hup: Signal, path: PathBuf, shared: Arc<Shared>) {
 /// What a reload changed that the caller applies on the runtime.
 #[derive(Debug)]
 pub struct Applied {
-    old_connections: usize,
-    new_connections: usize,
+    connections: usize,
+    per_ip: usize,
 }
 
 /// Load, validate and put in force the configuration at `path`. Err: why it
@@ -78,29 +78,16 @@ pub fn reload(path: &Path, shared: &Shared) -> Result<Applied, String> {
     }
     tracing::info!(config = %path.display(), "configuration reloaded");
     Ok(Applied {
-        old_connections: running.limits.max_connections,
-        new_connections: new.limits.max_connections,
+        connections: new.limits.max_connections,
+        per_ip: new.limits.max_connections_per_ip,
     })
 }
 
 impl Applied {
-    /// The connection limits: the per-address one at once; the total by
-    /// adding permits, or by taking the surplus out as connections end.
+    /// The connection limits, from the next accept on: the per-address one
+    /// at once, the total as [`super::limit::ConnLimit::resize`] does it.
     pub fn adjust_limits(&self, shared: &Shared) {
-        shared
-            .per_ip
-            .set_max(shared.cfg().limits.max_connections_per_ip);
-        let (old, new) = (self.old_connections, self.new_connections);
-        if new > old {
-            shared.permits.add_permits(new - old);
-        } else if new < old {
-            let permits = Arc::clone(&shared.permits);
-            let surplus = u32::try_from(old - new).unwrap_or(u32::MAX);
-            tokio::spawn(async move {
-                if let Ok(p) = permits.acquire_many_owned(surplus).await {
-                    p.forget();
-                }
-            });
-        }
+        shared.per_ip.set_max(self.per_ip);
+        shared.limit.resize(self.connections);
     }
 }
