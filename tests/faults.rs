@@ -433,14 +433,17 @@ fn a_missing_spool_directory_gets_451_with_the_path_logged() {
     // Inside a temp dir, so that it goes even when the test panics.
     let spool_parent = crate::util::temp_dir("mailstow-spool-");
     let spool = spool_parent.path().join("spool");
-    let ms = unprivileged(&format!(
+    let mut ms = unprivileged(&format!(
         "[delivery]\nspool_dir = {}\nspool_memory_max = 4096\n",
         crate::util::toml_str(&spool.to_string_lossy())
     ));
-    // Created for vmail at start (just after binding: poll); gone now.
-    let made = poll(TIMEOUT, || spool.is_dir().then_some(()));
+    // Created (and chowned) for vmail at start, before the server says it
+    // is ready; removing it any earlier would fail the start itself.
+    ms.wait_until("the server to be ready", |m| {
+        m.log().contains(" ready").then_some(())
+    });
     assert!(
-        made.is_some(),
+        spool.is_dir(),
         "the spool directory was not created at start"
     );
     fs::remove_dir(&spool).unwrap();
