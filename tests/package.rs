@@ -298,6 +298,7 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
         ("/usr/share/man/man8/mailstow.8.gz", "-rw-r--r--"),
         ("/usr/share/doc/mailstow/copyright", "-rw-r--r--"),
         ("/usr/share/doc/mailstow/changelog.Debian.gz", "-rw-r--r--"),
+        ("/usr/share/doc/mailstow/operations.md", "-rw-r--r--"),
         ("/usr/share/lintian/overrides/mailstow", "-rw-r--r--"),
         (
             "/usr/share/doc/mailstow/examples/postfix/main.cf.snippet",
