@@ -198,8 +198,7 @@ pub fn config_check(config: PathBuf, quiet: bool) -> u8 {
             return outcome::EX_CONFIG;
         }
     };
-    let mut findings =
-        mailstow::config::check(&cfg, mailstow::config::Scope { user_scripts: true });
+    let mut findings = mailstow::config::check(&cfg, mailstow::config::Scope::ALL);
     mailstow::config::check_config_file(&cfg, &config, &mut findings);
     if !quiet {
         println!("# effective configuration of {}", config.display());

@@ -432,7 +432,7 @@ fn both_units_pass_systemd_analyze_verify() {
     // Documentation= man pages exist, so the units are verified as
     // installed: under --root, in the package's own tree (where
     // /usr/bin/mailstow and the man page are the packaged ones), beside
-    // this Debian's own units (the targets they name) and /bin/kill
+    // this Debian's own units (the targets they name) and /bin/sh
     // (ExecReload=). Every line it prints counts, not only its status.
     util::vmail();
     let root = tempfile::tempdir().unwrap();
@@ -449,7 +449,7 @@ fn both_units_pass_systemd_analyze_verify() {
         }
     }
     fs::create_dir_all(root.path().join("bin")).unwrap();
-    fs::copy("/bin/kill", root.path().join("bin/kill")).expect("copy /bin/kill");
+    fs::copy("/bin/sh", root.path().join("bin/sh")).expect("copy /bin/sh");
     let verify = || {
         output(
             Command::new("systemd-analyze")
@@ -1130,4 +1130,254 @@ mod socket_activation {
             Ok(())
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Under a real systemd: the clean root booted in a container
+// ---------------------------------------------------------------------------
+
+/// A Debian root booted by `systemd-nspawn --boot` (systemd as the
+/// container's PID 1, sharing the host's network), powered off on drop.
+struct Container {
+    nspawn: Proc,
+    /// The host pid of the container's systemd.
+    init: u32,
+    log: PathBuf,
+}
+
+impl Container {
+    /// Boot `root`; None (with the reason printed) when this machine cannot
+    /// run a container at all, which is the environment's limit, not ours.
+    fn boot(root: &Path) -> Option<Container> {
+        // Inside the root, so it goes with it.
+        let log = root.join("nspawn-boot.log");
+        let file = fs::File::create(&log).expect("create the boot log");
+        let nspawn = Proc::spawn(
+            "systemd-nspawn",
+            Command::new("systemd-nspawn")
+                .args([
+                    "--quiet",
+                    "--register=no",
+                    "--keep-unit",
+                    "--console=passive",
+                ])
+                .arg("--directory")
+                .arg(root)
+                .arg("--boot")
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().expect("dup log"))
+                .stderr(file),
+            true,
+        );
+        // The container's systemd is nspawn's child.
+        let init = poll(Duration::from_secs(30), || {
+            let children =
+                fs::read_to_string(format!("/proc/{0}/task/{0}/children", nspawn.pid())).ok()?;
+            let pid: u32 = children.split_whitespace().next()?.parse().ok()?;
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "systemd").then_some(pid)
+        });
+        let Some(init) = init else {
+            eprintln!(
+                "skipped: systemd-nspawn cannot boot a container here:\n{}",
+                util::read_text(&log)
+            );
+            return None;
+        };
+        let c = Container { nspawn, init, log };
+        // Booted: the default target reached (or the boot finished with a
+        // failed unit, which the caller sees in systemctl's answers).
+        let booted = poll(TIMEOUT, || {
+            let (_, state) = c.exec(&["systemctl", "is-system-running"]);
+            matches!(state.trim(), "running" | "degraded").then_some(())
+        });
+        assert!(
+            booted.is_some(),
+            "the container did not boot:\n{}",
+            c.boot_log()
+        );
+        Some(c)
+    }
+
+    /// Run a command inside the container.
+    fn exec(&self, args: &[&str]) -> (std::process::ExitStatus, String) {
+        output(
+            Command::new("nsenter")
+                .arg("--target")
+                .arg(self.init.to_string())
+                .args(["--mount", "--uts", "--ipc", "--pid", "--"])
+                .args(args)
+                .env("SYSTEMD_PAGER", "")
+                .env("SYSTEMD_COLORS", "0"),
+        )
+    }
+
+    fn boot_log(&self) -> String {
+        tail(&util::read_text(&self.log), 40)
+    }
+
+    /// The journal of one unit, as text.
+    fn journal(&self, unit: &str) -> String {
+        self.exec(&["journalctl", "--no-pager", "-o", "cat", "-u", unit])
+            .1
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.exec(&["systemctl", "poweroff"]);
+        if self.nspawn.wait_exit(Duration::from_secs(30)).is_none() {
+            self.nspawn.terminate(Duration::from_secs(10));
+        }
+    }
+}
+
+#[test]
+fn the_package_starts_reloads_and_stops_under_systemd_in_a_clean_debian_12() {
+    if !is_root() {
+        eprintln!("skipped: booting a container needs root");
+        return;
+    }
+    if !Path::new("/usr/bin/systemd-nspawn").exists() {
+        let _lock = util::host_lock();
+        run(Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "systemd-container"]));
+    }
+    let deb = deb();
+    let root_dir = clean_debian_root();
+    let root = root_dir.path();
+    // A bootable minimal Debian: systemd as init, and the package.
+    fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+    fs::copy(deb, root.join("tmp/mailstow.deb")).unwrap();
+    run(Command::new("chroot")
+        .arg(root)
+        .args([
+            "sh",
+            "-c",
+            "apt-get update -q && apt-get install -y -q --no-install-recommends \
+             systemd systemd-sysv dbus && dpkg -i /tmp/mailstow.deb",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"));
+    let uid = getent(root, "passwd", "vmail")[2].clone();
+    let gid = getent(root, "group", "vmail")[2].clone();
+    let users = root.join("etc/mailstow/users");
+    let mut text = fs::read_to_string(&users).unwrap();
+    text.push_str(&format!("{ALICE}:{{PLAIN}}secret:{uid}:{gid}::::\n"));
+    fs::write(&users, text).unwrap();
+
+    let Some(ct) = Container::boot(root) else {
+        return;
+    };
+    // Started at boot, through the socket unit, and notified ready.
+    let (status, state) = ct.exec(&[
+        "systemctl",
+        "is-active",
+        "mailstow.socket",
+        "mailstow.service",
+    ]);
+    assert!(
+        status.success(),
+        "{state}\n{}\n{}",
+        ct.journal("mailstow.service"),
+        ct.boot_log()
+    );
+    let show = ct
+        .exec(&[
+            "systemctl",
+            "show",
+            "mailstow.service",
+            "-p",
+            "Type",
+            "-p",
+            "NRestarts",
+            "-p",
+            "TriggeredBy",
+        ])
+        .1;
+    assert!(
+        show.contains("Type=notify") && show.contains("NRestarts=0"),
+        "{show}"
+    );
+    assert!(show.contains("TriggeredBy=mailstow.socket"), "{show}");
+    let journal = ct.journal("mailstow.service");
+    assert!(journal.contains("socket from systemd"), "{journal}");
+
+    // The sandbox is applied: the server runs as vmail with no
+    // capability, no new privileges and a system-call filter.
+    let main_pid = ct
+        .exec(&[
+            "systemctl",
+            "show",
+            "mailstow.service",
+            "-p",
+            "MainPID",
+            "--value",
+        ])
+        .1;
+    let main_pid = main_pid.trim().to_owned();
+    let (_, status_text) = ct.exec(&["cat", &format!("/proc/{main_pid}/status")]);
+    let field = |k: &str| {
+        status_text
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), uid, "{status_text}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status_text}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status_text}");
+    assert_eq!(field("Seccomp:"), "2", "{status_text}");
+
+    // A delivery over the socket systemd made in Postfix's private/.
+    let socket = root.join("var/spool/postfix/private/mailstow");
+    let mut c = LmtpClient::unix(&socket);
+    c.lhlo();
+    let r = c.deliver(
+        "s@example.net",
+        &[ALICE],
+        &message("s@example.net", ALICE, "under systemd", "hi\n"),
+    );
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+    c.quit();
+    let files = Maildir::of(&root.join("var/vmail"), ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1);
+
+    // systemctl reload: SIGHUP through ExecReload, RELOADING then READY.
+    let (status, text) = ct.exec(&["systemctl", "reload", "mailstow.service"]);
+    assert!(
+        status.success(),
+        "{text}\n{}",
+        ct.journal("mailstow.service")
+    );
+    let reloaded = poll(TIMEOUT, || {
+        ct.journal("mailstow.service")
+            .contains("configuration reloaded")
+            .then_some(())
+    });
+    assert!(reloaded.is_some(), "{}", ct.journal("mailstow.service"));
+    assert_eq!(
+        ct.exec(&["systemctl", "is-active", "mailstow.service"])
+            .1
+            .trim(),
+        "active"
+    );
+
+    // systemctl stop: SIGTERM, a clean exit, nothing left running.
+    let (status, text) = ct.exec(&["systemctl", "stop", "mailstow.service"]);
+    assert!(status.success(), "{text}");
+    let journal = ct.journal("mailstow.service");
+    assert!(journal.contains("stopped"), "{journal}");
+    let result = ct
+        .exec(&[
+            "systemctl",
+            "show",
+            "mailstow.service",
+            "-p",
+            "Result",
+            "--value",
+        ])
+        .1;
+    assert_eq!(result.trim(), "success", "{journal}");
 }

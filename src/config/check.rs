@@ -58,11 +58,27 @@ impl Findings {
     }
 }
 
-/// How much to check: user scripts are many on a big server, so a reload
-/// skips them (they are compiled at delivery and never cost mail).
+/// How much to check. A reload skips user scripts (many on a big server;
+/// they are compiled at delivery and never cost mail) and the listeners
+/// (kept from the running configuration; they were bound as root, which a
+/// reload no longer is).
 #[derive(Debug, Clone, Copy)]
 pub struct Scope {
     pub user_scripts: bool,
+    pub listeners: bool,
+}
+
+impl Scope {
+    /// Everything (`config check`).
+    pub const ALL: Scope = Scope {
+        user_scripts: true,
+        listeners: true,
+    };
+    /// What a reload puts in force.
+    pub const RELOAD: Scope = Scope {
+        user_scripts: false,
+        listeners: false,
+    };
 }
 
 /// Read/write/search access wanted on a path.
@@ -108,10 +124,15 @@ pub fn check(cfg: &Config, scope: Scope) -> Findings {
     passwd_check(&mut f, cfg, &who);
     sieve_check(&mut f, cfg, scope);
 
-    for (key, list) in [
-        ("lmtp.listen", &cfg.lmtp.listen),
-        ("smtp.listen", &cfg.smtp.listen),
-    ] {
+    let listeners: [(&str, &[ListenAddr]); 2] = if scope.listeners {
+        [
+            ("lmtp.listen", &cfg.lmtp.listen),
+            ("smtp.listen", &cfg.smtp.listen),
+        ]
+    } else {
+        [("lmtp.listen", &[]), ("smtp.listen", &[])]
+    };
+    for (key, list) in listeners {
         for addr in list {
             match addr {
                 // Bound (and its directory created) before privileges are
@@ -424,7 +445,7 @@ mod tests {
         (t, d)
     }
 
-    const ALL: Scope = Scope { user_scripts: true };
+    const ALL: Scope = Scope::ALL;
 
     #[test]
     fn a_sound_setup_has_no_findings() {
@@ -499,12 +520,7 @@ mod tests {
             f.warnings
         );
         // A reload does not read user scripts.
-        let f = check(
-            &config(&d, ""),
-            Scope {
-                user_scripts: false,
-            },
-        );
+        let f = check(&config(&d, ""), Scope::RELOAD);
         assert!(f.warnings.iter().all(|w| w.key != "sieve.script"));
     }
 
@@ -556,6 +572,10 @@ mod tests {
             "{:?}",
             f.errors
         );
+        // A reload keeps the running listeners, so it does not judge them
+        // (it runs without root, which bound them).
+        let cfg = config(&d, "[lmtp]\nlisten = [\"unix:users/x/lmtp\"]\n");
+        assert!(check(&cfg, Scope::RELOAD).errors.is_empty());
         // A missing directory that can be made is fine.
         let f = check(&config(&d, "[lmtp]\nlisten = [\"unix:run/lmtp\"]\n"), ALL);
         assert!(f.errors.is_empty(), "{:?}", f.errors);

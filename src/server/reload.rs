@@ -54,12 +54,7 @@ pub fn reload(path: &Path, shared: &Shared) -> Result<Applied, String> {
     // The key files are not read: root was given up after they were.
     let mut new = Config::load_without_tls(path).map_err(|e| e.to_string())?;
     let waiting = new.adopt_restart_only(&running);
-    let findings = config::check(
-        &new,
-        config::Scope {
-            user_scripts: false,
-        },
-    );
+    let findings = config::check(&new, config::Scope::RELOAD);
     if !findings.errors.is_empty() {
         return Err(findings.summary());
     }
