@@ -539,3 +539,29 @@ fn a_reload_raises_and_lowers_the_connection_limit_without_closing_anyone() {
         "none open: served"
     );
 }
+
+#[test]
+fn a_metrics_address_in_use_stops_the_start_naming_the_key() {
+    let t = temp_dir("metrics-busy-");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lmtp = crate::util::free_v4();
+    let config = write_config(
+        t.path(),
+        &format!(
+            "[lmtp]\nlisten = [\"{lmtp}\"]\n[metrics]\nlisten = \"{}\"",
+            taken.local_addr().unwrap()
+        ),
+    );
+    let out = mailstow()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run mailstow serve");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("[metrics] listen = ") && err.contains("in use"),
+        "{err}"
+    );
+    assert_readable(&err);
+}
