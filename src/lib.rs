@@ -24,6 +24,7 @@ pub mod db;
 pub mod deliver;
 pub mod filter;
 pub mod index;
+pub mod managesieve;
 pub mod metrics;
 pub mod outbound;
 pub mod privilege;
