@@ -3,3 +3,4 @@
 //! Must not deliver mail.
 
 pub mod parse;
+pub mod session;
