@@ -2,5 +2,6 @@
 //! scripts from their mail clients. `parse` reads the client's lines.
 //! Must not deliver mail.
 
+pub mod conn;
 pub mod parse;
 pub mod session;

@@ -1,0 +1,284 @@
+//! One ManageSieve connection on tokio: reads bytes into the line reader,
+//! hands lines to the session, writes its replies, and carries out its
+//! actions: STARTTLS, checking credentials off the runtime (a refused
+//! login is answered only after a delay), and the close. Must not parse
+//! the protocol itself or touch the user's files but through the
+//! [`Backend`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::parse::{Limits, Reader};
+use super::session::{self, Action, Scripts, Session};
+use crate::server::tls::Stream;
+
+/// What a connection needs from the rest of mailstow; both calls block.
+pub trait Backend: Send + Sync + 'static {
+    /// Ok(Some(user name)) accepted, Ok(None) refused (unknown user and
+    /// wrong password alike), Err a temporary failure (logged).
+    fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String>;
+    /// The scripts of an authenticated user.
+    fn scripts(&self, user: &str) -> Result<Box<dyn Scripts + Send>, String>;
+}
+
+#[derive(Clone)]
+pub struct ConnConfig {
+    pub session: session::Config,
+    pub limits: Limits,
+    /// For one command line (and each write).
+    pub idle_timeout: Duration,
+    /// Before answering a refused login.
+    pub failure_delay: Duration,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Serve one connection to its end; the text says how it ended.
+pub async fn serve<S>(
+    stream: S,
+    cfg: &ConnConfig,
+    backend: Arc<dyn Backend>,
+) -> std::io::Result<&'static str>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut stream = Stream::Plain(stream);
+    let mut session_cfg = cfg.session.clone();
+    session_cfg.starttls = cfg.tls.is_some();
+    let mut session = Session::new(session_cfg);
+    let mut reader = Reader::new(cfg.limits);
+    // The store of the user logged in (opened at the first command after).
+    let mut scripts: Option<(String, Box<dyn Scripts + Send>)> = None;
+    send(&mut stream, &session.greeting(), cfg.idle_timeout).await?;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match tokio::time::timeout(cfg.idle_timeout, stream.read(&mut buf)).await {
+            Err(_) => {
+                let _ = send(
+                    &mut stream,
+                    b"BYE \"Disconnected for inactivity.\"\r\n",
+                    cfg.idle_timeout,
+                )
+                .await;
+                return Ok("timeout");
+            }
+            Ok(r) => r?,
+        };
+        if n == 0 {
+            return Ok("eof");
+        }
+        reader.push(&buf[..n]);
+        while let Some(line) = reader.next_line() {
+            let user = session.user().map(str::to_owned);
+            if scripts.as_ref().map(|(u, _)| u) != user.as_ref() {
+                scripts = None;
+                if let Some(u) = user {
+                    let b = Arc::clone(&backend);
+                    let u2 = u.clone();
+                    match tokio::task::spawn_blocking(move || b.scripts(&u2)).await {
+                        Ok(Ok(s)) => scripts = Some((u, s)),
+                        Ok(Err(e)) => {
+                            tracing::warn!(user = %u, error = %e, "managesieve: scripts unavailable")
+                        }
+                        Err(e) => tracing::error!(error = %e, "managesieve: scripts task failed"),
+                    }
+                }
+            }
+            let (out, action) = tokio::task::block_in_place(|| {
+                let s: Option<&mut dyn Scripts> = match scripts.as_mut() {
+                    Some((_, s)) => Some(s.as_mut() as &mut dyn Scripts),
+                    None => None,
+                };
+                session.handle(line, s)
+            });
+            send(&mut stream, &out, cfg.idle_timeout).await?;
+            match action {
+                Action::None => {}
+                Action::Close => return Ok("logout"),
+                Action::StartTls => {
+                    let Some(acceptor) = cfg.tls.as_ref() else {
+                        return Ok("STARTTLS without a certificate");
+                    };
+                    if reader.next_line().is_some() {
+                        // Commands pipelined before the handshake could be
+                        // an injection (CVE-2011-0411 style): hang up.
+                        return Ok("data after STARTTLS");
+                    }
+                    match stream.start_tls(acceptor, cfg.idle_timeout).await {
+                        Ok(info) => tracing::debug!(tls = %info, "managesieve: TLS started"),
+                        Err(e) => {
+                            tracing::info!(error = %e, "managesieve: TLS handshake failed");
+                            return Ok("TLS handshake failed");
+                        }
+                    }
+                    reader = Reader::new(cfg.limits);
+                    let out = session.tls_started();
+                    send(&mut stream, &out, cfg.idle_timeout).await?;
+                }
+                Action::Authenticate {
+                    authc, password, ..
+                } => {
+                    let b = Arc::clone(&backend);
+                    let login = authc.clone();
+                    let verdict =
+                        tokio::task::spawn_blocking(move || b.authenticate(&login, &password))
+                            .await
+                            .unwrap_or_else(|e| Err(format!("authentication task failed: {e}")));
+                    match &verdict {
+                        Ok(Some(user)) => {
+                            tracing::info!(login = %authc, user = %user, "managesieve: logged in")
+                        }
+                        Ok(None) => {
+                            tracing::info!(login = %authc, "managesieve: authentication failed");
+                            tokio::time::sleep(cfg.failure_delay).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(login = %authc, error = %e, "managesieve: authentication unavailable")
+                        }
+                    }
+                    let (out, next) = session.authenticated(verdict);
+                    send(&mut stream, &out, cfg.idle_timeout).await?;
+                    if next == Action::Close {
+                        return Ok("too many authentication failures");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client reads no replies",
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::managesieve::session::tests_support::Memory;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    struct Fake {
+        store: Arc<Mutex<Memory>>,
+    }
+
+    /// A store shared with the test, so it outlives the connection.
+    struct Shared(Arc<Mutex<Memory>>);
+
+    impl Scripts for Shared {
+        fn list(&mut self) -> Result<Vec<(String, bool)>, session::Failure> {
+            self.0.lock().unwrap().list()
+        }
+        fn get(&mut self, n: &str) -> Result<Vec<u8>, session::Failure> {
+            self.0.lock().unwrap().get(n)
+        }
+        fn put(&mut self, n: &str, s: &[u8]) -> Result<Vec<String>, session::Failure> {
+            self.0.lock().unwrap().put(n, s)
+        }
+        fn check(&mut self, s: &[u8]) -> Result<Vec<String>, session::Failure> {
+            self.0.lock().unwrap().check(s)
+        }
+        fn set_active(&mut self, n: Option<&str>) -> Result<(), session::Failure> {
+            self.0.lock().unwrap().set_active(n)
+        }
+        fn delete(&mut self, n: &str) -> Result<(), session::Failure> {
+            self.0.lock().unwrap().delete(n)
+        }
+        fn rename(&mut self, a: &str, b: &str) -> Result<(), session::Failure> {
+            self.0.lock().unwrap().rename(a, b)
+        }
+        fn have_space(&mut self, n: &str, s: u64) -> Result<(), session::Failure> {
+            self.0.lock().unwrap().have_space(n, s)
+        }
+    }
+
+    impl Backend for Fake {
+        fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String> {
+            Ok((login == "alice" && password == b"secret").then(|| "alice@example.org".into()))
+        }
+        fn scripts(&self, _user: &str) -> Result<Box<dyn Scripts + Send>, String> {
+            Ok(Box::new(Shared(Arc::clone(&self.store))))
+        }
+    }
+
+    fn cfg(delay: Duration) -> ConnConfig {
+        ConnConfig {
+            session: session::tests_support::config(false, true),
+            limits: Limits {
+                max_line: 1024,
+                max_literal: 4096,
+            },
+            idle_timeout: Duration::from_secs(5),
+            failure_delay: delay,
+            tls: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_whole_session_over_a_stream_with_a_delayed_failure() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let store = Arc::new(Mutex::new(Memory::default()));
+        let backend = Arc::new(Fake {
+            store: Arc::clone(&store),
+        });
+        let delay = Duration::from_millis(300);
+        let task = tokio::spawn(async move { serve(server, &cfg(delay), backend).await });
+        let (r, mut w) = tokio::io::split(client);
+        let mut lines = BufReader::new(r).lines();
+        let until_ok = async |lines: &mut tokio::io::Lines<BufReader<_>>| {
+            let mut got = Vec::new();
+            while let Some(l) = lines.next_line().await.unwrap() {
+                let done = l.starts_with("OK") || l.starts_with("NO") || l.starts_with("BYE");
+                got.push(l);
+                if done {
+                    break;
+                }
+            }
+            got
+        };
+        let greeting = until_ok(&mut lines).await;
+        assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+        // A wrong password is answered after the delay.
+        let started = std::time::Instant::now();
+        w.write_all(b"AUTHENTICATE \"PLAIN\" \"AGFsaWNlAHdyb25n\"\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            until_ok(&mut lines).await,
+            ["NO \"Authentication failed.\""]
+        );
+        assert!(started.elapsed() >= delay);
+        w.write_all(b"AUTHENTICATE \"PLAIN\" \"AGFsaWNlAHNlY3JldA==\"\r\nPUTSCRIPT \"a\" {5+}\r\nkeep;\r\nSETACTIVE \"a\"\r\nLOGOUT\r\n")
+            .await
+            .unwrap();
+        for want in [
+            "OK \"Logged in.\"",
+            "OK \"Putscript completed.\"",
+            "OK \"Setactive completed.\"",
+            "OK \"Logout completed.\"",
+        ] {
+            assert_eq!(until_ok(&mut lines).await, [want]);
+        }
+        assert_eq!(task.await.unwrap().unwrap(), "logout");
+        assert_eq!(store.lock().unwrap().active.as_deref(), Some("a"));
+    }
+}
