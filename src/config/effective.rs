@@ -124,6 +124,19 @@ impl Config {
             metrics: RawMetrics {
                 listen: self.metrics.listen.map(|a| a.to_string()),
             },
+            managesieve: {
+                let m = &self.managesieve;
+                RawManagesieve {
+                    listen: Some(m.listen.iter().map(ToString::to_string).collect()),
+                    plaintext_on_loopback: Some(m.plaintext_on_loopback),
+                    max_scripts: Some(m.max_scripts),
+                    max_storage: Some(m.max_storage),
+                    max_connections: Some(m.max_connections),
+                    auth_failure_delay: secs(m.auth_failure_delay),
+                    max_auth_failures: Some(m.max_auth_failures),
+                    idle_timeout: secs(m.idle_timeout),
+                }
+            },
         }
     }
 }
@@ -211,6 +224,15 @@ uids = "dovecot"
 special_use = { Archive = "\\Archive" }
 [metrics]
 listen = "127.0.0.1:9154"
+[managesieve]
+listen = ["127.0.0.1:4190", "[::1]:4190"]
+plaintext_on_loopback = true
+max_scripts = 7
+max_storage = 1000
+max_connections = 5
+auth_failure_delay = 0
+max_auth_failures = 9
+idle_timeout = 60
 "#,
         );
     }

@@ -210,9 +210,29 @@ pub struct Config {
     pub quota: QuotaConfig,
     pub index: IndexConfig,
     pub metrics: MetricsConfig,
+    pub managesieve: ManagesieveConfig,
 }
 
-/// `[metrics]`: the Prometheus text endpoint.
+/// `[managesieve]`: the ManageSieve service (RFC 5804).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagesieveConfig {
+    /// TCP addresses; empty: no ManageSieve.
+    pub listen: Vec<std::net::SocketAddr>,
+    /// PLAIN and LOGIN without TLS for clients on a loopback address.
+    pub plaintext_on_loopback: bool,
+    /// Scripts a user may keep (QUOTA/MAXSCRIPTS); 0: no limit.
+    pub max_scripts: usize,
+    /// Bytes all of a user's scripts may take (QUOTA); 0: no limit.
+    pub max_storage: u64,
+    pub max_connections: usize,
+    /// Before a refused login is answered.
+    pub auth_failure_delay: Duration,
+    /// Refused logins before the connection is closed.
+    pub max_auth_failures: u32,
+    /// For one command line.
+    pub idle_timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
     /// A loopback address (the endpoint has no authentication); None: off.
@@ -360,6 +380,21 @@ struct Raw {
     index: RawIndex,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    managesieve: RawManagesieve,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawManagesieve {
+    listen: Option<Vec<String>>,
+    plaintext_on_loopback: Option<bool>,
+    max_scripts: Option<usize>,
+    max_storage: Option<u64>,
+    max_connections: Option<usize>,
+    auth_failure_delay: Option<u64>,
+    max_auth_failures: Option<u32>,
+    idle_timeout: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -928,9 +963,43 @@ impl Config {
             },
         };
 
+        let ms = raw.managesieve;
+        let mut ms_listen = Vec::new();
+        for s in ms.listen.unwrap_or_default() {
+            ms_listen.push(s.parse().map_err(|_| {
+                invalid(
+                    "managesieve.listen",
+                    format!("{s:?} is not host:port or [ipv6]:port (ManageSieve is TCP only)"),
+                )
+            })?);
+        }
+        let managesieve = ManagesieveConfig {
+            listen: ms_listen,
+            plaintext_on_loopback: ms.plaintext_on_loopback.unwrap_or(false),
+            max_scripts: ms.max_scripts.unwrap_or(100),
+            max_storage: ms.max_storage.unwrap_or(10 * 1024 * 1024),
+            max_connections: positive(
+                "managesieve.max_connections",
+                ms.max_connections.map(|v| v as u64),
+                64,
+            )? as usize,
+            auth_failure_delay: Duration::from_secs(ms.auth_failure_delay.unwrap_or(2)),
+            max_auth_failures: positive(
+                "managesieve.max_auth_failures",
+                ms.max_auth_failures.map(u64::from),
+                3,
+            )? as u32,
+            idle_timeout: Duration::from_secs(positive(
+                "managesieve.idle_timeout",
+                ms.idle_timeout,
+                1800,
+            )?),
+        };
+
         Ok(Config {
             run_as,
             metrics,
+            managesieve,
             index,
             quota,
             sieve,
@@ -1001,6 +1070,10 @@ impl Config {
         keep("index", !same(&self.index, &running.index));
         keep("log", !same(&self.log, &running.log));
         keep("metrics", self.metrics != running.metrics);
+        keep(
+            "managesieve.listen",
+            self.managesieve.listen != running.managesieve.listen,
+        );
 
         self.run_as = running.run_as.clone();
         self.lmtp.listen = running.lmtp.listen.clone();
@@ -1014,6 +1087,7 @@ impl Config {
         self.index = running.index.clone();
         self.log = running.log.clone();
         self.metrics = running.metrics.clone();
+        self.managesieve.listen = running.managesieve.listen.clone();
         changed
     }
 }
