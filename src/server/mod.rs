@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod limit;
+pub mod managesieve;
 pub mod listener;
 pub mod per_ip;
 pub mod reload;
