@@ -17,6 +17,8 @@
 //!   UTF-7), subscriptions, durability (tmp, fsync, rename, fsync dir).
 //! - [`outbound`]: redirects, vacation replies and delivery status
 //!   notifications handed to the MTA.
+//! - [`managesieve`]: ManageSieve (RFC 5804): the user's script store in
+//!   Pigeonhole's layout.
 //! - [`telemetry`]: tracing setup (text or JSON).
 
 pub mod config;
@@ -24,6 +26,7 @@ pub mod db;
 pub mod deliver;
 pub mod filter;
 pub mod index;
+pub mod managesieve;
 pub mod metrics;
 pub mod outbound;
 pub mod privilege;
