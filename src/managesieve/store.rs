@@ -1190,6 +1190,29 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_puts_never_pass_the_script_count_together() {
+        let t = setup_with(ScriptLimits {
+            max_script_size: 1 << 20,
+            max_scripts: 3,
+            max_storage: 0,
+        });
+        let results: Vec<Result<(), ScriptError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..12)
+                .map(|i| {
+                    let store = t.store.clone();
+                    s.spawn(move || store.put(&format!("s{i}"), b"keep;"))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(e.code(), Some("QUOTA/MAXSCRIPTS"), "{e}");
+        }
+        assert_eq!(names(&t).len(), 3);
+    }
+
+    #[test]
     fn the_active_symlinks_own_name_is_reserved_when_it_lies_in_the_script_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("sieve");
