@@ -17,6 +17,9 @@
 //!   UTF-7), subscriptions, durability (tmp, fsync, rename, fsync dir).
 //! - [`outbound`]: redirects, vacation replies and delivery status
 //!   notifications handed to the MTA.
+//! - [`managesieve`]: ManageSieve (RFC 5804): the protocol, and the user's
+//!   script store in Pigeonhole's layout.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: tracing setup (text or JSON).
 
 pub mod config;

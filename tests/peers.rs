@@ -235,6 +235,40 @@ impl Dovecot {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// This instance's dovecot.conf (for dovecot-lda and other tools).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    /// As [`Dovecot::doveadm`], with `input` on standard input (e.g.
+    /// `sieve put`).
+    pub fn doveadm_input(&self, args: &[&str], input: &[u8]) -> String {
+        let mut child = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.config_path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run doveadm");
+        child
+            .stdin
+            .take()
+            .expect("doveadm stdin")
+            .write_all(input)
+            .expect("write doveadm stdin");
+        let out = child.wait_with_output().expect("wait for doveadm");
+        assert!(
+            out.status.success(),
+            "doveadm {args:?} failed ({}): {}\ndovecot log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `doveadm quota get -u USER` as (type, value, limit) rows, e.g.
     /// ("STORAGE", 3, Some(6)) in kilobytes or ("MESSAGE", 4, None).
     pub fn quota_get(&self, user: &str) -> Vec<(String, u64, Option<u64>)> {

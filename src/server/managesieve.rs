@@ -45,8 +45,7 @@ pub fn conn_config(cfg: &Config, peer: SocketAddr) -> ConnConfig {
             max_redirects: cfg.sieve.max_redirects,
             notify: "mailto".into(),
             starttls: cfg.tls.is_some(),
-            plaintext_without_tls: cfg.managesieve.plaintext_on_loopback
-                && peer.ip().is_loopback(),
+            plaintext_without_tls: cfg.managesieve.plaintext_on_loopback && peer.ip().is_loopback(),
             max_auth_failures: cfg.managesieve.max_auth_failures,
             max_unauthenticated_commands: 20,
         },

@@ -7,8 +7,8 @@
 
 pub mod conn;
 pub mod limit;
-pub mod managesieve;
 pub mod listener;
+pub mod managesieve;
 pub mod per_ip;
 pub mod reload;
 pub mod systemd;

@@ -24,7 +24,7 @@ const FILE_MODE: u32 = 0o600;
 
 /// Creates a directory 0700 owned by `owner`. Ok(false) if it already
 /// exists (another delivery may be creating the same folder right now).
-pub(super) fn make_dir(path: &Path, owner: Option<Owner>) -> Result<bool, StoreError> {
+pub(crate) fn make_dir(path: &Path, owner: Option<Owner>) -> Result<bool, StoreError> {
     make_dir_mode(path, DIR_MODE, owner)
 }
 
@@ -113,7 +113,7 @@ fn fsync_dir(path: &Path) -> io::Result<()> {
 /// there (AlreadyExists instead): one rename(2) with RENAME_NOREPLACE, or
 /// where the file system cannot do that, link(2), leaving `from` for the
 /// caller to unlink. Ok(true) when `from` is gone.
-pub(super) fn move_new(from: &Path, to: &Path) -> io::Result<bool> {
+pub(crate) fn move_new(from: &Path, to: &Path) -> io::Result<bool> {
     use nix::fcntl::{renameat2, RenameFlags};
     match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(true),
@@ -152,7 +152,7 @@ pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>,
 /// writes `dir/tmp_name` (a leftover of a crash is removed first: the
 /// caller holds the lock that makes this name its own), sets its mtime if
 /// asked, fsyncs, closes, renames it over `name` and fsyncs `dir`.
-pub(super) fn replace_file(
+pub(crate) fn replace_file(
     dir: &Path,
     tmp_name: &str,
     name: &str,
