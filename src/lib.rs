@@ -19,6 +19,7 @@
 //!   notifications handed to the MTA.
 //! - [`telemetry`]: tracing setup (text or JSON).
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod deliver;
