@@ -48,6 +48,7 @@ pub struct AuthUser {
     pub domain: String,
 }
 
+/// Why a login could not be decided: log it, answer a temporary failure.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The passwd-file could not be read.

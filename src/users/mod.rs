@@ -321,8 +321,8 @@ impl Directory {
 }
 
 /// One entry as authentication (`crate::auth`) sees it, with its password
-/// field borrowed from the file's bytes (never copied into a table).
-#[derive(Debug)]
+/// field borrowed from the file's bytes (never copied into a table). No
+/// `Debug`: it must not end up in a log line.
 pub(crate) struct Credentials<'a> {
     /// As [`User::name`]: the entry's name, domain lowercased.
     pub name: String,
