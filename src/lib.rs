@@ -22,6 +22,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: tracing setup (text or JSON).
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod deliver;

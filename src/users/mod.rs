@@ -320,6 +320,48 @@ impl Directory {
     }
 }
 
+/// One entry as authentication (`crate::auth`) sees it, with its password
+/// field borrowed from the file's bytes (never copied into a table). No
+/// `Debug`: it must not end up in a log line.
+pub(crate) struct Credentials<'a> {
+    /// As [`User::name`]: the entry's name, domain lowercased.
+    pub name: String,
+    /// As [`User::local`] and [`User::domain`]: `Directory::lookup(local,
+    /// domain)` finds this same entry.
+    pub local: String,
+    pub domain: String,
+    pub line: usize,
+    /// Why the entry is unusable, as [`Directory::lookup`] would report it.
+    pub broken: Option<String>,
+    /// `None` when the line has no password field at all.
+    pub password: Option<&'a [u8]>,
+}
+
+/// Find a login in the text of the passwd-file with the rules of
+/// [`Directory::lookup`] (domain case, exact then case-insensitive local
+/// part, the domain's entries before domainless ones) but without the
+/// recipient delimiter: a login names a user, never a detail. `domain` is
+/// "" for a login without one; only domainless entries match it then.
+pub(crate) fn credentials<'a>(
+    bytes: &'a [u8],
+    local: &str,
+    domain: &str,
+) -> Option<Credentials<'a>> {
+    // The mail root only shapes default homes, which authentication does
+    // not use; whether an entry is broken does not depend on it.
+    let (table, _warnings) = passwd::parse_file(bytes, Path::new("/"));
+    let domain = domain.to_ascii_lowercase();
+    let e = find(&table, &domain, local)?;
+    Some(Credentials {
+        name: passwd::display_name(&e.local, e.domain.as_deref()),
+        local: e.local.clone(),
+        domain: e.domain.clone().unwrap_or(domain),
+        line: e.line,
+        broken: e.fields.as_ref().err().cloned(),
+        password: passwd::password_field(bytes, e.line),
+    })
+}
+
 /// The entry for one candidate local part: the recipient's domain first,
 /// then the entries without a domain.
 fn find<'t>(table: &'t Table, domain: &str, local: &str) -> Option<&'t Entry> {

@@ -6,7 +6,8 @@
 //! after the user may be missing; everything after the seventh ':' is the
 //! extra fields (as Dovecot joins them back), so values there may contain ':'.
 //! The password, gecos and shell fields are ignored and never kept (they may
-//! hold any bytes, e.g. a latin-1 plaintext password).
+//! hold any bytes, e.g. a latin-1 plaintext password); authentication reads
+//! the password of one line again with [`password_field`].
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -163,6 +164,16 @@ pub(crate) fn parse_line(raw: &[u8], line: usize, mail_root: &Path) -> Line {
         line,
         fields,
     })
+}
+
+/// The password field of line `line` (1-based) of `bytes`, split into lines
+/// and fields exactly as [`parse_file`] splits them; `None` when the line
+/// does not exist or has no password field. For authentication only
+/// (`crate::auth`): it borrows the file's bytes, and no table keeps it.
+pub(crate) fn password_field(bytes: &[u8], line: usize) -> Option<&[u8]> {
+    let raw = bytes.split(|&b| b == b'\n').nth(line.checked_sub(1)?)?;
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    raw.splitn(8, |&b| b == b':').nth(1)
 }
 
 /// `local[@domain]` -> (local, lowercased domain). White space around the
@@ -440,7 +451,28 @@ mod tests {
         assert!(t.find(None, "bob").is_none());
     }
 
+    #[test]
+    fn password_field_is_the_second_field_of_that_line() {
+        let text =
+            b"# c\r\na@x.org:{PLAIN}p:w:1:1\r\nb@x.org\nc@x.org:\n\nd:p\xe4ss:1:2:g:/h:s:k=v:w\n";
+        assert_eq!(password_field(text, 2), Some(b"{PLAIN}p".as_slice()));
+        assert_eq!(password_field(text, 3), None);
+        assert_eq!(password_field(text, 4), Some(b"".as_slice()));
+        assert_eq!(password_field(text, 6), Some(b"p\xe4ss".as_slice()));
+        assert_eq!(password_field(text, 0), None);
+        assert_eq!(password_field(text, 99), None);
+        // The line numbers are the ones parse_file gives.
+        let (t, _) = parse_file(text, Path::new(ROOT));
+        assert_eq!(t.find(Some("x.org"), "a").map(|e| e.line), Some(2));
+        assert_eq!(t.find(None, "d").map(|e| e.line), Some(6));
+    }
+
     proptest! {
+        #[test]
+        fn password_field_never_panics(text in proptest::collection::vec(any::<u8>(), 0..200), line in 0usize..10) {
+            let _ = password_field(&text, line);
+        }
+
         #[test]
         fn parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_line(&line, 1, Path::new(ROOT));
