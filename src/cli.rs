@@ -160,6 +160,13 @@ pub fn serve(config: PathBuf) -> u8 {
             return outcome::EX_CONFIG;
         }
     };
+    let managesieve = match mailstow::server::managesieve::bind(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mailstow: {e:#}");
+            return outcome::EX_CONFIG;
+        }
+    };
     if let Err(e) = become_run_as(&cfg) {
         tracing::error!("{e}");
         eprintln!("mailstow: {e}");
@@ -178,7 +185,7 @@ pub fn serve(config: PathBuf) -> u8 {
             return outcome::EX_SOFTWARE;
         }
     };
-    match rt.block_on(mailstow::server::run(cfg, config, bound)) {
+    match rt.block_on(mailstow::server::run(cfg, config, bound, managesieve)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");

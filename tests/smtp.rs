@@ -38,13 +38,13 @@ const SENDER: &str = "sender@example.net";
 // ---------------------------------------------------------------------------
 
 /// A self-signed certificate for mailstow's hostname, and its files.
-struct Cert {
+pub struct Cert {
     dir: TempDir,
     der: CertificateDer<'static>,
 }
 
 impl Cert {
-    fn new() -> Cert {
+    pub fn new() -> Cert {
         let pair = rcgen::generate_simple_self_signed(vec![crate::util::HOSTNAME.to_owned()])
             .expect("generate a certificate");
         let dir = temp_dir("mailstow-tls-");
@@ -58,7 +58,7 @@ impl Cert {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 

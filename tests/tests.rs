@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod index;
 mod lmtp;
+mod managesieve;
 mod ops;
 mod package;
 mod pipe;

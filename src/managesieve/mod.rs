@@ -10,6 +10,7 @@
 //!   directory of `NAME.sieve` files, the active one a symlink), so that
 //!   Dovecot's ManageSieve and mailstow can manage the same user.
 
+pub mod backend;
 pub mod conn;
 pub mod parse;
 pub mod session;

@@ -59,6 +59,7 @@ pub async fn run(
     cfg: Arc<Config>,
     config_path: std::path::PathBuf,
     bound: Vec<(listener::Bound, Service)>,
+    managesieve: Vec<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
     // Caught from here on (ignored before, see `cli::serve`).
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -87,7 +88,23 @@ pub async fn run(
     let hangups = tokio::spawn(reload::on_hangup(hangup, config_path, Arc::clone(&shared)));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ready");
     systemd::notify_ready();
+    let sieve_service = if managesieve.is_empty() {
+        None
+    } else {
+        let backend = Arc::new(crate::managesieve::backend::FileBackend::new(Arc::clone(
+            &cfg,
+        ))?);
+        Some(tokio::spawn(managesieve::serve(
+            managesieve,
+            Arc::clone(&cfg),
+            backend,
+            stop_rx.clone(),
+        )))
+    };
     let shared = serve(listeners, shared, stop_rx).await;
+    if let Some(t) = sieve_service {
+        let _ = t.await;
+    }
     signals.abort();
     hangups.abort();
     // The task's reference is gone once it has stopped.
