@@ -1,50 +1,57 @@
 //! The ManageSieve backend of a running server: logins checked against the
 //! configured passwd-file (auth::passdb, read afresh each time), and each
 //! user's scripts in Pigeonhole's layout under the home the users file
-//! gives (store::ScriptStore). Must not keep a password, nor open a store
-//! for anyone but the user who logged in.
+//! gives (store::ScriptStore). The configuration and the users file are
+//! the deliverer's in force, so a reload reaches them. Must not keep a
+//! password, nor open a store for anyone but the user who logged in.
 
 use std::sync::Arc;
 
 use super::conn::Backend;
 use super::session::{Failure, Scripts};
 use super::store::{ScriptError, ScriptLimits, ScriptStore};
-use crate::config::Config;
-use crate::users::Directory;
+use crate::deliver::Deliverer;
+
+/// The deliverer in force, or None once the server is stopping.
+pub type Current = Box<dyn Fn() -> Option<Arc<Deliverer>> + Send + Sync>;
 
 pub struct FileBackend {
-    cfg: Arc<Config>,
-    users: Directory,
+    current: Current,
 }
 
 impl FileBackend {
-    pub fn new(cfg: Arc<Config>) -> Result<FileBackend, crate::users::UsersError> {
-        let users = Directory::open(&cfg.users, &cfg.storage.mail_root)?;
-        Ok(FileBackend { cfg, users })
+    pub fn new(current: Current) -> FileBackend {
+        FileBackend { current }
+    }
+
+    fn deliverer(&self) -> Result<Arc<Deliverer>, String> {
+        (self.current)().ok_or_else(|| "the server is stopping".to_owned())
     }
 }
 
 impl Backend for FileBackend {
     fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String> {
-        crate::auth::passdb::authenticate(&self.cfg.users.passwd_file, login, password)
+        let cfg = self.deliverer()?.config_arc();
+        crate::auth::passdb::authenticate(&cfg.users.passwd_file, login, password)
             .map(|found| found.map(|u| u.name))
             .map_err(|e| e.to_string())
     }
 
     fn scripts(&self, user: &str) -> Result<Box<dyn Scripts + Send>, String> {
+        let d = self.deliverer()?;
+        let cfg = d.config_arc();
         let (local, domain) = user.rsplit_once('@').unwrap_or((user, ""));
-        let found = self
-            .users
+        let found = d
             .lookup(local, domain)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.detail())?
             .ok_or_else(|| format!("{user}: no longer in the users file"))?;
         let limits = ScriptLimits {
-            max_script_size: self.cfg.sieve.max_script_size as u64,
-            max_scripts: self.cfg.managesieve.max_scripts,
-            max_storage: self.cfg.managesieve.max_storage,
+            max_script_size: cfg.sieve.max_script_size as u64,
+            max_scripts: cfg.managesieve.max_scripts,
+            max_storage: cfg.managesieve.max_storage,
         };
         Ok(Box::new(UserScripts(ScriptStore::new(
-            &self.cfg.sieve,
+            &cfg.sieve,
             &found,
             limits,
         ))))

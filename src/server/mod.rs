@@ -91,9 +91,11 @@ pub async fn run(
     let sieve_service = if managesieve.is_empty() {
         None
     } else {
-        let backend = Arc::new(crate::managesieve::backend::FileBackend::new(Arc::clone(
-            &cfg,
-        ))?);
+        // A weak reference: the last strong one must be ours at shutdown.
+        let weak = Arc::downgrade(&shared);
+        let backend = Arc::new(crate::managesieve::backend::FileBackend::new(Box::new(
+            move || weak.upgrade().map(|s| s.pool.deliverer()),
+        )));
         Some(tokio::spawn(managesieve::serve(
             managesieve,
             Arc::clone(&cfg),
