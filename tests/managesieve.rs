@@ -80,15 +80,34 @@ impl Raw {
         (raw, greeting)
     }
 
+    /// One response: its lines, a literal (`{n}` at a line's end) read
+    /// whole into the line that announced it.
     fn response(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
-            let mut l = String::new();
-            if self.r.read_line(&mut l).unwrap_or(0) == 0 {
-                return lines;
+            let mut line = String::new();
+            loop {
+                let mut part = String::new();
+                if self.r.read_line(&mut part).unwrap_or(0) == 0 {
+                    if !line.is_empty() {
+                        lines.push(line);
+                    }
+                    return lines;
+                }
+                let part = part.trim_end_matches(['\r', '\n']).to_owned();
+                let size = part
+                    .rsplit_once('{')
+                    .and_then(|(_, n)| n.strip_suffix('}'))
+                    .map(|n| n.trim_end_matches('+'))
+                    .and_then(|n| n.parse::<usize>().ok());
+                line.push_str(&part);
+                let Some(n) = size else { break };
+                let mut literal = vec![0u8; n];
+                self.r.read_exact(&mut literal).unwrap();
+                line.push_str(&String::from_utf8_lossy(&literal));
             }
-            let done = ["OK", "NO", "BYE"].iter().any(|w| l.starts_with(w));
-            lines.push(l.trim_end().to_owned());
+            let done = ["OK", "NO", "BYE"].iter().any(|w| line.starts_with(w));
+            lines.push(line);
             if done {
                 return lines;
             }
@@ -285,4 +304,117 @@ fn hostile_input_gets_clean_answers() {
     assert!(rest.is_empty());
     assert!(!ms.home(ALICE).join("evil.sieve").exists());
     assert!(!ms.mail_root.join("evil.sieve").exists());
+}
+
+/// The response class of a reply: OK, NO or BYE, with its response code's
+/// first word (e.g. "NO NONEXISTENT", "OK TAG"), and how many lines came
+/// before it.
+fn class(reply: &[String]) -> (String, usize) {
+    let last = reply.last().map(String::as_str).unwrap_or("(none)");
+    let word = last.split(' ').next().unwrap_or("");
+    let code = last
+        .strip_prefix(word)
+        .and_then(|r| r.trim_start().strip_prefix('('))
+        .and_then(|r| r.split([')', ' ']).next())
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
+    (format!("{word}{code}"), reply.len().saturating_sub(1))
+}
+
+#[test]
+fn the_same_conversation_gets_the_same_response_classes_from_dovecots_managesieve() {
+    let (ms, port) = start("plaintext_on_loopback = true\nauth_failure_delay = 0");
+    let sieve_port = free_v4();
+    let other_root = ms.dir().join("dovecot-mail");
+    fs::create_dir(&other_root).unwrap();
+    crate::util::chown(&other_root, crate::util::vmail());
+    let dc = Dovecot::start_with(
+        &ms.users_file,
+        &other_root,
+        &format!(
+            "protocols = $protocols sieve\n\
+             auth_failure_delay = 0\n\
+             service managesieve-login {{\n  chroot =\n  inet_listener sieve {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
+             plugin {{\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}}\n",
+            sieve_port.port()
+        ),
+    );
+    let reached = crate::util::poll(crate::util::TIMEOUT, || TcpStream::connect(sieve_port).ok());
+    assert!(reached.is_some(), "Dovecot's managesieve did not listen");
+
+    let good = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("\0{ALICE}\0{PASSWORD}"),
+    );
+    let wrong = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("\0{ALICE}\0not it"),
+    );
+    let conversation: Vec<Vec<u8>> = [
+        "CAPABILITY\r\n".to_owned(),
+        "LISTSCRIPTS\r\n".to_owned(),
+        format!("AUTHENTICATE \"PLAIN\" \"{wrong}\"\r\n"),
+        format!("AUTHENTICATE \"PLAIN\" \"{good}\"\r\n"),
+        "PUTSCRIPT \"a\" {5+}\r\nkeep;\r\n".to_owned(),
+        "PUTSCRIPT \"b\" \"require \\\"nosuchextension\\\";\\r\\n\"\r\n".to_owned(),
+        "CHECKSCRIPT {28+}\r\nrequire \"fileinto\";\r\nkeep;\r\n\r\n".to_owned(),
+        "CHECKSCRIPT \"if true {\"\r\n".to_owned(),
+        "SETACTIVE \"a\"\r\n".to_owned(),
+        "SETACTIVE \"zz\"\r\n".to_owned(),
+        "LISTSCRIPTS\r\n".to_owned(),
+        "GETSCRIPT \"a\"\r\n".to_owned(),
+        "GETSCRIPT \"zz\"\r\n".to_owned(),
+        "DELETESCRIPT \"a\"\r\n".to_owned(),
+        "RENAMESCRIPT \"a\" \"c\"\r\n".to_owned(),
+        "PUTSCRIPT \"d\" \"keep;\"\r\n".to_owned(),
+        "RENAMESCRIPT \"c\" \"d\"\r\n".to_owned(),
+        "RENAMESCRIPT \"zz\" \"e\"\r\n".to_owned(),
+        "HAVESPACE \"x\" 100\r\n".to_owned(),
+        "SETACTIVE \"\"\r\n".to_owned(),
+        "DELETESCRIPT \"c\"\r\n".to_owned(),
+        "DELETESCRIPT \"zz\"\r\n".to_owned(),
+        "LISTSCRIPTS\r\n".to_owned(),
+        "NOOP \"t1\"\r\n".to_owned(),
+        "BOGUS\r\n".to_owned(),
+        "LOGOUT\r\n".to_owned(),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let (mut ours, _) = Raw::connect(port);
+    let (mut theirs, greeting) = Raw::connect(sieve_port);
+    assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+    let mut report = Vec::new();
+    let mut differ = Vec::new();
+    for cmd in &conversation {
+        let (a, b) = (ours.cmd(cmd), theirs.cmd(cmd));
+        let shown = String::from_utf8_lossy(cmd)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let (ca, cb) = (class(&a), class(&b));
+        assert!(
+            ca.0 != "(none)" && cb.0 != "(none)",
+            "{shown}: no answer (mailstow {a:?}, dovecot {b:?})"
+        );
+        // CAPABILITY lists differ in content (extensions, implementation);
+        // the class and the presence of the standard names are compared.
+        let same = if shown == "CAPABILITY" {
+            ca.0 == cb.0
+        } else {
+            ca == cb
+        };
+        report.push(format!("{shown:50} mailstow {ca:?}  dovecot {cb:?}"));
+        if !same {
+            differ.push(format!("{shown}: mailstow {a:?} dovecot {b:?}"));
+        }
+    }
+    eprintln!("managesieve differential:\n{}", report.join("\n"));
+    assert!(
+        differ.is_empty(),
+        "unexplained differences:\n{}\n{}",
+        differ.join("\n"),
+        dc.log_path.display()
+    );
 }

@@ -51,9 +51,7 @@ impl Backend for FileBackend {
             max_storage: cfg.managesieve.max_storage,
         };
         Ok(Box::new(UserScripts(ScriptStore::new(
-            &cfg.sieve,
-            &found,
-            limits,
+            &cfg.sieve, &found, limits,
         ))))
     }
 }
