@@ -45,10 +45,27 @@ fn ensure_clients() {
 }
 
 /// A hashed password for the users file, made by Dovecot itself.
-fn sha512_crypt(password: &str) -> String {
-    run(Command::new("doveadm").args(["pw", "-s", "SHA512-CRYPT", "-p", password]))
+fn hashed(scheme: &str, password: &str) -> String {
+    run(Command::new("doveadm").args(["pw", "-s", scheme, "-p", password]))
         .trim()
         .to_owned()
+}
+
+/// Mailstow with a certificate and ManageSieve, and ALICE's password in
+/// the users file replaced by `hash`.
+fn start_tls(cert: &crate::smtp::Cert, hash: &str) -> (Mailstow, SocketAddr) {
+    let (ms, port) = start(&format!(
+        "[tls]\ncertificate = {}\nkey = {}\n",
+        crate::util::toml_str(&cert.path("cert.pem").to_string_lossy()),
+        crate::util::toml_str(&cert.path("key.pem").to_string_lossy()),
+    ));
+    let text = fs::read_to_string(&ms.users_file).unwrap();
+    fs::write(
+        &ms.users_file,
+        text.replace(&format!("{{PLAIN}}{PASSWORD}"), hash),
+    )
+    .unwrap();
+    (ms, port)
 }
 
 fn start(extra: &str) -> (Mailstow, SocketAddr) {
@@ -124,19 +141,7 @@ impl Raw {
 fn sieve_connect_over_starttls_with_a_hashed_password_puts_a_script_that_files_the_next_delivery() {
     ensure_clients();
     let cert = crate::smtp::Cert::new();
-    let (ms, port) = start(&format!(
-        "[tls]\ncertificate = {}\nkey = {}\n",
-        crate::util::toml_str(&cert.path("cert.pem").to_string_lossy()),
-        crate::util::toml_str(&cert.path("key.pem").to_string_lossy()),
-    ));
-    // The users file holds a SHA512-CRYPT hash instead of the plain one.
-    let hashed = sha512_crypt("s3cret pass");
-    let text = fs::read_to_string(&ms.users_file).unwrap();
-    fs::write(
-        &ms.users_file,
-        text.replace(&format!("{{PLAIN}}{PASSWORD}"), &hashed),
-    )
-    .unwrap();
+    let (ms, port) = start_tls(&cert, &hashed("SHA512-CRYPT", "s3cret pass"));
     let script = ms.dir().join("filter.sieve");
     fs::write(&script, FILTER).unwrap();
 
@@ -227,15 +232,20 @@ fn sieve_connect_over_starttls_with_a_hashed_password_puts_a_script_that_files_t
 }
 
 #[test]
-fn pythons_managesieve_library_on_loopback_manages_scripts() {
+fn pythons_managesieve_library_over_starttls_with_an_argon2_password_manages_scripts() {
     ensure_clients();
-    let (ms, port) = start("plaintext_on_loopback = true");
+    let cert = crate::smtp::Cert::new();
+    let (ms, port) = start_tls(&cert, &hashed("ARGON2ID", "py pass"));
     let port = port.port();
     let py = format!(
         r#"
 import managesieve
 m = managesieve.MANAGESIEVE("127.0.0.1", {port})
-assert m.authenticate("PLAIN", "{ALICE}", "{PASSWORD}") == "OK", "login"
+assert "PLAIN" not in m.loginmechs, m.loginmechs
+typ, _ = m.starttls(verify=False)
+assert typ == "OK", typ
+assert "PLAIN" in m.loginmechs, m.loginmechs
+assert m.authenticate("PLAIN", "{ALICE}", "py pass") == "OK", "login"
 assert m.putscript("one", {FILTER:?}) == "OK"
 assert m.putscript("two", "keep;\n") == "OK"
 assert m.setactive("one") == "OK"
