@@ -26,6 +26,7 @@ const FSYNC_SECONDS: &str = "mailstow_fsync_duration_seconds";
 const QUEUE_DEPTH: &str = "mailstow_delivery_queue_depth";
 const RELOADS: &str = "mailstow_config_reloads_total";
 const BUILD_INFO: &str = "mailstow_build_info";
+const SIEVE_LOGINS: &str = "mailstow_managesieve_logins_total";
 
 /// Start the exporter on `addr` (inside the runtime) and describe every
 /// metric. Call once, before connections are served.
@@ -75,6 +76,10 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
     describe_gauge!(QUEUE_DEPTH, "Transactions waiting for a delivery thread");
     describe_counter!(RELOADS, "SIGHUP reloads, by result");
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label");
+    describe_counter!(
+        SIEVE_LOGINS,
+        "ManageSieve logins by result (ok, failed, unavailable)"
+    );
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(())
 }
@@ -172,4 +177,9 @@ pub fn queue(delta: f64) {
 /// A SIGHUP reload: "ok" or "refused".
 pub fn reload(result: &'static str) {
     counter!(RELOADS, "result" => result).increment(1);
+}
+
+/// A ManageSieve login: "ok", "failed" or "unavailable".
+pub fn managesieve_login(result: &'static str) {
+    counter!(SIEVE_LOGINS, "result" => result).increment(1);
 }

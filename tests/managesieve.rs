@@ -282,14 +282,20 @@ print("python client ok")
 
 #[test]
 fn hostile_input_gets_clean_answers() {
-    let (ms, port) = start("plaintext_on_loopback = true");
+    let metrics = free_v4();
+    let (mut ms, port) = start(&format!(
+        "plaintext_on_loopback = true\nauth_failure_delay = 0\n[metrics]\nlisten = \"{metrics}\""
+    ));
     let (mut raw, greeting) = Raw::connect(port);
     assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
     // Before authentication.
     assert_eq!(raw.cmd(b"LISTSCRIPTS\r\n"), ["NO \"Authenticate first.\""]);
     let r = raw.cmd(b"AUTHENTICATE \"PLAIN\" \"%%%not base64\"\r\n");
     assert!(r[0].starts_with("NO \"Invalid base64"), "{r:?}");
-    // Log in, then path tricks in names and a huge literal.
+    // A wrong password, then the right one; then path tricks in names and
+    // a huge literal.
+    let r = raw.cmd(b"AUTHENTICATE \"PLAIN\" \"AGFsaWNlQGV4YW1wbGUub3JnAHdyb25n\"\r\n");
+    assert_eq!(r, ["NO \"Authentication failed.\""]);
     let login = format!("\0{ALICE}\0{PASSWORD}");
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, login);
     assert_eq!(
@@ -314,6 +320,12 @@ fn hostile_input_gets_clean_answers() {
     assert!(rest.is_empty());
     assert!(!ms.home(ALICE).join("evil.sieve").exists());
     assert!(!ms.mail_root.join("evil.sieve").exists());
+    // Counted: one refused login, one accepted; bad base64 is no attempt.
+    ms.wait_until("the metrics endpoint", |_| TcpStream::connect(metrics).ok());
+    let (s, text) = crate::ops::scrape(metrics);
+    let logins =
+        |r: &str| crate::ops::value(&s, "mailstow_managesieve_logins_total", &[("result", r)]);
+    assert_eq!((logins("ok"), logins("failed")), (1.0, 1.0), "{text}");
 }
 
 /// The response class of a reply: OK, NO or BYE, with its response code's

@@ -264,7 +264,7 @@ fn sighup_reloads_users_sieve_and_limits_without_dropping_a_transaction() {
 
 /// One sample of the Prometheus text format.
 #[derive(Debug)]
-struct Sample {
+pub struct Sample {
     name: String,
     labels: std::collections::BTreeMap<String, String>,
     value: f64,
@@ -272,7 +272,7 @@ struct Sample {
 
 /// GET /metrics over plain HTTP; the body parsed into samples, and the raw
 /// text.
-fn scrape(addr: std::net::SocketAddr) -> (Vec<Sample>, String) {
+pub fn scrape(addr: std::net::SocketAddr) -> (Vec<Sample>, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
     write!(
@@ -318,7 +318,7 @@ fn scrape(addr: std::net::SocketAddr) -> (Vec<Sample>, String) {
 }
 
 /// The sum of the samples named `name` whose labels include `labels`.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name)

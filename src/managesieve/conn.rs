@@ -127,13 +127,16 @@ where
                             .unwrap_or_else(|e| Err(format!("authentication task failed: {e}")));
                     match &verdict {
                         Ok(Some(user)) => {
+                            crate::metrics::managesieve_login("ok");
                             tracing::info!(login = %authc, user = %user, "managesieve: logged in")
                         }
                         Ok(None) => {
+                            crate::metrics::managesieve_login("failed");
                             tracing::info!(login = %authc, "managesieve: authentication failed");
                             tokio::time::sleep(cfg.failure_delay).await;
                         }
                         Err(e) => {
+                            crate::metrics::managesieve_login("unavailable");
                             tracing::error!(login = %authc, error = %e, "managesieve: authentication unavailable")
                         }
                     }
