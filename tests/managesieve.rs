@@ -38,7 +38,7 @@ fn ensure_clients() {
                 "pip",
                 "install",
                 "--quiet",
-                "managesieve==0.8",
+                "managesieve==0.8.1",
             ]));
         }
     });
