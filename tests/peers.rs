@@ -218,21 +218,7 @@ impl Dovecot {
     /// `doveadm -c <this instance's config> ARGS`: its standard output; a
     /// failure panics with stderr and the log.
     pub fn doveadm(&self, args: &[&str]) -> String {
-        let out = Command::new("doveadm")
-            .arg("-c")
-            .arg(self.dir.path().join("dovecot.conf"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run doveadm");
-        assert!(
-            out.status.success(),
-            "doveadm {args:?} failed ({}): {}\ndovecot log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            tail(&self.log(), 30)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.doveadm_input(args, b"")
     }
 
     /// This instance's dovecot.conf (for dovecot-lda and other tools).

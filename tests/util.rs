@@ -740,24 +740,19 @@ impl LmtpClient {
     /// Connect without panicking (for clients racing a server that may be
     /// killed): Err if it cannot connect or sends no 220.
     pub fn try_tcp(addr: SocketAddr) -> io::Result<LmtpClient> {
-        let conn = Conn::Tcp(TcpStream::connect_timeout(&addr, Duration::from_secs(10))?);
-        conn.set_read_timeout(Duration::from_secs(120))?;
-        let writer = conn.try_clone()?;
-        let mut c = LmtpClient {
-            reader: BufReader::new(conn),
-            writer,
-            greeting: Vec::new(),
-        };
-        c.greeting = c.try_read_reply()?;
-        if code(&c.greeting) != 220 {
-            return Err(io::Error::other(format!("greeting {:?}", c.greeting)));
-        }
-        Ok(c)
+        LmtpClient::try_greeted(Conn::Tcp(TcpStream::connect_timeout(
+            &addr,
+            Duration::from_secs(10),
+        )?))
     }
 
     /// As [`LmtpClient::try_tcp`], on a unix socket.
     pub fn try_unix(path: &Path) -> io::Result<LmtpClient> {
-        let conn = Conn::Unix(UnixStream::connect(path)?);
+        LmtpClient::try_greeted(Conn::Unix(UnixStream::connect(path)?))
+    }
+
+    /// A client on `conn` once its 220 greeting is read.
+    fn try_greeted(conn: Conn) -> io::Result<LmtpClient> {
         conn.set_read_timeout(Duration::from_secs(120))?;
         let writer = conn.try_clone()?;
         let mut c = LmtpClient {
