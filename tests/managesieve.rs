@@ -18,8 +18,10 @@ const ALICE: &str = "alice@example.org";
 const FILTER: &str = "require [\"fileinto\", \"mailbox\"];\n\
                       if header :contains \"subject\" \"[list]\" {\n  fileinto :create \"Lists\";\n}\n";
 
-/// Debian's sieve-connect and PyPI's managesieve, installed when missing.
+/// Debian's sieve-connect and PyPI's managesieve, installed when missing,
+/// and Dovecot (doveadm writes the password hashes).
 fn ensure_clients() {
+    crate::peers::ensure_installed();
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if !std::path::Path::new("/usr/bin/sieve-connect").exists() {

@@ -44,6 +44,7 @@ pub fn ensure_installed() {
                 "/usr/lib/dovecot/pop3",
                 "/usr/lib/dovecot/dovecot-lda",
                 "/usr/bin/sieve-test",
+                "/usr/lib/dovecot/managesieve",
             ]
             .iter()
             .all(|p| Path::new(p).exists())
@@ -81,6 +82,7 @@ pub fn ensure_installed() {
                     "dovecot-imapd",
                     "dovecot-pop3d",
                     "dovecot-sieve",
+                    "dovecot-managesieved",
                 ]),
         );
         assert!(
