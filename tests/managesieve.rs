@@ -24,12 +24,7 @@ fn ensure_clients() {
     crate::peers::ensure_installed();
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if !std::path::Path::new("/usr/bin/sieve-connect").exists() {
-            let _lock = crate::util::host_lock();
-            run(Command::new("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "sieve-connect"]));
-        }
+        crate::util::apt_install_missing(&["/usr/bin/sieve-connect"], &["sieve-connect"]);
         let have_py = Command::new("python3")
             .args(["-c", "import managesieve"])
             .status()

@@ -67,28 +67,15 @@ fn output(cmd: &mut Command) -> (std::process::ExitStatus, String) {
 fn ensure_tools() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let present = || {
-            [
+        util::apt_install_missing(
+            &[
                 "/usr/bin/systemd-analyze",
                 "/usr/bin/systemd-socket-activate",
                 "/usr/bin/man",
                 "/usr/sbin/debootstrap",
-            ]
-            .iter()
-            .all(|p| Path::new(p).exists())
-        };
-        if present() {
-            return;
-        }
-        let _lock = util::host_lock();
-        if present() {
-            return;
-        }
-        run(Command::new("apt-get").arg("update"));
-        run(Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "systemd", "man-db", "debootstrap"]));
-        assert!(present(), "systemd, man-db or debootstrap still missing");
+            ],
+            &["systemd", "man-db", "debootstrap"],
+        );
     });
 }
 
@@ -1238,12 +1225,7 @@ fn the_package_starts_reloads_and_stops_under_systemd_in_a_clean_debian_12() {
         eprintln!("skipped: booting a container needs root");
         return;
     }
-    if !Path::new("/usr/bin/systemd-nspawn").exists() {
-        let _lock = util::host_lock();
-        run(Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "systemd-container"]));
-    }
+    util::apt_install_missing(&["/usr/bin/systemd-nspawn"], &["systemd-container"]);
     let deb = deb();
     let root_dir = clean_debian_root();
     let root = root_dir.path();

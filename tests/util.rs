@@ -93,6 +93,29 @@ pub fn vmail() -> Owner {
     })
 }
 
+/// Install Debian `packages` unless every one of `paths` exists already:
+/// under the host lock (parallel test binaries never run apt-get at once),
+/// checking again once it is held; panics when the paths are still missing.
+pub fn apt_install_missing(paths: &[&str], packages: &[&str]) {
+    let present = || paths.iter().all(|p| Path::new(p).exists());
+    if present() {
+        return;
+    }
+    let _lock = host_lock();
+    if present() {
+        return;
+    }
+    run(Command::new("apt-get").arg("update"));
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y"])
+        .args(packages));
+    assert!(
+        present(),
+        "{paths:?} still missing after installing {packages:?}"
+    );
+}
+
 /// Run a command to completion; panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
