@@ -63,12 +63,81 @@ fn over_quota_can_be_a_temporary_failure() {
     let r = c.deliver(
         "s@example.net",
         &[ALICE],
-        &message("s@example.net", ALICE, "fill", &"x".repeat(3000)),
+        &message("s@example.net", ALICE, "fill", &"x".repeat(2500)),
     );
-    assert_eq!(code(&r[0]), 250);
+    assert_eq!(code(&r[0]), 250, "{r:?}");
     c.cmd("MAIL FROM:<s@example.net> SIZE=500");
     let r = c.cmd(&format!("RCPT TO:<{ALICE}>"));
     assert!(r[0].starts_with("452 4.2.2"), "{r:?}");
+}
+
+/// A mailstow whose only user has the passwd-file extra field
+/// `userdb_quota_rule=<rule>` and no Maildir yet.
+fn start_with_user_rule(rule: &str, over: &str) -> Mailstow {
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = format!("[quota]\nover_quota = \"{over}\"\n");
+    let ms = Mailstow::start_with(opts);
+    let line = passwd_line(ALICE, PASSWORD, ms.owner);
+    fs::write(
+        &ms.users_file,
+        format!("{}userdb_quota_rule={rule}\n", line.trim_end()),
+    )
+    .unwrap();
+    assert!(!ms.home(ALICE).exists());
+    ms
+}
+
+#[test]
+fn a_mailbox_not_created_yet_refuses_what_its_quota_cannot_hold() {
+    let ms = start_with_user_rule("*:storage=1K", "permanent");
+    let mut c = ms.connect();
+    c.lhlo();
+    // Announced size over the limit of an empty mailbox: refused at RCPT.
+    let r = rcpt_with_size(&mut c, 500_000);
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
+    let r = rcpt_with_size(&mut c, 1025);
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
+    assert!(!ms.home(ALICE).exists(), "the RCPT check created the home");
+    // No SIZE: accepted at RCPT, refused after the data, nothing stored.
+    let big = message("s@example.net", ALICE, "big", &"y".repeat(5000));
+    let r = c.deliver("s@example.net", &[ALICE], &big);
+    assert!(r[0][0].starts_with("552 5.2.2"), "{r:?}");
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    assert!(
+        !ms.maildir(ALICE).root.exists(),
+        "a refused message created the Maildir"
+    );
+}
+
+#[test]
+fn a_mailbox_not_created_yet_can_refuse_temporarily() {
+    let ms = start_with_user_rule("*:storage=1K", "temporary");
+    let mut c = ms.connect();
+    c.lhlo();
+    let r = rcpt_with_size(&mut c, 500_000);
+    assert!(r[0].starts_with("452 4.2.2"), "{r:?}");
+    let big = message("s@example.net", ALICE, "big", &"y".repeat(5000));
+    let r = c.deliver("s@example.net", &[ALICE], &big);
+    assert!(r[0][0].starts_with("452 4.2.2"), "{r:?}");
+    assert!(!ms.maildir(ALICE).root.exists());
+}
+
+#[test]
+fn a_message_that_fits_creates_the_mailbox_and_is_counted() {
+    let ms = start_with_user_rule("*:storage=1K", "permanent");
+    let mut c = ms.connect();
+    c.lhlo();
+    assert_eq!(code(&rcpt_with_size(&mut c, 300)), 250);
+    let small = message("s@example.net", ALICE, "small", &"x".repeat(300));
+    let r = c.deliver("s@example.net", &[ALICE], &small);
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+    let (bytes, count) = stored(&ms, ALICE, &["INBOX"]);
+    assert_eq!(count, 1);
+    assert!(bytes > 300 && bytes <= 1024, "{bytes}");
+    assert_eq!(maildirsize(&ms, ALICE), ("1024S".to_owned(), bytes, 1));
+    // What is left is checked against what was stored.
+    let r = rcpt_with_size(&mut c, 1024 - bytes + 1);
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
 }
 
 /// The quota plugin as a Dovecot admin would enable it for these Maildirs,

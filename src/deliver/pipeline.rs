@@ -179,19 +179,18 @@ impl Deliverer {
 
     /// Would every copy fit, each `(folder, size)` checked against its
     /// folder's limit after the copies before it? A copy into a folder
-    /// whose rule is `ignore` is neither checked nor counted.
+    /// whose rule is `ignore` is neither checked nor counted. A Maildir
+    /// that does not exist yet uses nothing, and is not created here.
     fn quota_check_stores(
         &self,
         user: &User,
         stores: &[(&str, u64)],
     ) -> Result<quota::Rules, Failure> {
         let rules = self.quota_rules(user);
-        if rules.is_unlimited() || !user.maildir.is_dir() {
+        if rules.is_unlimited() {
             return Ok(rules);
         }
-        let enc = self.cfg.storage.folder_encoding;
-        let mut used = quota::usage(&user.maildir, &rules, enc)
-            .map_err(|e| Failure::Io(format!("quota {}: {e}", user.maildir.display())))?;
+        let mut used = self.quota_usage(user, &rules)?;
         for &(folder, size) in stores {
             if !rules.counts(folder) {
                 continue;
@@ -205,6 +204,22 @@ impl Deliverer {
             used.messages += 1;
         }
         Ok(rules)
+    }
+
+    /// The usage of the user's Maildir: zero when there is none yet (its
+    /// first delivery creates it); read from maildirsize otherwise. Any
+    /// other error (not a directory, no permission) is a temporary failure.
+    fn quota_usage(&self, user: &User, rules: &quota::Rules) -> Result<quota::Usage, Failure> {
+        let failure =
+            |e: std::io::Error| Failure::Io(format!("quota {}: {e}", user.maildir.display()));
+        match std::fs::metadata(&user.maildir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(quota::Usage::default())
+            }
+            Err(e) => return Err(failure(e)),
+            Ok(_) => {}
+        }
+        quota::usage(&user.maildir, rules, self.cfg.storage.folder_encoding).map_err(failure)
     }
 
     /// Count a copy stored in `folder` in maildirsize: appended when the
@@ -776,17 +791,20 @@ mod tests {
         }
     }
 
+    fn deliverer(dir: &std::path::Path, quota: &str) -> Deliverer {
+        std::fs::write(dir.join("u"), "").unwrap();
+        let text = format!(
+            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n[quota]\n{quota}\n",
+            dir.display()
+        );
+        let cfg = Arc::new(Config::from_toml(&text, std::path::Path::new("t"), dir).unwrap());
+        Deliverer::new(cfg).unwrap()
+    }
+
     #[test]
     fn quota_rules_chain_like_dovecots_quota_rule_n() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("u"), "").unwrap();
-        let text = format!(
-            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n[quota]\nrules = [\"*:storage=1G\", \"Trash:ignore\"]\n",
-            dir.path().display()
-        );
-        let cfg =
-            Arc::new(Config::from_toml(&text, std::path::Path::new("t"), dir.path()).unwrap());
-        let d = Deliverer::new(cfg).unwrap();
+        let d = deliverer(dir.path(), "rules = [\"*:storage=1G\", \"Trash:ignore\"]");
         let mut r = rcpt("alice@example.org", None);
         let q = d.quota_rules(&r.user);
         assert_eq!(q.limit.bytes, Some(1 << 30));
@@ -812,6 +830,39 @@ mod tests {
         assert!(q.counts("Trash"));
         r.user.extra = vec![("quota_rule".into(), "*:storage=lots".into())];
         assert!(d.quota_rules(&r.user).is_unlimited());
+    }
+
+    #[test]
+    fn a_mailbox_not_created_yet_uses_no_quota_and_is_still_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = deliverer(dir.path(), "rule = \"*:storage=1K\"");
+        let mut r = rcpt("alice@example.org", None);
+        r.user.home = dir.path().join("h");
+        r.user.maildir = r.user.home.join("Maildir");
+        assert!(matches!(
+            d.quota_check(&r.user, 1025),
+            Err(Failure::OverQuota { temporary: false })
+        ));
+        assert!(d.quota_check(&r.user, 1024).is_ok());
+        // Each copy counts against the empty mailbox, then the next.
+        assert!(matches!(
+            d.quota_check_stores(&r.user, &[("INBOX", 600), ("Lists", 600)]),
+            Err(Failure::OverQuota { .. })
+        ));
+        assert!(!r.user.home.exists(), "checking quota created the home");
+
+        let d = deliverer(
+            dir.path(),
+            "rule = \"*:messages=1\"\nover_quota = \"temporary\"",
+        );
+        assert!(d.quota_check(&r.user, 0).is_ok());
+        assert!(matches!(
+            d.quota_check_stores(&r.user, &[("INBOX", 1), ("INBOX", 1)]),
+            Err(Failure::OverQuota { temporary: true })
+        ));
+        // Not a Maildir at all: a temporary failure, not "empty".
+        std::fs::write(&r.user.home, "").unwrap();
+        assert!(matches!(d.quota_check(&r.user, 0), Err(Failure::Io(_))));
     }
 
     #[test]
