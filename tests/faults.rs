@@ -9,7 +9,7 @@
 //! with mailstow running unprivileged: `451 4.3.0`, a log line naming the
 //! path, never a 250 and never a crash (the same connection delivers the
 //! next transaction). Must not leave a mount behind (unmounted on Drop, also
-//! when a test panics) and skips, saying why, when not run as root.
+//! when a test panics); fails, saying why, when not run as root.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -29,12 +29,13 @@ const SENDER: &str = "sender@example.net";
 
 /// Root is needed to mount, and to see permissions bite (root bypasses
 /// them, so the server must drop to `vmail`, which only root can start).
-fn root_or_skip(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("{test}: skipped: needs root (to mount a tmpfs and to start mailstow as vmail)");
-    }
-    root
+/// A test that cannot run fails rather than passing untested.
+fn require_root(test: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{test}: needs root (to mount a tmpfs and to start mailstow as vmail); \
+         the integration tests run as root"
+    );
 }
 
 /// A tmpfs mounted on a directory, lazily unmounted on Drop.
@@ -138,9 +139,7 @@ fn body(tag: &str, size: usize) -> Vec<u8> {
 
 #[test]
 fn a_full_disk_gets_452_4_3_1_damages_nothing_and_delivery_resumes_when_space_returns() {
-    if !root_or_skip("disk full") {
-        return;
-    }
+    require_root("disk full");
     let t0 = std::time::Instant::now();
     let ms = Mailstow::start(&[ALICE, BOB]);
     // The mail root (Maildirs and their indexes) on 4 MiB of its own; the
@@ -350,9 +349,7 @@ fn expect_451(ms: &Mailstow, c: &mut LmtpClient, rcpt: &str, path: &Path, case: 
 
 #[test]
 fn unwritable_and_missing_directories_get_451_with_the_path_logged_never_250() {
-    if !root_or_skip("permissions") {
-        return;
-    }
+    require_root("permissions");
     let ms = unprivileged("");
     let mut c = ms.connect();
     c.lhlo();
@@ -427,9 +424,7 @@ fn unwritable_and_missing_directories_get_451_with_the_path_logged_never_250() {
 
 #[test]
 fn a_missing_spool_directory_gets_451_with_the_path_logged() {
-    if !root_or_skip("spool") {
-        return;
-    }
+    require_root("spool");
     // Inside a temp dir, so that it goes even when the test panics.
     let spool_parent = crate::util::temp_dir("mailstow-spool-");
     let spool = spool_parent.path().join("spool");
@@ -473,9 +468,7 @@ fn a_missing_spool_directory_gets_451_with_the_path_logged() {
 
 #[test]
 fn a_full_spool_directory_gets_452_4_3_1_with_the_path_logged() {
-    if !root_or_skip("spool full") {
-        return;
-    }
+    require_root("spool full");
     // The spool on 512 KiB of its own; messages over 1 MiB (the default
     // spool_memory_max) are written there.
     let spool_dir = crate::util::temp_dir("mailstow-spoolfs-");

@@ -2,8 +2,9 @@
 //! STARTTLS with a hashed password, and Python's `managesieve` library on
 //! loopback without TLS (allowed by `plaintext_on_loopback`). A script
 //! uploaded and activated through them files the next LMTP delivery, and
-//! Dovecot's IMAP sees it there; hostile input gets clean answers. Must
-//! not send traffic anywhere but 127.0.0.1.
+//! Dovecot's IMAP sees it there; hostile input gets clean answers; every
+//! password scheme doveadm writes verifies. Must not send traffic anywhere
+//! but 127.0.0.1.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -46,6 +47,48 @@ fn hashed(scheme: &str, password: &str) -> String {
     run(Command::new("doveadm").args(["pw", "-s", scheme, "-p", password]))
         .trim()
         .to_owned()
+}
+
+/// Every scheme the installed doveadm writes, hashed fresh now, verifies
+/// with the password it was made from and refuses another.
+#[test]
+fn every_scheme_doveadm_writes_verifies_the_password_and_refuses_another() {
+    crate::util::apt_install_missing(&["/usr/bin/doveadm"], &["dovecot-core"]);
+    let pw = "fresh ünïcode pass";
+    for scheme in [
+        "PLAIN",
+        "PLAIN.b64",
+        "PLAIN.hex",
+        "CLEAR",
+        "CLEARTEXT",
+        "CRYPT",
+        "SHA512-CRYPT",
+        "SHA256-CRYPT",
+        "MD5-CRYPT",
+        "BLF-CRYPT",
+        "ARGON2I",
+        "ARGON2ID",
+        "SSHA512",
+        "SSHA512.hex",
+        "SSHA256",
+        "SSHA",
+        "SHA512",
+        "SHA512.hex",
+        "SHA256",
+        "SHA",
+        "SHA1",
+    ] {
+        let stored = hashed(scheme, pw);
+        let verify = |candidate: &str| {
+            mailstow::auth::password::verify(stored.as_bytes(), candidate.as_bytes())
+        };
+        assert_eq!(verify(pw), Ok(true), "{scheme}: {stored}");
+        assert_eq!(
+            verify("fresh unicode pass"),
+            Ok(false),
+            "{scheme}: {stored}"
+        );
+    }
 }
 
 /// Mailstow with a certificate and ManageSieve, and ALICE's password in
