@@ -3,7 +3,7 @@
 //! conffiles, units, man page, examples and maintainer scripts; both units
 //! pass `systemd-analyze verify`; socket activation and sd_notify work end
 //! to end under systemd-socket-activate; and the package installs into a
-//! clean Debian 12 root (debootstrap, cached under /var/cache), where the
+//! clean Debian 12 root (tests/debian.rs), where the
 //! installed mailstow runs as the unit runs it and delivers. Must not
 //! install anything into the host's own /etc, /usr or services (dpkg runs
 //! only inside the chroot), nor leave a process behind.
@@ -17,6 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::debian::{
+    chroot_sh, getent, mailhost_root, minbase_root, output, proc_status, Container, Network,
+};
 use crate::util::{
     self, code, message, poll, run, tail, toml_str, LmtpClient, Maildir, Mailstow, Options, Proc,
     TIMEOUT,
@@ -26,16 +29,18 @@ const ALICE: &str = "alice@example.org";
 /// The cargo-deb the tests install when `cargo deb` is missing (it builds
 /// with Rust 1.95).
 const CARGO_DEB_VERSION: &str = "3.8.0";
-/// The clean Debian 12 root, made once by debootstrap and kept as a tar.
-const ROOTFS_CACHE: &str = "/var/cache/mailstow-test/bookworm-minbase.tar";
-const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// These tests install into roots and boot containers: as root, as CI
+/// runs them. Anyone else gets a failure saying so, never a pass.
+fn assert_root(what: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{what} needs root: run the tests as root, as CI does"
+    );
 }
 
 /// The value of `key=` in a unit file (the last one; a unit may repeat a
@@ -47,22 +52,8 @@ fn unit_value(unit: &str, key: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
-/// A command's exit status and output, whatever the status.
-fn output(cmd: &mut Command) -> (std::process::ExitStatus, String) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status, text)
-}
-
 /// Install what these tests run (systemd-analyze and
-/// systemd-socket-activate, man, debootstrap) when missing, as on a fresh
+/// systemd-socket-activate, man) when missing, as on a fresh
 /// machine: once per test process, under the host lock.
 fn ensure_tools() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -72,9 +63,8 @@ fn ensure_tools() {
                 "/usr/bin/systemd-analyze",
                 "/usr/bin/systemd-socket-activate",
                 "/usr/bin/man",
-                "/usr/sbin/debootstrap",
             ],
-            &["systemd", "man-db", "debootstrap"],
+            &["systemd", "man-db"],
         );
     });
 }
@@ -167,7 +157,7 @@ fn packaged_config_units_and_postfix_snippet_name_the_same_paths() {
 /// The .deb, built once per run: `cargo deb --no-build` around the mailstow
 /// binary this test run was built with (cargo-deb installed first when
 /// missing). Panics with cargo-deb's output when it fails.
-fn deb() -> &'static Path {
+pub(crate) fn deb() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
     DEB.get_or_init(|| {
         let started = Instant::now();
@@ -619,84 +609,12 @@ fn a_handed_socket_of_unknown_name_or_of_the_other_protocol_stops_the_start() {
 // Install into a clean Debian 12 root
 // ---------------------------------------------------------------------------
 
-/// A clean Debian 12 (bookworm, minbase, with adduser and
-/// init-system-helpers) root in a fresh directory under the target dir:
-/// unpacked from [`ROOTFS_CACHE`], which debootstrap makes the first time.
-fn clean_debian_root() -> tempfile::TempDir {
-    let cache = Path::new(ROOTFS_CACHE);
-    if !cache.is_file() {
-        let _lock = util::host_lock();
-        if !cache.is_file() {
-            let started = Instant::now();
-            let parent = cache.parent().expect("cache has a directory");
-            fs::create_dir_all(parent).expect("mkdir cache dir");
-            let build = tempfile::Builder::new()
-                .prefix("bookworm-")
-                .tempdir_in(parent)
-                .expect("temp dir for debootstrap");
-            run(Command::new("debootstrap")
-                .args([
-                    "--variant=minbase",
-                    "--include=adduser,init-system-helpers",
-                    "bookworm",
-                ])
-                .arg(build.path())
-                .arg(DEBIAN_MIRROR));
-            let partial = cache.with_extension("tar.partial");
-            run(Command::new("tar")
-                .arg("--numeric-owner")
-                .arg("-C")
-                .arg(build.path())
-                .arg("-cf")
-                .arg(&partial)
-                .arg("."));
-            fs::rename(&partial, cache).expect("rename the rootfs tar");
-            eprintln!(
-                "package: debootstrap of bookworm took {:.1?}",
-                started.elapsed()
-            );
-        }
-    }
-    let root = tempfile::Builder::new()
-        .prefix("debian-root-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir for the root");
-    run(Command::new("tar")
-        .arg("--numeric-owner")
-        .arg("-C")
-        .arg(root.path())
-        .arg("-xf")
-        .arg(cache));
-    root
-}
-
-/// `getent DB KEY` inside the root, split on ':'.
-fn getent(root: &Path, db: &str, key: &str) -> Vec<String> {
-    run(Command::new("chroot").arg(root).args(["getent", db, key]))
-        .trim()
-        .split(':')
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The number after `key` in /proc/PID/status (the first of several).
-fn proc_status(pid: u32, key: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .map(|v| v.trim().to_owned())
-}
-
 #[test]
 fn package_installs_in_clean_debian_12_and_the_installed_mailstow_delivers_as_the_unit_runs_it() {
-    if !is_root() {
-        eprintln!("skipped: installing into a chroot needs root");
-        return;
-    }
+    assert_root("installing into a chroot");
     let started = Instant::now();
     let deb = deb();
-    let root_dir = clean_debian_root();
+    let root_dir = minbase_root();
     let root = root_dir.path();
     eprintln!("package: clean root ready after {:.1?}", started.elapsed());
 
@@ -722,7 +640,9 @@ fn package_installs_in_clean_debian_12_and_the_installed_mailstow_delivers_as_th
     // no login shell.
     let pw = getent(root, "passwd", "vmail");
     let (uid, gid): (u32, u32) = (pw[2].parse().unwrap(), pw[3].parse().unwrap());
-    assert!(uid < 1000, "a system uid: {pw:?}");
+    // A system uid, from 500 up: Debian's Dovecot refuses mail access
+    // below its first_valid_uid (500).
+    assert!((500..1000).contains(&uid), "a system uid from 500: {pw:?}");
     assert_eq!(pw[5], "/var/vmail");
     assert_eq!(pw[6], "/usr/sbin/nologin");
     assert_eq!(getent(root, "group", "vmail")[2], gid.to_string());
@@ -1123,125 +1043,15 @@ mod socket_activation {
 // Under a real systemd: the clean root booted in a container
 // ---------------------------------------------------------------------------
 
-/// A Debian root booted by `systemd-nspawn --boot` (systemd as the
-/// container's PID 1, sharing the host's network), powered off on drop.
-struct Container {
-    nspawn: Proc,
-    /// The host pid of the container's systemd.
-    init: u32,
-    log: PathBuf,
-}
-
-impl Container {
-    /// Boot `root`; None (with the reason printed) when this machine cannot
-    /// run a container at all, which is the environment's limit, not ours.
-    fn boot(root: &Path) -> Option<Container> {
-        // Inside the root, so it goes with it.
-        let log = root.join("nspawn-boot.log");
-        let file = fs::File::create(&log).expect("create the boot log");
-        let nspawn = Proc::spawn(
-            "systemd-nspawn",
-            Command::new("systemd-nspawn")
-                .args([
-                    "--quiet",
-                    "--register=no",
-                    "--keep-unit",
-                    "--console=passive",
-                ])
-                .arg("--directory")
-                .arg(root)
-                .arg("--boot")
-                .stdin(Stdio::null())
-                .stdout(file.try_clone().expect("dup log"))
-                .stderr(file),
-            true,
-        );
-        // The container's systemd is nspawn's child.
-        let init = poll(Duration::from_secs(30), || {
-            let children =
-                fs::read_to_string(format!("/proc/{0}/task/{0}/children", nspawn.pid())).ok()?;
-            let pid: u32 = children.split_whitespace().next()?.parse().ok()?;
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            (comm.trim() == "systemd").then_some(pid)
-        });
-        let Some(init) = init else {
-            eprintln!(
-                "skipped: systemd-nspawn cannot boot a container here:\n{}",
-                util::read_text(&log)
-            );
-            return None;
-        };
-        let c = Container { nspawn, init, log };
-        // Booted: the default target reached (or the boot finished with a
-        // failed unit, which the caller sees in systemctl's answers).
-        let booted = poll(TIMEOUT, || {
-            let (_, state) = c.exec(&["systemctl", "is-system-running"]);
-            matches!(state.trim(), "running" | "degraded").then_some(())
-        });
-        assert!(
-            booted.is_some(),
-            "the container did not boot:\n{}",
-            c.boot_log()
-        );
-        Some(c)
-    }
-
-    /// Run a command inside the container.
-    fn exec(&self, args: &[&str]) -> (std::process::ExitStatus, String) {
-        output(
-            Command::new("nsenter")
-                .arg("--target")
-                .arg(self.init.to_string())
-                .args(["--mount", "--uts", "--ipc", "--pid", "--"])
-                .args(args)
-                .env("SYSTEMD_PAGER", "")
-                .env("SYSTEMD_COLORS", "0"),
-        )
-    }
-
-    fn boot_log(&self) -> String {
-        tail(&util::read_text(&self.log), 40)
-    }
-
-    /// The journal of one unit, as text.
-    fn journal(&self, unit: &str) -> String {
-        self.exec(&["journalctl", "--no-pager", "-o", "cat", "-u", unit])
-            .1
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = self.exec(&["systemctl", "poweroff"]);
-        if self.nspawn.wait_exit(Duration::from_secs(30)).is_none() {
-            self.nspawn.terminate(Duration::from_secs(10));
-        }
-    }
-}
-
 #[test]
 fn the_package_starts_reloads_and_stops_under_systemd_in_a_clean_debian_12() {
-    if !is_root() {
-        eprintln!("skipped: booting a container needs root");
-        return;
-    }
-    util::apt_install_missing(&["/usr/bin/systemd-nspawn"], &["systemd-container"]);
+    assert_root("booting a container");
     let deb = deb();
-    let root_dir = clean_debian_root();
+    // A bootable minimal Debian (systemd as init), and the package.
+    let root_dir = mailhost_root();
     let root = root_dir.path();
-    // A bootable minimal Debian: systemd as init, and the package.
-    fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
     fs::copy(deb, root.join("tmp/mailstow.deb")).unwrap();
-    run(Command::new("chroot")
-        .arg(root)
-        .args([
-            "sh",
-            "-c",
-            "apt-get update -q && apt-get install -y -q --no-install-recommends \
-             systemd systemd-sysv dbus && dpkg -i /tmp/mailstow.deb",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"));
+    chroot_sh(root, "dpkg -i /tmp/mailstow.deb");
     let uid = getent(root, "passwd", "vmail")[2].clone();
     let gid = getent(root, "group", "vmail")[2].clone();
     let users = root.join("etc/mailstow/users");
@@ -1249,9 +1059,7 @@ fn the_package_starts_reloads_and_stops_under_systemd_in_a_clean_debian_12() {
     text.push_str(&format!("{ALICE}:{{PLAIN}}secret:{uid}:{gid}::::\n"));
     fs::write(&users, text).unwrap();
 
-    let Some(ct) = Container::boot(root) else {
-        return;
-    };
+    let ct = Container::boot(root, Network::Host);
     // Started at boot, through the socket unit, and notified ready.
     let (status, state) = ct.exec(&[
         "systemctl",

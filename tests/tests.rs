@@ -9,10 +9,12 @@ mod util;
 mod peers;
 
 mod crash;
+mod debian;
 mod e2e;
 mod faults;
 mod hostile;
 mod index;
+mod install;
 mod lmtp;
 mod managesieve;
 mod ops;
