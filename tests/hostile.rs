@@ -532,7 +532,8 @@ fn raw(ms: &Mailstow) -> (TcpStream, BufReader<TcpStream>) {
 
 /// Send `prefix` and read its `replies`, then write `bytes` (repeated) one
 /// at a time, `pause` apart, until the server answers; returns that answer
-/// (the connection must be closed after it) and how long it took.
+/// (the connection must be closed after it) and the time from before the
+/// prefix was sent, so no server timer can have started earlier.
 fn drip(
     ms: &Mailstow,
     prefix: &[u8],
@@ -541,6 +542,7 @@ fn drip(
     pause: Duration,
 ) -> (String, Duration) {
     let (mut s, mut r) = raw(ms);
+    let t = Instant::now();
     s.write_all(prefix).unwrap();
     for _ in 0..replies {
         loop {
@@ -554,7 +556,6 @@ fn drip(
     }
     let mut writer = s.try_clone().unwrap();
     let bytes = bytes.to_vec();
-    let t = Instant::now();
     let dripper = std::thread::spawn(move || {
         for b in bytes.iter().cycle().take(10_000) {
             if writer.write_all(&[*b]).is_err() {
@@ -580,11 +581,12 @@ fn a_slow_loris_is_cut_by_the_timeouts() {
     opts.limits_extra = "idle_timeout = 2\ndata_timeout = 1\ndata_total_timeout = 3".into();
     let ms = Mailstow::start_with(opts);
     let pause = Duration::from_millis(100);
+    // The drips go on for 1,000 s, far past the client's 60 s read
+    // timeout: a timeout the drips kept open fails the read, not a clock.
     // One byte per 100 ms of a command line that never ends: the idle
     // timeout covers the whole line, so the bytes do not keep it open.
-    let (line, took) = drip(&ms, b"", 0, b"NOOP aaaaaaaa", pause);
+    let (line, _) = drip(&ms, b"", 0, b"NOOP aaaaaaaa", pause);
     assert!(line.starts_with("421 4.4.2"), "{line:?}");
-    assert!(took < Duration::from_secs(10), "{took:?}");
     // One byte per 100 ms of message data: each block comes well within the
     // data timeout, the total data timeout ends it.
     let prefix = format!("LHLO c\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n");
@@ -596,17 +598,16 @@ fn a_slow_loris_is_cut_by_the_timeouts() {
         pause,
     );
     assert!(line.starts_with("421 4.4.2"), "{line:?}");
+    // Measured from before DATA was sent: a lower bound no load can break.
     assert!(
-        took >= Duration::from_secs(2),
+        took >= Duration::from_secs(3),
         "not before the total timeout: {took:?}"
     );
-    assert!(took < Duration::from_secs(12), "{took:?}");
     // The same through BDAT: one chunk that never completes.
     let prefix =
         format!("LHLO c\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<{ALICE}>\r\nBDAT 100000 LAST\r\n");
-    let (line, took) = drip(&ms, prefix.as_bytes(), 3, b"y", pause);
+    let (line, _) = drip(&ms, prefix.as_bytes(), 3, b"y", pause);
     assert!(line.starts_with("421 4.4.2"), "{line:?}");
-    assert!(took < Duration::from_secs(12), "{took:?}");
     assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
     assert!(ms.maildir(ALICE).tmp_files("INBOX").is_empty());
     fresh_delivery_works(&ms, "slow loris");
@@ -632,9 +633,10 @@ fn a_client_that_never_reads_its_replies_is_dropped_after_the_idle_timeout() {
     stuck
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
+    // Before anything is sent, so no server timer can have started earlier.
+    let t = Instant::now();
     // It may block too once the server stops reading: that is the point.
     let _ = stuck.write_all(&b"HELP\r\n".repeat(200_000));
-    let t = Instant::now();
     // Its place (the only one for 127.0.0.1) frees once the server gives up
     // writing to it.
     let freed = crate::util::poll(Duration::from_secs(30), || {
@@ -648,7 +650,8 @@ fn a_client_that_never_reads_its_replies_is_dropped_after_the_idle_timeout() {
         freed.is_some(),
         "the connection that does not read is never dropped"
     );
-    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    // Not before the idle timeout: a lower bound no load can break.
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
     drop(stuck);
     fresh_delivery_works(&ms, "client not reading");
 }
@@ -669,8 +672,8 @@ fn connections_over_the_per_ip_limit_get_421_at_once() {
             .expect("three places")
         })
         .collect();
-    // The fourth from 127.0.0.1 is told at once, not queued.
-    let t = Instant::now();
+    // The fourth from 127.0.0.1 is told at once, not queued: queued, it
+    // would hear nothing while the three are held, and the read times out.
     let (_s, mut r) = {
         let s = TcpStream::connect(ms.tcp).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -683,7 +686,6 @@ fn connections_over_the_per_ip_limit_get_421_at_once() {
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "closed after the 421");
-    assert!(t.elapsed() < Duration::from_secs(10));
     // Another address is another client: ::1 is not 127.0.0.1.
     let v6 = ms.tcp6.expect("listening on [::1]");
     let mut other = BufReader::new(TcpStream::connect(v6).unwrap());

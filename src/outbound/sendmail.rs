@@ -95,7 +95,7 @@ pub(super) fn send(
     }
 }
 
-fn spawn(path: &Path, from: Option<&str>, to: &[String]) -> std::io::Result<Child> {
+pub(super) fn spawn(path: &Path, from: Option<&str>, to: &[String]) -> std::io::Result<Child> {
     let mut tries = 0;
     loop {
         let result = Command::new(path)
@@ -140,7 +140,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
 }
 
 /// SIGKILL the child's process group and reap the child.
-fn kill(child: &mut Child) {
+pub(super) fn kill(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),

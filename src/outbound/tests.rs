@@ -296,15 +296,15 @@ fn smtp_a_refusing_greeting_is_an_error() {
 }
 
 #[test]
-fn smtp_a_server_that_never_answers_times_out_within_the_timeout() {
+fn smtp_a_server_that_never_answers_gets_a_timeout_and_the_connection_closed() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let (done_tx, done_rx) = mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
-        // Accept, then say nothing until the test is over.
-        let conn = listener.accept().map(|(s, _)| s);
-        let _ = done_rx.recv();
-        drop(conn);
+        // Accept, say nothing, and see the client hang up.
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut rest).unwrap();
+        rest
     });
     let timeout = Duration::from_millis(300);
     let outbound = Outbound::new(&config(Some(addr), None, timeout), "mx.example.org");
@@ -312,15 +312,11 @@ fn smtp_a_server_that_never_answers_times_out_within_the_timeout() {
     let err = outbound
         .submit(None, &rcpts(&["b@example.net"]), b"x")
         .unwrap_err();
-    let took = start.elapsed();
     assert!(matches!(err, OutboundError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("greeting"), "{err}");
-    assert!(
-        took >= timeout && took < timeout + Duration::from_secs(1),
-        "{took:?}"
-    );
-    done_tx.send(()).unwrap();
-    server.join().unwrap();
+    // A lower bound the deadline guarantees, however loaded the machine.
+    assert!(start.elapsed() >= timeout);
+    assert_eq!(server.join().unwrap(), b"", "closed without a command");
 }
 
 #[test]
@@ -336,11 +332,10 @@ fn smtp_a_server_that_stalls_after_data_times_out_too() {
     });
     let timeout = Duration::from_millis(400);
     let outbound = Outbound::new(&config(Some(addr), None, timeout), "mx.example.org");
-    let start = Instant::now();
     let err = outbound
         .submit(None, &rcpts(&["b@example.net"]), b"x")
         .unwrap_err();
-    assert!(start.elapsed() < timeout + Duration::from_secs(1));
+    assert!(matches!(err, OutboundError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("end of data"), "{err}");
     stall_tx.send(()).unwrap();
     let _ = server.join();
@@ -498,19 +493,60 @@ fn sendmail_stderr_is_bounded() {
 #[test]
 fn sendmail_that_hangs_is_killed_at_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    // Holds stdin open, and its child (sleep) holds stderr: both must die.
-    let path = script(dir.path(), "sleep 30");
+    // Holds stdin open, and its child (sleep) holds stderr.
+    let path = script(dir.path(), "sleep 3600");
     let timeout = Duration::from_millis(300);
     let start = Instant::now();
     let err = sendmail_outbound(path, timeout)
         .submit(None, &rcpts(&["bob@example.net"]), b"x\n")
         .unwrap_err();
-    let took = start.elapsed();
     assert!(err.to_string().contains("killed"), "{err}");
-    assert!(
-        took >= timeout && took < timeout + Duration::from_secs(2),
-        "{took:?}"
+    // A lower bound the deadline guarantees, however loaded the machine.
+    assert!(start.elapsed() >= timeout);
+}
+
+/// Is process `pid` gone (or a zombie: dead, not yet reaped)?
+fn dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) state ...": the comm may hold spaces and parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// Checks `check` until it gives a value, yielding in between; a minute
+/// without is a failure (not a measurement).
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < give_up, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_killed_sendmail_takes_the_processes_it_started_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild");
+    let path = script(
+        dir.path(),
+        &format!("sleep 3600 &\necho $! > {}\nwait", pid_file.display()),
     );
+    let mut child = sendmail::spawn(&path, None, &["bob@example.net".to_owned()]).unwrap();
+    let pid: i32 = wait_for("the script never started its child", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+    sendmail::kill(&mut child);
+    // SIGKILL went to the group; the kernel ends each process on its own
+    // schedule, so wait for that, not for a time.
+    wait_for("the sendmail's child outlived the kill", || {
+        dead(pid).then_some(())
+    });
 }
 
 #[test]

@@ -68,76 +68,78 @@ impl ConnLimit {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::time::Duration;
+    //! Futures are polled by hand, outside any runtime: a permit is either
+    //! there at the first poll or the acquire is queued, so every state is
+    //! observed, none waited for.
 
-    /// Whether a permit can be had within a short wait.
-    async fn available(l: &ConnLimit) -> Option<OwnedSemaphorePermit> {
-        tokio::time::timeout(Duration::from_millis(50), l.acquire())
-            .await
-            .ok()
-            .flatten()
+    use super::*;
+    use std::future::Future;
+    use std::pin::{pin, Pin};
+    use std::task::{Context, Poll, Waker};
+
+    /// Poll `fut` once: its output if it is ready now.
+    fn poll_now<F: Future>(fut: Pin<&mut F>) -> Option<F::Output> {
+        match fut.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        }
     }
 
-    #[tokio::test]
-    async fn lowering_withdraws_returned_permits_before_anyone_gets_one() {
+    /// A permit if one is free now.
+    fn free_now(l: &ConnLimit) -> Option<OwnedSemaphorePermit> {
+        poll_now(pin!(l.acquire())).flatten()
+    }
+
+    #[test]
+    fn lowering_withdraws_returned_permits_before_anyone_gets_one() {
         let l = ConnLimit::new(2);
-        let (a, b) = (available(&l).await.unwrap(), available(&l).await.unwrap());
-        assert!(available(&l).await.is_none());
+        let (a, b) = (free_now(&l).unwrap(), free_now(&l).unwrap());
+        assert!(free_now(&l).is_none());
         l.resize(1);
         drop(a);
-        assert!(available(&l).await.is_none(), "one open, limit 1");
+        assert!(free_now(&l).is_none(), "one open, limit 1");
         drop(b);
-        let c = available(&l).await.expect("none open");
-        assert!(available(&l).await.is_none());
+        let c = free_now(&l).expect("none open");
+        assert!(free_now(&l).is_none());
         drop(c);
     }
 
-    #[tokio::test]
-    async fn a_waiting_acquire_does_not_jump_a_lowering() {
-        let l = Arc::new(ConnLimit::new(1));
-        let a = available(&l).await.unwrap();
-        let waiter = {
-            let l = Arc::clone(&l);
-            tokio::spawn(async move { l.acquire().await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    #[test]
+    fn a_waiting_acquire_does_not_jump_a_lowering() {
+        let l = ConnLimit::new(1);
+        let a = free_now(&l).unwrap();
+        let mut waiter = pin!(l.acquire());
+        assert!(poll_now(waiter.as_mut()).is_none(), "limit 1, one open");
         l.resize(2);
-        let b = tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
+        let b = poll_now(waiter.as_mut())
             .expect("raised: the waiter is served")
-            .unwrap()
             .unwrap();
-        // Two open, limit lowered to 1; the next waiter starts waiting now.
+        // Two open, limit lowered to 1; the next acquire queues now.
         l.resize(1);
-        let waiter = {
-            let l = Arc::clone(&l);
-            tokio::spawn(async move { l.acquire().await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut waiter = pin!(l.acquire());
+        assert!(poll_now(waiter.as_mut()).is_none());
         drop(a);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "one still open: limit 1");
+        assert!(
+            poll_now(waiter.as_mut()).is_none(),
+            "one still open: limit 1"
+        );
         drop(b);
-        let c = tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("none open: served")
-            .unwrap();
+        let c = poll_now(waiter.as_mut()).expect("none open: served");
         assert!(c.is_some());
     }
 
-    #[tokio::test]
-    async fn raising_after_lowering_cancels_the_pending_withdrawal() {
+    #[test]
+    fn raising_after_lowering_cancels_the_pending_withdrawal() {
         let l = ConnLimit::new(2);
-        let (a, b) = (available(&l).await.unwrap(), available(&l).await.unwrap());
+        let (a, b) = (free_now(&l).unwrap(), free_now(&l).unwrap());
         l.resize(1);
         l.resize(2);
         drop(a);
-        let c = available(&l).await.expect("limit 2, one open");
-        assert!(available(&l).await.is_none());
+        let c = free_now(&l).expect("limit 2, one open");
+        assert!(free_now(&l).is_none());
         drop((b, c));
-        let both = (available(&l).await, available(&l).await);
+        let both = (free_now(&l), free_now(&l));
         assert!(both.0.is_some() && both.1.is_some());
-        assert!(available(&l).await.is_none());
+        assert!(free_now(&l).is_none());
     }
 }

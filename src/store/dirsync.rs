@@ -121,6 +121,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
     use std::sync::Barrier;
     use std::time::Duration;
 
@@ -137,16 +138,182 @@ mod tests {
         assert!(lock(&ds.dirs).is_empty());
     }
 
-    /// Every caller's change must be covered by an fsync that started after
-    /// the change: the fake directory records, per fsync, the changes made
-    /// before it started, and each caller checks its own is among them.
+    const DIR: &str = "/m/new";
+
+    /// A fake directory whose fsyncs the test steers: each fsync reports
+    /// the changes made before it started, then waits for the test to say
+    /// how it ends. Completed fsyncs are recorded, so every caller can
+    /// check that one that started after its change covered it.
+    struct Steered {
+        changes: AtomicUsize,
+        started: mpsc::Sender<usize>,
+        ends: Mutex<mpsc::Receiver<io::Result<()>>>,
+        /// The changes each completed fsync covered, in order.
+        done: Mutex<Vec<usize>>,
+    }
+
+    /// The test's end of a [`Steered`] directory.
+    struct Steering {
+        started: mpsc::Receiver<usize>,
+        ends: mpsc::Sender<io::Result<()>>,
+    }
+
+    fn steered() -> (Steered, Steering) {
+        let (started, started_rx) = mpsc::channel();
+        let (ends_tx, ends) = mpsc::channel();
+        let dir = Steered {
+            changes: AtomicUsize::new(0),
+            started,
+            ends: Mutex::new(ends),
+            done: Mutex::new(Vec::new()),
+        };
+        let steering = Steering {
+            started: started_rx,
+            ends: ends_tx,
+        };
+        (dir, steering)
+    }
+
+    impl Steered {
+        fn fsync(&self) -> io::Result<()> {
+            let seen = self.changes.load(Ordering::SeqCst);
+            self.started.send(seen).unwrap();
+            // Once the test has said how every fsync it expects ends, one
+            // more fails its callers rather than waiting forever.
+            let result = lock(&self.ends).recv().unwrap_or_else(|_| {
+                Err(io::Error::other(format!(
+                    "an fsync the test did not expect (after {seen} changes)"
+                )))
+            });
+            lock(&self.done).push(seen);
+            result
+        }
+
+        /// A delivery: change the directory, then sync it.
+        fn change_and_sync<F: Fn(&Path) -> io::Result<()>>(
+            &self,
+            ds: &DirSync<F>,
+        ) -> io::Result<()> {
+            let mine = self.changes.fetch_add(1, Ordering::SeqCst) + 1;
+            let result = ds.sync(Path::new(DIR));
+            let covered = lock(&self.done).iter().any(|&upto| upto >= mine);
+            assert!(covered, "change {mine} returned before an fsync covered it");
+            result
+        }
+    }
+
+    /// Until all of `callers` wait for the next fsync of [`DIR`] (observed
+    /// under its lock) while one runs; another fsync starting meanwhile, or
+    /// a caller returning, fails.
+    fn until_waiting<F, T>(
+        ds: &DirSync<F>,
+        started: &mpsc::Receiver<usize>,
+        callers: &[std::thread::ScopedJoinHandle<'_, T>],
+    ) {
+        loop {
+            let d = lock(&ds.dirs).get(Path::new(DIR)).cloned();
+            if d.is_some_and(|d| lock(&d.state).pending.len() >= callers.len()) {
+                return;
+            }
+            if let Ok(seen) = started.try_recv() {
+                panic!("an fsync (after {seen} changes) started while one was running");
+            }
+            assert!(
+                !callers.iter().any(|h| h.is_finished()),
+                "a caller returned while an fsync that started before its change ran"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// The changes the next fsync covers; the callers all returning before
+    /// one starts fails.
+    fn next_fsync<T>(
+        started: &mpsc::Receiver<usize>,
+        callers: &[std::thread::ScopedJoinHandle<'_, T>],
+    ) -> usize {
+        loop {
+            if let Ok(seen) = started.try_recv() {
+                return seen;
+            }
+            if callers.iter().all(|h| h.is_finished()) {
+                // One may have started just before its caller returned.
+                return started
+                    .try_recv()
+                    .expect("the callers returned without another fsync");
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// One fsync runs for the first caller; three callers arrive while it
+    /// runs. It does not cover their changes, so they wait, and one fsync,
+    /// started after all three, covers them all.
     #[test]
-    fn concurrent_callers_share_fsyncs_and_each_waits_for_one_that_started_after_it() {
+    fn callers_arriving_during_an_fsync_share_the_next_one() {
+        let (fake, Steering { started, ends }) = steered();
+        let ds = DirSync::new(|_: &Path| fake.fsync());
+        std::thread::scope(|s| {
+            let first = [s.spawn(|| fake.change_and_sync(&ds))];
+            assert_eq!(next_fsync(&started, &first), 1, "the first change");
+            let others: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| fake.change_and_sync(&ds)))
+                .collect();
+            until_waiting(&ds, &started, &others);
+            ends.send(Ok(())).unwrap();
+            let [first] = first;
+            first.join().unwrap().unwrap();
+            assert_eq!(next_fsync(&started, &others), 4, "all three changes");
+            ends.send(Ok(())).unwrap();
+            drop(ends);
+            for h in others {
+                h.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(*lock(&fake.done), [1, 4], "two fsyncs for four callers");
+        assert!(lock(&ds.dirs).is_empty());
+    }
+
+    /// As above, with the shared fsync failing: each caller it covered gets
+    /// its errno, and the next sync is a fresh fsync that succeeds.
+    #[test]
+    fn a_failed_fsync_fails_every_caller_it_covered_with_its_errno() {
+        let (fake, Steering { started, ends }) = steered();
+        let ds = DirSync::new(|_: &Path| fake.fsync());
+        std::thread::scope(|s| {
+            let first = [s.spawn(|| fake.change_and_sync(&ds))];
+            next_fsync(&started, &first);
+            let others: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| fake.change_and_sync(&ds)))
+                .collect();
+            until_waiting(&ds, &started, &others);
+            ends.send(Ok(())).unwrap();
+            let [first] = first;
+            first.join().unwrap().unwrap();
+            let eio = io::Error::from_raw_os_error(libc::EIO);
+            ends.send(Err(eio)).unwrap();
+            // For the sync after them.
+            ends.send(Ok(())).unwrap();
+            drop(ends);
+            for h in others {
+                let e = h.join().unwrap().unwrap_err();
+                assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+            }
+        });
+        assert_eq!(*lock(&fake.done), [1, 4]);
+        fake.change_and_sync(&ds).unwrap();
+        assert_eq!(*lock(&fake.done), [1, 4, 5]);
+    }
+
+    /// Many callers at once, however they interleave: none returns before
+    /// an fsync that started after its change has completed.
+    #[test]
+    fn concurrent_callers_each_wait_for_an_fsync_that_started_after_their_change() {
         let changes = AtomicUsize::new(0);
         let synced_upto = Mutex::new(Vec::<usize>::new());
         let ds = DirSync::new(|_: &Path| {
             let seen = changes.load(Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::yield_now();
             lock(&synced_upto).push(seen);
             Ok(())
         });
@@ -164,42 +331,7 @@ mod tests {
                 });
             }
         });
-        let fsyncs = lock(&synced_upto).len();
-        assert!(
-            fsyncs < 16 * 20,
-            "no fsync was shared ({fsyncs} for 320 calls)"
-        );
         assert!(lock(&ds.dirs).is_empty());
-    }
-
-    #[test]
-    fn a_failed_fsync_fails_every_caller_it_covered_with_its_errno() {
-        let fail = std::sync::atomic::AtomicBool::new(true);
-        let ds = DirSync::new(|_: &Path| {
-            std::thread::sleep(Duration::from_millis(5));
-            if fail.load(Ordering::SeqCst) {
-                Err(io::Error::from_raw_os_error(libc::EIO))
-            } else {
-                Ok(())
-            }
-        });
-        let start = Barrier::new(8);
-        let errs: Vec<_> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..8)
-                .map(|_| {
-                    s.spawn(|| {
-                        start.wait();
-                        ds.sync(Path::new("/d/new"))
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        for e in errs {
-            assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::EIO));
-        }
-        fail.store(false, Ordering::SeqCst);
-        ds.sync(Path::new("/d/new")).unwrap();
     }
 
     #[test]

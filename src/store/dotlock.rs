@@ -161,6 +161,45 @@ mod tests {
         DotLock::acquire(path.to_owned(), None, HOST, wait)
     }
 
+    /// Reports when a file is opened (inotify IN_OPEN). A waiter opens a
+    /// held lock to judge whether it is stale, which it does only after its
+    /// own create failed: the test sees it waiting instead of guessing.
+    struct OpenWatch(File);
+
+    impl OpenWatch {
+        fn new(path: &Path) -> OpenWatch {
+            use std::os::unix::ffi::OsStrExt;
+            use std::os::unix::io::FromRawFd;
+            // SAFETY: inotify_init1 returns a new descriptor (or -1), owned
+            // by the File from here on.
+            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+            assert!(fd >= 0, "inotify_init1: {}", io::Error::last_os_error());
+            let file = unsafe { File::from_raw_fd(fd) };
+            let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+            // SAFETY: a valid descriptor and a NUL-terminated path.
+            let wd = unsafe { libc::inotify_add_watch(fd, name.as_ptr(), libc::IN_OPEN) };
+            assert!(wd >= 0, "inotify_add_watch: {}", io::Error::last_os_error());
+            OpenWatch(file)
+        }
+
+        /// Blocks until the file has been opened (again); a minute without
+        /// is a failure, not a hang.
+        fn wait(&mut self) {
+            use std::os::unix::io::AsRawFd;
+            let mut pfd = libc::pollfd {
+                fd: self.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 60_000) };
+            assert_eq!(ready, 1, "the file was never opened");
+            let mut events = [0u8; 4096];
+            let n = self.0.read(&mut events).expect("read inotify events");
+            assert!(n > 0);
+        }
+    }
+
     fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
@@ -186,6 +225,7 @@ mod tests {
         let held = acquire(&path, Duration::ZERO).unwrap();
         let started = Instant::now();
         let err = acquire(&path, Duration::from_millis(200)).unwrap_err();
+        // A lower bound the deadline guarantees, however loaded the machine.
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert!(matches!(err, StoreError::Io { op: "lock", .. }), "{err}");
         assert!(path.exists());
@@ -198,11 +238,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
         let held = acquire(&path, Duration::ZERO).unwrap();
+        let mut opened = OpenWatch::new(&path);
+        // A wait far longer than the test needs: it ends by the release.
         let waiter = {
             let path = path.clone();
-            std::thread::spawn(move || acquire(&path, Duration::from_secs(5)).map(|_| ()))
+            std::thread::spawn(move || acquire(&path, Duration::from_secs(60)).map(|_| ()))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        // The waiter found the lock taken and is judging it.
+        opened.wait();
         drop(held);
         waiter.join().unwrap().unwrap();
     }
