@@ -151,6 +151,45 @@ fn postfix_pipe_transport_delivers_and_bounces_unknown_users() {
 }
 
 #[test]
+fn pipe_mode_logs_one_delivery_line_with_queue_id_sender_and_sizes() {
+    let ms = Mailstow::start(&[ALICE]);
+    let msg = b"Subject: logged\nMessage-ID: <p1 x@client.test>\n\nhi\n";
+    let (code, err) = deliver(&ms, &["-f", "<>", "-d", ALICE], msg);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" delivery ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let file = &ms.maildir(ALICE).messages("INBOX")[0];
+    // No session or transaction span: the line carries it all, once.
+    let fields: Vec<&str> = lines[0]
+        .split_once(" INFO delivery ")
+        .unwrap_or_else(|| panic!("{err}"))
+        .1
+        .split(' ')
+        .collect();
+    let names: Vec<&str> = fields
+        .iter()
+        .map(|f| f.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["id", "to", "from", "size", "msgid", "folder", "stored", "delay", "status"],
+        "{err}"
+    );
+    assert_eq!(fields[1], format!("to=<{ALICE}>"));
+    assert_eq!(fields[2], "from=<>");
+    assert_eq!(fields[3], format!("size={}", msg.len()));
+    assert_eq!(
+        fields[4], "msgid=<p1?x@client.test>",
+        "the space is not kept"
+    );
+    assert_eq!(fields[6], format!("stored={}", file.bytes.len()));
+    assert_eq!(fields[8], "status=delivered");
+    let received = String::from_utf8_lossy(&file.bytes).into_owned();
+    let id = fields[0].strip_prefix("id=").unwrap();
+    assert!(received.contains(&format!("\tid {id}\r\n")), "{received}");
+}
+
+#[test]
 fn pipe_mode_sieve_reject_exits_77_with_the_reason_and_fileinto_works() {
     let ms = Mailstow::start(&[ALICE]);
     let home = ms.mail_root.join("example.org/alice");

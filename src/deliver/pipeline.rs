@@ -33,7 +33,8 @@ pub struct Envelope {
     pub origin: Origin,
     /// When the data was complete: the Received date and the files' mtime.
     pub received: SystemTime,
-    /// When the transaction started, for `delay=`.
+    /// When the data began (DATA or the first BDAT; in pipe mode, when
+    /// reading stdin began), for `delay=`.
     pub started: Instant,
 }
 
@@ -249,6 +250,13 @@ impl Deliverer {
     /// its user) stay in order on one lane, so the second sees what the
     /// first stored (duplicate suppression, quota).
     pub fn deliver(&self, env: &Envelope, rcpts: &[Recipient], body: &Spool) -> Vec<RcptOutcome> {
+        // The Message-ID, read once for every recipient: for the log line
+        // and duplicate suppression.
+        let msgid = body
+            .head(HEAD_MAX)
+            .map(|h| message_id(&h))
+            .map_err(|e| e.to_string());
+        let msgid = &msgid;
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_of: std::collections::HashMap<&std::path::Path, usize> =
             std::collections::HashMap::new();
@@ -263,7 +271,7 @@ impl Deliverer {
         if lanes <= 1 {
             return rcpts
                 .iter()
-                .map(|r| self.deliver_one(env, r, body))
+                .map(|r| self.deliver_one(env, r, body, msgid))
                 .collect();
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -276,7 +284,7 @@ impl Deliverer {
                 let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(group) = groups.get(g) else { break };
                 for &i in group {
-                    let outcome = self.deliver_one(env, &rcpts[i], body);
+                    let outcome = self.deliver_one(env, &rcpts[i], body, msgid);
                     done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
                 }
             }
@@ -299,13 +307,25 @@ impl Deliverer {
             .collect()
     }
 
-    fn deliver_one(&self, env: &Envelope, rcpt: &Recipient, body: &Spool) -> RcptOutcome {
-        let _span = tracing::info_span!("rcpt", addr = %rcpt.address).entered();
-        let (outcome, size) = match self.filter_and_store(env, rcpt, body) {
+    fn deliver_one(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        body: &Spool,
+        msgid: &Result<Option<String>, String>,
+    ) -> RcptOutcome {
+        let _span = rcpt_span(rcpt).entered();
+        let (outcome, stored) = match self.filter_and_store(env, rcpt, body, msgid) {
             Ok(done) => done,
-            Err(f) => (RcptOutcome::Failed(f), body.len()),
+            Err(f) => (RcptOutcome::Failed(f), None),
         };
-        log_outcome(env, rcpt, &outcome, size);
+        let logged = Logged {
+            size: Some(body.len()),
+            stored,
+            msgid: msgid.as_ref().ok().and_then(Option::as_deref),
+            ..Logged::of(env)
+        };
+        log_outcome(rcpt, &outcome, env.started, &logged);
         outcome
     }
 
@@ -326,13 +346,14 @@ impl Deliverer {
     }
 
     /// Filter, then carry out the plan. Returns the outcome and the size
-    /// stored (for the log).
+    /// of the file stored, if one was (for the log).
     fn filter_and_store(
         &self,
         env: &Envelope,
         rcpt: &Recipient,
         body: &Spool,
-    ) -> Result<(RcptOutcome, u64), Failure> {
+        msgid: &Result<Option<String>, String>,
+    ) -> Result<(RcptOutcome, Option<u64>), Failure> {
         let user = &rcpt.user;
         refuse_root(user)?;
         let maildir = self.maildir(user);
@@ -340,12 +361,11 @@ impl Deliverer {
         // Optional duplicate suppression: a Message-ID already stored for
         // this user within the window is answered 250 and stored once.
         let dup_id = match self.cfg.delivery.duplicate_window {
-            Some(_) => message_id(
-                &body
-                    .head(64 * 1024)
-                    .map_err(|e| Failure::Spool(e.to_string()))?,
-            )
-            .map(|id| format!("mailstow-dup:{id}")),
+            Some(_) => msgid
+                .as_ref()
+                .map_err(|e| Failure::Spool(e.clone()))?
+                .as_ref()
+                .map(|id| format!("mailstow-dup:{id}")),
             None => None,
         };
         if let Some(id) = &dup_id {
@@ -353,12 +373,13 @@ impl Deliverer {
                 .seen(id)
                 .map_err(|e| Failure::Io(format!("duplicate state: {e}")))?
             {
-                tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), message_id = %id, "duplicate suppressed");
+                let msgid = msgid.as_ref().ok().and_then(Option::as_deref);
+                tracing::info!(id = %env.id, msgid = msgid.map(log_msgid), "duplicate suppressed");
                 return Ok((
                     RcptOutcome::Delivered {
                         folder: "(duplicate)".into(),
                     },
-                    0,
+                    None,
                 ));
             }
         }
@@ -409,7 +430,7 @@ impl Deliverer {
         maildir: &Maildir,
         state: &LazyState<'_>,
         plan: Plan,
-    ) -> Result<(RcptOutcome, u64), Failure> {
+    ) -> Result<(RcptOutcome, Option<u64>), Failure> {
         let user = &rcpt.user;
         if let Some(r) = &plan.reject {
             return Err(Failure::Rejected(r.reason.clone()));
@@ -442,7 +463,7 @@ impl Deliverer {
             self.outbound
                 .submit(from.as_deref(), &o.to, &copy)
                 .map_err(|e| Failure::Io(format!("redirect to {}: {e}", o.to.join(","))))?;
-            tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), redirect_to = %o.to.join(","), "redirected");
+            tracing::info!(id = %env.id, redirect_to = %o.to.join(","), "redirected");
         }
 
         let header = headers::build(&Trace {
@@ -475,7 +496,7 @@ impl Deliverer {
             self.quota_check_stores(user, &copies)?
         };
         let mut stored: Vec<String> = Vec::new();
-        let mut size = 0;
+        let mut size = None;
         let mut original_head: Option<Vec<u8>> = None;
         for s in &plan.stores {
             let mut flags = Flags::default();
@@ -503,7 +524,7 @@ impl Deliverer {
             let saved = match maildir.save(&folder, create, &flags, &content, env.received) {
                 Ok(saved) => (folder, saved),
                 Err(e @ (StoreError::InvalidFolder { .. } | StoreError::NoSuchFolder(_))) => {
-                    tracing::warn!(id = %env.id, to = %rcpt.address, folder = %folder, error = %e, "folder refused, saving to INBOX");
+                    tracing::warn!(id = %env.id, folder = %folder, error = %e, "folder refused, saving to INBOX");
                     if stored.iter().any(|f| f.eq_ignore_ascii_case("INBOX")) {
                         continue;
                     }
@@ -514,7 +535,7 @@ impl Deliverer {
                 }
                 Err(e) => return Err(store_failure(e)),
             };
-            size = saved.1.size;
+            size = Some(saved.1.size);
             let head: &[u8] = match &s.message {
                 Some(m) => m,
                 None => {
@@ -523,7 +544,7 @@ impl Deliverer {
             };
             crash_point("after-save");
             self.index_add(user, maildir, &saved.1, head, env.received);
-            self.quota_count(user, &quota_rules, &saved.0, size);
+            self.quota_count(user, &quota_rules, &saved.0, saved.1.size);
             stored.push(saved.0);
         }
 
@@ -550,13 +571,13 @@ impl Deliverer {
             );
             match self.outbound.submit(from.as_deref(), &o.to, &message) {
                 Ok(()) => {
-                    tracing::info!(id = %env.id, to = %format!("<{}>", rcpt.address), kind = ?o.kind, reply_to = %o.to.join(","), "sent");
+                    tracing::info!(id = %env.id, kind = ?o.kind, reply_to = %o.to.join(","), "sent");
                     if let Some((id, secs)) = &o.remember {
                         state.record(id, *secs);
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(id = %env.id, to = %rcpt.address, kind = ?o.kind, error = %e, "could not send")
+                    tracing::warn!(id = %env.id, kind = ?o.kind, error = %e, "could not send")
                 }
             }
         }
@@ -746,23 +767,105 @@ fn store_failure(e: StoreError) -> Failure {
     }
 }
 
-/// The one INFO line per recipient outcome, Postfix style.
-pub fn log_outcome(env: &Envelope, rcpt: &Recipient, outcome: &RcptOutcome, size: u64) {
-    let elapsed = env.started.elapsed();
-    crate::metrics::delivery(outcome, size, elapsed);
+/// The span a recipient's delivery runs in: `to=<address>`, named as the
+/// per-recipient line names it, so that the text log prints it once.
+pub fn rcpt_span(rcpt: &Recipient) -> tracing::Span {
+    tracing::info_span!("rcpt", to = %angle(&rcpt.address))
+}
+
+/// The span a transaction's delivery runs in (the server's): `id=` the
+/// queue id, `from=<sender>`, `size=` the bytes received; the same names
+/// and values as the per-recipient line's own fields.
+pub fn txn_span(env: &Envelope, size: u64) -> tracing::Span {
+    tracing::info_span!(
+        "txn",
+        id = %env.id,
+        from = %angle(env.mail_from.as_deref().unwrap_or("")),
+        size
+    )
+}
+
+/// `<address>`, as Postfix logs addresses.
+fn angle(address: &str) -> String {
+    format!("<{address}>")
+}
+
+/// What the per-recipient line says about the message besides the
+/// recipient and the outcome; a None is left out of the line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Logged<'a> {
+    /// The queue id ([`Envelope::id`]); None when no transaction reached
+    /// delivery (data refused as too large while it came in).
+    pub id: Option<&'a str>,
+    /// The envelope sender, "" for the null sender `<>`.
+    pub from: Option<&'a str>,
+    /// Bytes received: the message as the client sent it (after
+    /// dot-unstuffing), Postfix's `size=`.
+    pub size: Option<u64>,
+    /// Bytes of the file stored, added headers included (with several
+    /// copies, the last one).
+    pub stored: Option<u64>,
+    /// The Message-ID header's value as it came (sanitised when logged).
+    pub msgid: Option<&'a str>,
+}
+
+impl<'a> Logged<'a> {
+    /// The queue id and the sender of `env`; sizes and Message-ID unknown.
+    pub fn of(env: &'a Envelope) -> Logged<'a> {
+        Logged {
+            id: Some(&env.id),
+            from: Some(env.mail_from.as_deref().unwrap_or("")),
+            ..Logged::default()
+        }
+    }
+}
+
+/// The longest Message-ID the log shows, in bytes; longer ones are cut and
+/// end in "...".
+const MSGID_LOG_MAX: usize = 200;
+
+/// A Message-ID as the log shows it: one token of printable ASCII (any
+/// other character, spaces and control characters included, becomes '?'),
+/// at most [`MSGID_LOG_MAX`] bytes. The header is the sender's text: it must
+/// not break the line or add fields to it.
+pub fn log_msgid(raw: &str) -> String {
+    let mut out: String = raw
+        .chars()
+        .take(MSGID_LOG_MAX + 1)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if out.len() > MSGID_LOG_MAX {
+        out.truncate(MSGID_LOG_MAX - 3);
+        out.push_str("...");
+    }
+    out
+}
+
+/// The one INFO line per recipient outcome, Postfix style (docs/
+/// operations.md, "The per-recipient log line"). It carries everything
+/// itself (pipe mode has no session or transaction span); the text log
+/// leaves out span fields it repeats. `started`: when the data began, for
+/// `delay=`.
+pub fn log_outcome(rcpt: &Recipient, outcome: &RcptOutcome, started: Instant, m: &Logged<'_>) {
+    let elapsed = started.elapsed();
+    crate::metrics::delivery(outcome, m.stored.unwrap_or(0), elapsed);
     let delay = format!("{:.3}", elapsed.as_secs_f64());
-    let to = format!("<{}>", rcpt.address);
-    let orig_to = rcpt.orcpt.as_deref().map(|o| format!("<{o}>"));
+    let to = angle(&rcpt.address);
+    let orig_to = rcpt.orcpt.as_deref().map(angle);
+    let from = m.from.map(angle);
+    let msgid = m.msgid.map(log_msgid);
+    let (id, size, stored) = (m.id, m.size, m.stored);
     match outcome {
         RcptOutcome::Delivered { folder } => tracing::info!(
-            id = %env.id, to = %to, orig_to, folder = %folder, size, delay = %delay,
-            status = "delivered", "delivery"
+            id, to = %to, orig_to, from, size, msgid, folder = %folder, stored,
+            delay = %delay, status = "delivered", "delivery"
         ),
         RcptOutcome::Discarded => tracing::info!(
-            id = %env.id, to = %to, orig_to, delay = %delay, status = "discarded", "delivery"
+            id, to = %to, orig_to, from, size, msgid, delay = %delay,
+            status = "discarded", "delivery"
         ),
         RcptOutcome::Failed(f) => tracing::info!(
-            id = %env.id, to = %to, orig_to, size, delay = %delay,
+            id, to = %to, orig_to, from, size, msgid, delay = %delay,
             status = outcome.status(), reply = %f.reply(), reason = %f.detail(), "delivery"
         ),
     }
@@ -872,6 +975,27 @@ mod tests {
             Some("<a@b>".into())
         );
         assert_eq!(message_id(b"Subject: x\r\n\r\nMessage-ID: <no@body>"), None);
+    }
+
+    #[test]
+    fn a_logged_message_id_is_one_bounded_token_of_printable_ascii() {
+        assert_eq!(log_msgid("<a.b=c+d@example.net>"), "<a.b=c+d@example.net>");
+        assert_eq!(
+            log_msgid("<x y>\r\n INFO status=delivered\u{202e}é\0"),
+            "<x?y>???INFO?status=delivered???"
+        );
+        let long = format!("<{}@x>", "a".repeat(5000));
+        let shown = log_msgid(&long);
+        assert_eq!(shown.len(), MSGID_LOG_MAX);
+        assert!(
+            shown.starts_with("<aaa") && shown.ends_with("a..."),
+            "{shown}"
+        );
+        // Exactly at the bound: shown whole.
+        let edge = "b".repeat(MSGID_LOG_MAX);
+        assert_eq!(log_msgid(&edge), edge);
+        let wide = "é".repeat(MSGID_LOG_MAX + 10);
+        assert_eq!(log_msgid(&wide).len(), MSGID_LOG_MAX);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::deliver::headers::{self, Origin, Protocol};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
+use crate::deliver::pipeline::{self, Logged};
 use crate::deliver::{report, Deliverer, Envelope, Pool, Recipient, Spool};
 use crate::proto::address::Mailbox;
 use crate::proto::command::RcptParams;
@@ -52,8 +53,9 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let span =
-        tracing::info_span!("session", id = %headers::new_id(SystemTime::now()), peer = %peer);
+    // `session=`, not `id=`: a line in a transaction also has its queue id.
+    let id = headers::new_id(SystemTime::now());
+    let span = tracing::info_span!("session", session = %id, peer = %peer);
     async move {
         tracing::debug!("connected");
         match drive(stream, &peer, &shared, shutdown, &service).await {
@@ -157,17 +159,11 @@ where
                 }
                 Event::DataAborted { refused } => {
                     spool = None;
-                    if !refused.is_empty() {
-                        let env = envelope(&link, String::new(), false, None, false, started);
-                        for r in &refused {
-                            let o = RcptOutcome::Failed(Failure::TooLarge);
-                            crate::deliver::pipeline::log_outcome(
-                                &env,
-                                r,
-                                &o,
-                                cfg.limits.max_message_size,
-                            );
-                        }
+                    // No queue id, sender or size: the transaction never
+                    // reached delivery, and the data was not kept.
+                    for r in &refused {
+                        let o = RcptOutcome::Failed(Failure::TooLarge);
+                        pipeline::log_outcome(r, &o, started, &Logged::default());
                     }
                 }
                 Event::Deliver(tx) => {
@@ -351,7 +347,7 @@ async fn deliver(
         tx.params.smtputf8,
         started,
     );
-    let span = tracing::info_span!("txn", id = %env.id, from = %format!("<{}>", env.mail_from.as_deref().unwrap_or("")), size = tx.size);
+    let span = pipeline::txn_span(&env, tx.size);
     async {
         // SMTP: a report of failed recipients quotes the message header,
         // and the spool itself goes to the pool; keep both.
@@ -434,7 +430,7 @@ fn fail_all(env: &Envelope, rcpts: &[Recipient], f: Failure) -> Vec<RcptOutcome>
         .iter()
         .map(|r| {
             let o = RcptOutcome::Failed(f.clone());
-            crate::deliver::pipeline::log_outcome(env, r, &o, 0);
+            pipeline::log_outcome(r, &o, env.started, &Logged::of(env));
             o
         })
         .collect()
