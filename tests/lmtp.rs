@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::{code, message, Mailstow, Options};
 
@@ -216,10 +216,9 @@ fn idle_client_gets_421_after_the_idle_timeout() {
     opts.limits_extra = "idle_timeout = 1\ndata_timeout = 1".into();
     let ms = Mailstow::start_with(opts);
     let mut c = ms.connect();
-    let t = Instant::now();
+    // The client's own read timeout would fail this if no 421 came.
     let r = c.read_reply();
     assert!(r[0].starts_with("421 4.4.2"), "{r:?}");
-    assert!(t.elapsed() < Duration::from_secs(30));
     assert!(c.try_read_reply().is_err(), "connection closed after 421");
     // A client stalling in the middle of DATA: 421, and nothing delivered.
     let mut c = ms.connect();
@@ -341,7 +340,11 @@ fn duplicate_suppression_stores_a_message_id_once_when_enabled() {
 #[test]
 fn sigterm_waits_for_a_stalled_transaction_only_for_the_grace_period() {
     let mut opts = Options::new(&[ALICE]);
-    opts.limits_extra = "shutdown_grace = 1".into();
+    // Timeouts far beyond the test's patience: only the grace period can
+    // end the stalled transaction before wait_exit gives up.
+    opts.limits_extra =
+        "shutdown_grace = 1\nidle_timeout = 3600\ndata_timeout = 3600\ndata_total_timeout = 3600"
+            .into();
     let mut ms = Mailstow::start_with(opts);
     let mut c = ms.connect();
     c.lhlo();
@@ -349,14 +352,9 @@ fn sigterm_waits_for_a_stalled_transaction_only_for_the_grace_period() {
     c.cmd(&format!("RCPT TO:<{ALICE}>"));
     assert_eq!(code(&c.cmd("DATA")), 354);
     c.write_raw(b"Subject: stalled\r\n\r\nhalf a mess");
-    let t = Instant::now();
     ms.signal(nix::sys::signal::Signal::SIGTERM);
-    let status = ms.wait_exit(Duration::from_secs(30));
+    let status = ms.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "{status:?}");
-    assert!(
-        t.elapsed() < Duration::from_secs(20),
-        "bounded by the grace period, not the data timeout"
-    );
     assert!(
         ms.maildir(ALICE).messages("INBOX").is_empty(),
         "nothing half-received is delivered"

@@ -682,7 +682,7 @@ impl Filter {
                                 None
                             };
                             if let Some(why) = loop_reason {
-                                tracing::warn!(user = %user.name, to = %target, reason = why, "redirect skipped: mail loop; the message is kept");
+                                tracing::warn!(user = %user.name, redirect_to = %target, reason = why, "redirect skipped: mail loop; the message is kept");
                                 plan.notes.push(format!(
                                     "{}: redirect to {target} skipped: {why}",
                                     sref.path.display()
