@@ -335,24 +335,13 @@ fn a_kill_between_the_file_and_its_row_is_repaired_on_next_open() {
         rows().filter(|&n| n == 1)
     });
     assert_eq!(indexed, Some(1), "the delivery's row was never written");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailstow"))
-        .args(["deliver", "-f", SENDER, "-d", ALICE, "--config"])
-        .arg(&ms.config)
-        .env("MAILSTOW_CRASH_AT", "after-save")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(&message(SENDER, ALICE, "killed", "x\n"))?;
-            child.wait_with_output()
-        })
-        .expect("run mailstow deliver");
+    let out = crate::util::output_with_input(
+        Command::new(env!("CARGO_BIN_EXE_mailstow"))
+            .args(["deliver", "-f", SENDER, "-d", ALICE, "--config"])
+            .arg(&ms.config)
+            .env("MAILSTOW_CRASH_AT", "after-save"),
+        &message(SENDER, ALICE, "killed", "x\n"),
+    );
     assert_eq!(out.status.signal(), Some(9), "{out:?}");
     // The file is durable but has no row yet.
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);

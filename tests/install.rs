@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::debian::{mailhost_root, output, Container, Network, MAILHOST_PEERS};
 use crate::util::{self, poll, TIMEOUT};
@@ -293,21 +292,7 @@ fn readme_install_on_debian_12_delivers_and_serves_imap_pop3_and_managesieve() {
             cmd.arg(&sieve_file);
         }
         cmd.args(["--remotesieve", "reports"]);
-        let out = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write as _;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(format!("{PASSWORD}\n").as_bytes())?;
-                child.wait_with_output()
-            })
-            .expect("run sieve-connect");
+        let out = util::output_with_input(&mut cmd, format!("{PASSWORD}\n").as_bytes());
         assert!(out.status.success(), "sieve-connect {action:?}: {out:?}");
     }
     client.smtp("boss@example.net", ALICE, "weekly report");

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::peers::Dovecot;
@@ -186,29 +186,20 @@ fn sieve_connect_over_starttls_with_a_hashed_password_puts_a_script_that_files_t
     fs::write(&script, FILTER).unwrap();
 
     let sieve_connect = |args: &[&str]| {
-        let mut child = Command::new("sieve-connect")
-            .args(["--server", "127.0.0.1", "--port", &port.port().to_string()])
-            .args([
-                "--user",
-                ALICE,
-                "--passwordfd",
-                "0",
-                "--notlsverify",
-                "--noclearchan",
-            ])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run sieve-connect");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"s3cret pass\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = crate::util::output_with_input(
+            Command::new("sieve-connect")
+                .args(["--server", "127.0.0.1", "--port", &port.port().to_string()])
+                .args([
+                    "--user",
+                    ALICE,
+                    "--passwordfd",
+                    "0",
+                    "--notlsverify",
+                    "--noclearchan",
+                ])
+                .args(args),
+            b"s3cret pass\n",
+        );
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -231,22 +231,13 @@ impl Dovecot {
     /// As [`Dovecot::doveadm`], with `input` on standard input (e.g.
     /// `sieve put`).
     pub fn doveadm_input(&self, args: &[&str], input: &[u8]) -> String {
-        let mut child = Command::new("doveadm")
-            .arg("-c")
-            .arg(self.config_path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run doveadm");
-        child
-            .stdin
-            .take()
-            .expect("doveadm stdin")
-            .write_all(input)
-            .expect("write doveadm stdin");
-        let out = child.wait_with_output().expect("wait for doveadm");
+        let out = util::output_with_input(
+            Command::new("doveadm")
+                .arg("-c")
+                .arg(self.config_path())
+                .args(args),
+            input,
+        );
         assert!(
             out.status.success(),
             "doveadm {args:?} failed ({}): {}\ndovecot log:\n{}",
@@ -973,23 +964,14 @@ impl Postfix {
     /// Submit through Postfix's sendmail (`-C DIR -i`, so a lone `.` line is
     /// content, not the end).
     pub fn sendmail(&self, from: &str, rcpts: &[&str], msg: &[u8]) {
-        let mut child = Command::new("sendmail")
-            .arg("-C")
-            .arg(&self.config_dir)
-            .args(["-i", "-f", from, "--"])
-            .args(rcpts)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run sendmail");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(msg)
-            .expect("write to sendmail");
-        let out = child.wait_with_output().expect("wait sendmail");
+        let out = util::output_with_input(
+            Command::new("sendmail")
+                .arg("-C")
+                .arg(&self.config_dir)
+                .args(["-i", "-f", from, "--"])
+                .args(rcpts),
+            msg,
+        );
         assert!(
             out.status.success(),
             "sendmail failed ({}): {}{}",

@@ -133,6 +133,27 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Run a command with `input` on its stdin, stdout and stderr captured;
+/// its output whatever the status (the caller judges it). Panics only
+/// when the command cannot be started or fed.
+pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input)
+        .unwrap_or_else(|e| panic!("write to {cmd:?}: {e}"));
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
+}
+
 /// Call `check` until it returns `Some` or `timeout` passes (then `None`).
 /// The pause between calls grows from 2 ms to 100 ms.
 pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
