@@ -15,10 +15,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use mailstow::config::FolderEncoding;
 use mailstow::deliver::headers::{self, Origin, Protocol, Trace};
-use mailstow::proto::command;
-use mailstow::proto::data::{stuff, DataReceiver};
-use mailstow::proto::session::{Event, Mode, Session, SessionConfig};
-use mailstow::store::{display_name, storage_name};
+use mailstow_maildir::{display_name, storage_name};
+use mailstow_proto::command;
+use mailstow_proto::data::{stuff, DataReceiver};
+use mailstow_proto::session::{Event, Mode, Session, SessionConfig};
 
 fn message(size: usize) -> Vec<u8> {
     let mut m =
@@ -97,7 +97,7 @@ fn session(c: &mut Criterion) {
                         Event::Deliver(tx) => {
                             let n = tx.recipients.len();
                             s.delivered(vec![
-                                mailstow::proto::reply::Reply::new(
+                                mailstow_proto::reply::Reply::new(
                                     250, "2.0.0", "Saved"
                                 );
                                 n

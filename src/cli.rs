@@ -174,7 +174,7 @@ pub fn serve(config: PathBuf) -> u8 {
     }
     // Leftovers of a crashed run, swept on a thread of its own (after the
     // privilege drop, which needs this to be the only thread).
-    mailstow::store::tmpclean::spawn(&cfg.storage.mail_root, &cfg.hostname);
+    mailstow_maildir::tmpclean::spawn(&cfg.storage.mail_root, &cfg.hostname);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

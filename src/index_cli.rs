@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 
 use mailstow::config::Config;
 use mailstow::deliver::headers::{iso_datetime, parse_iso_date};
-use mailstow::index::{Index, MessageRow, Search};
 use mailstow::users::{Directory, User};
+use mailstow_index::{Index, MessageRow, Search};
 
 use crate::cli::DEFAULT_CONFIG;
 use crate::sieve_cli::{config_and_user, config_or_default, lookup};
@@ -310,8 +310,8 @@ fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
             // An index that cannot be opened is set aside and built anew.
             let path = user
                 .home
-                .join(mailstow::index::INDEX_DIR)
-                .join(mailstow::index::INDEX_FILE);
+                .join(mailstow_index::INDEX_DIR)
+                .join(mailstow_index::INDEX_FILE);
             let aside = path.with_extension(format!(
                 "sqlite.broken-{}",
                 std::time::SystemTime::now()
@@ -339,7 +339,7 @@ fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
     }
 }
 
-fn fail(e: mailstow::index::IndexError) -> u8 {
+fn fail(e: mailstow_index::IndexError) -> u8 {
     eprintln!("mailstow: {e}");
     75
 }

@@ -24,16 +24,12 @@
 
 pub mod auth;
 pub mod config;
-pub mod db;
 pub mod deliver;
 pub mod filter;
-pub mod index;
 pub mod managesieve;
 pub mod metrics;
 pub mod outbound;
 pub mod privilege;
-pub mod proto;
 pub mod server;
-pub mod store;
 pub mod telemetry;
 pub mod users;

@@ -47,6 +47,7 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
         )?
         .install()
         .map_err(|e| anyhow::anyhow!("[metrics] listen = {addr}: {e}"))?;
+    mailstow_maildir::observe_fsyncs(|what, took| fsync(what.as_str(), took));
     describe_counter!(
         DELIVERIES,
         "Recipients by outcome (delivered, discarded, rejected at RCPT, bounced, deferred) and reason"

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use mailstow::config::Config;
 use mailstow::filter::{Filter, Lookups, MessageEnvelope};
-use mailstow::store::Maildir;
 use mailstow::users::{Directory, User};
+use mailstow_maildir::Maildir;
 
 /// A config for commands that can run without one.
 pub(crate) fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {

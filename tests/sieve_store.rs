@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use mailstow::filter::compile::CompileLimits;
-use mailstow::managesieve::store::{ScriptLimits, ScriptStore};
-use mailstow::store::Owner;
+use mailstow::managesieve::backend::Compiles;
+use mailstow_maildir::sieve_scripts::{ScriptLimits, ScriptStore};
+use mailstow_maildir::Owner;
 use tempfile::TempDir;
 
 use crate::peers::Dovecot;
@@ -49,7 +50,7 @@ fn setup() -> Setup {
     fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("chmod home");
     chown(&home, owner);
     let dovecot = Dovecot::start_with(&users, &mail_root, SIEVE_CONF);
-    let store = ScriptStore::with_paths(
+    let store = ScriptStore::new(
         home.join("sieve"),
         home.join(".dovecot.sieve"),
         Some(Owner {
@@ -57,11 +58,11 @@ fn setup() -> Setup {
             gid: owner.gid,
         }),
         ScriptLimits::default(),
-        CompileLimits {
+        std::sync::Arc::new(Compiles(CompileLimits {
             max_script_size: 1 << 20,
             max_include_depth: 10,
             editheader: false,
-        },
+        })),
     );
     Setup {
         dovecot,

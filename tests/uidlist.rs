@@ -1,4 +1,4 @@
-//! End-to-end: the UIDs that `mailstow::index::uidlist::assign` appends to
+//! End-to-end: the UIDs that `mailstow_index::uidlist::assign` appends to
 //! `dovecot-uidlist`, and the UIDVALIDITY it allocates for a new folder, are
 //! what a real Dovecot shows over IMAP (also to a session that stays
 //! selected) and POP3, also after a writer died mid-line, and Dovecot logs
@@ -12,8 +12,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mailstow::index::uidlist::{self, Assigned, LOCK_WAIT};
-use mailstow::store::Owner;
+use mailstow_index::uidlist::{self, Assigned, LOCK_WAIT};
+use mailstow_maildir::Owner;
 
 use crate::peers::{Dovecot, Imap};
 use crate::util::{self, chown, temp_dir, write_passwd_file, Maildir, PASSWORD};

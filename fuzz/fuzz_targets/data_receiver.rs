@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailstow::proto::data::DataReceiver;
+use mailstow_proto::data::DataReceiver;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, input)) = data.split_first() else { return };

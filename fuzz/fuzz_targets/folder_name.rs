@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailstow::config::FolderEncoding;
-use mailstow::store::{display_name, storage_name};
+use mailstow_maildir::{display_name, storage_name};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

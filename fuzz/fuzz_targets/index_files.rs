@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailstow::index::{scan, uidlist::Uidlist};
+use mailstow_index::{scan, uidlist::Uidlist};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(list) = Uidlist::parse(data) {

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use mailstow::managesieve::parse::{Limits, Reader};
-use mailstow::managesieve::session::{Action, Config, Failure, Scripts, Session};
+use mailstow_proto::managesieve::parse::{Limits, Reader};
+use mailstow_proto::managesieve::session::{Action, Config, Failure, Scripts, Session};
 
 #[derive(Default)]
 struct Memory(BTreeMap<String, Vec<u8>>, Option<String>);

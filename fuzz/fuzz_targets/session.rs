@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailstow::proto::{Event, Mode, Reply, Session, SessionConfig};
+use mailstow_proto::{Event, Mode, Reply, Session, SessionConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, input)) = data.split_first() else { return };

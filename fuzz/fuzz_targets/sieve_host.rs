@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(plan) = e.filter.run(&e.user, None, &menv, MSG, &mut look) {
         for s in &plan.stores {
             if !s.folder.eq_ignore_ascii_case("INBOX") {
-                let stored = mailstow::store::storage_name(&s.folder, FolderEncoding::Utf7)
+                let stored = mailstow_maildir::storage_name(&s.folder, FolderEncoding::Utf7)
                     .expect("the host validated the folder");
                 assert!(!stored.contains('/'));
             }

@@ -15,6 +15,8 @@ mod example_file;
 mod tls;
 
 pub use check::{check, check_config_file, Finding, Findings, Scope};
+pub use mailstow_index::{IndexConfig, UidMode, SPECIAL_USES};
+pub use mailstow_maildir::FolderEncoding;
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, Error)]
@@ -48,14 +50,6 @@ impl std::fmt::Display for ListenAddr {
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
-}
-
-/// How folder names are stored on disk (Dovecot's default is modified UTF-7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FolderEncoding {
-    Utf7,
-    Utf8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -156,37 +150,6 @@ pub struct QuotaConfig {
     /// Each is known to parse.
     pub rules: Vec<String>,
     pub over_quota: OverQuota,
-}
-
-/// Who numbers messages (STORAGE.md 5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UidMode {
-    /// The index keeps its own UID space (works beside any IMAP server).
-    Own,
-    /// The index takes part in Dovecot's `dovecot-uidlist` protocol, so its
-    /// UIDs are the ones Dovecot's IMAP and POP3 show.
-    Dovecot,
-}
-
-/// RFC 6154 special-use attributes a folder may be given.
-pub const SPECIAL_USES: &[&str] = &[
-    "\\All",
-    "\\Archive",
-    "\\Drafts",
-    "\\Flagged",
-    "\\Junk",
-    "\\Sent",
-    "\\Trash",
-];
-
-#[derive(Debug, Clone)]
-pub struct IndexConfig {
-    /// Keep the per-mailbox index ({home}/.mailstow/index.sqlite).
-    pub enabled: bool,
-    pub uids: UidMode,
-    /// Folder (IMAP name) to special-use attribute, e.g. "Sent" = "\\Sent".
-    pub special_use: std::collections::BTreeMap<String, String>,
 }
 
 /// The validated configuration.
@@ -889,7 +852,7 @@ impl Config {
             (Some(r), None) => ("quota.rule", vec![r]),
             (None, r) => ("quota.rules", r.unwrap_or_default()),
         };
-        let mut check = crate::store::quota::Rules::default();
+        let mut check = mailstow_maildir::quota::Rules::default();
         for rule in &rules {
             if rule.is_empty() {
                 return Err(invalid(key, "an empty rule".into()));

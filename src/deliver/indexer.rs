@@ -16,8 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::IndexConfig;
-use crate::index::{self, Delivered};
-use crate::store::{Maildir, Saved};
+use mailstow_index::{self as index, Delivered};
+use mailstow_maildir::{Maildir, Saved};
 
 /// Rows one writer takes into one batch at most.
 const BATCH_MAX: usize = 512;
@@ -178,11 +178,11 @@ pub fn write_rows(cfg: &IndexConfig, rows: &[&Row]) {
 mod tests {
     use super::*;
     use crate::config::{FolderEncoding, UidMode};
-    use crate::index::Index;
+    use mailstow_index::Index;
 
     fn row(home: &std::path::Path, subject: &str) -> Box<Row> {
         let maildir = Maildir::new(home.join("Maildir"), None, FolderEncoding::Utf7, "test");
-        let (saved, msg) = crate::store::save_test_message(&maildir, "INBOX", subject, &[]);
+        let (saved, msg) = mailstow_maildir::save_test_message(&maildir, "INBOX", subject, &[]);
         Box::new(Row {
             user: "u".into(),
             maildir,

@@ -3,7 +3,7 @@
 //! pipe mode. Must not perform delivery; every reply code a recipient (or
 //! an SMTP transaction) can get after its data is chosen here.
 
-use crate::proto::Reply;
+use mailstow_proto::Reply;
 
 /// What happened to one recipient's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::config::{Config, OverQuota, SenderPolicy};
-use crate::filter::state::UserState;
 use crate::filter::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
-use crate::index::scan::HEAD_MAX;
 use crate::outbound::Outbound;
-use crate::store::quota;
-use crate::store::{self, Body, Content, Flags, Maildir, Owner, StoreError};
 use crate::users::{Directory, User, UsersError};
+use mailstow_index::scan::HEAD_MAX;
+use mailstow_index::state::UserState;
+use mailstow_maildir::quota;
+use mailstow_maildir::{self as store, Body, Content, Flags, Maildir, Owner, StoreError};
 
 use super::headers::{self, Origin, Trace};
 use super::indexer::{self, IndexWriters, Row};
@@ -602,7 +602,7 @@ impl Deliverer {
 impl Deliverer {
     /// Records a durable message in the user's index: through the index
     /// writers when there are (after the reply), else now, with an open
-    /// index from the process's pool (see [`crate::index::with_cached`]). A
+    /// index from the process's pool (see [`mailstow_index::with_cached`]). A
     /// failure is only logged: the message is stored, and the next
     /// reconcile indexes it.
     fn index_add(
@@ -621,7 +621,7 @@ impl Deliverer {
             maildir: maildir.clone(),
             home: user.home.clone(),
             saved: saved.clone(),
-            head: head[..crate::index::scan::header_end(head)].to_vec(),
+            head: head[..mailstow_index::scan::header_end(head)].to_vec(),
             received,
         });
         let row = match &self.indexers {

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use super::outcome::{self, RcptOutcome, SmtpVerdict};
 use super::pipeline::{Deliverer, Envelope, Recipient};
 use crate::outbound::dsn;
-use crate::proto::Reply;
+use mailstow_proto::Reply;
 
 /// How much of the message start is kept for the report: its header block
 /// is quoted, up to this much of it.

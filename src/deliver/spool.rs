@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::store::{self, Body};
+use mailstow_maildir::{self as store, Body};
 
 #[derive(Debug)]
 pub struct Spool {

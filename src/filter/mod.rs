@@ -20,7 +20,6 @@
 pub mod compile;
 pub mod plan;
 pub mod refilter;
-pub mod state;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -609,7 +608,7 @@ impl Filter {
                     run.count_action(self.cfg.max_actions)?;
                     // As Pigeonhole: a name no IMAP server could use is a
                     // runtime error, not a silent INBOX.
-                    if let Err(e) = crate::store::storage_name(&folder, self.encoding) {
+                    if let Err(e) = mailstow_maildir::storage_name(&folder, self.encoding) {
                         return Err(ScriptError::Failed(format!("fileinto: {e}")));
                     }
                     run.stores.push(Store {
@@ -906,7 +905,7 @@ fn auto_submitted(message: &[u8]) -> bool {
 fn valid_flags(flags: Vec<String>) -> Vec<String> {
     flags
         .into_iter()
-        .filter(|f| crate::store::Flags::default().insert_imap(f))
+        .filter(|f| mailstow_maildir::Flags::default().insert_imap(f))
         .collect()
 }
 

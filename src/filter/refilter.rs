@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{Filter, Lookups, MessageEnvelope, OutKind, Plan};
-use crate::store::{self, Body, Content, Flags, Maildir};
 use crate::users::User;
+use mailstow_maildir::{self as store, Body, Content, Flags, Maildir};
 
 /// What happened to one stored message.
 #[derive(Debug)]

@@ -5,12 +5,62 @@
 //! the deliverer's in force, so a reload reaches them. Must not keep a
 //! password, nor open a store for anyone but the user who logged in.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use mailstow_maildir::sieve_scripts::{
+    InvalidScript, ScriptCheck, ScriptError, ScriptLimits, ScriptStore,
+};
+use mailstow_maildir::{Owner, StoreError};
+use mailstow_proto::managesieve::session::{Failure, Scripts};
+
 use super::conn::Backend;
-use super::session::{Failure, Scripts};
-use super::store::{ScriptError, ScriptLimits, ScriptStore};
+use crate::config::SieveConfig;
 use crate::deliver::Deliverer;
+use crate::filter::compile::{self, CompileLimits};
+use crate::filter::expand;
+use crate::users::User;
+
+/// A user's scripts as `[sieve]` configures them: `user_dir` and `script`
+/// expanded for the user, owned by the user's uid/gid when running as
+/// root, judged as `mailstow sieve check` judges a user's script.
+/// `limits.max_script_size` is taken from `cfg`.
+pub fn script_store(cfg: &SieveConfig, user: &User, limits: ScriptLimits) -> ScriptStore {
+    let owner = match (user.uid, user.gid) {
+        (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
+        _ => None,
+    };
+    ScriptStore::new(
+        PathBuf::from(expand(&cfg.user_dir, user)),
+        PathBuf::from(expand(&cfg.script, user)),
+        owner,
+        ScriptLimits {
+            max_script_size: cfg.max_script_size as u64,
+            ..limits
+        },
+        Arc::new(Compiles(CompileLimits {
+            max_script_size: cfg.max_script_size,
+            max_include_depth: cfg.max_include_depth,
+            editheader: cfg.user_editheader,
+        })),
+    )
+}
+
+/// A script may be stored when it compiles as a user's script: an unknown
+/// or disallowed `require` is refused with its line.
+pub struct Compiles(pub CompileLimits);
+
+impl ScriptCheck for Compiles {
+    fn check(&self, script: &[u8]) -> Result<(), InvalidScript> {
+        compile::compile(script, self.0)
+            .map(|_| ())
+            .map_err(|f| InvalidScript {
+                line: f.line,
+                column: f.column,
+                message: f.message,
+            })
+    }
+}
 
 /// The deliverer in force, or None once the server is stopping.
 pub type Current = Box<dyn Fn() -> Option<Arc<Deliverer>> + Send + Sync>;
@@ -50,7 +100,7 @@ impl Backend for FileBackend {
             max_scripts: cfg.managesieve.max_scripts,
             max_storage: cfg.managesieve.max_storage,
         };
-        Ok(Box::new(UserScripts(ScriptStore::new(
+        Ok(Box::new(UserScripts(script_store(
             &cfg.sieve, &found, limits,
         ))))
     }
@@ -60,7 +110,10 @@ impl Backend for FileBackend {
 struct UserScripts(ScriptStore);
 
 fn failure(e: ScriptError) -> Failure {
-    if matches!(e, ScriptError::Io { .. } | ScriptError::Broken(_)) {
+    if matches!(
+        e,
+        ScriptError::Store(StoreError::Io { .. }) | ScriptError::Broken(_)
+    ) {
         tracing::error!(error = %e, "managesieve: script storage failed");
     }
     Failure::new(e.code(), e.to_string())
@@ -104,5 +157,77 @@ impl Scripts for UserScripts {
 
     fn have_space(&mut self, name: &str, size: u64) -> Result<(), Failure> {
         self.0.have_space(name, size).map_err(failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn user(home: &Path) -> User {
+        User {
+            name: "alice@example.org".into(),
+            local: "alice".into(),
+            domain: "example.org".into(),
+            detail: None,
+            uid: None,
+            gid: None,
+            maildir: home.join("Maildir"),
+            home: home.to_owned(),
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_store_is_at_the_configured_paths_for_the_user_with_the_configured_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"mx.example.org\"\n[storage]\nmail_root = \"{root}/mail\"\n[users]\npasswd_file = \"{root}/users\"\n[sieve]\nmax_script_size = 4096\n",
+            root = tmp.path().display()
+        );
+        let cfg = Config::from_toml(&text, Path::new("t.toml"), tmp.path()).unwrap();
+        let home = tmp.path().join("home");
+        let store = script_store(&cfg.sieve, &user(&home), ScriptLimits::default());
+        assert_eq!(store.dir(), home.join("sieve"));
+        assert_eq!(store.active_path(), home.join(".dovecot.sieve"));
+        assert_eq!(store.limits().max_script_size, 4096);
+    }
+
+    #[test]
+    fn a_script_is_stored_only_when_it_compiles_as_a_users_script() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let check = Compiles(CompileLimits {
+            max_script_size: 1 << 20,
+            max_include_depth: 10,
+            editheader: false,
+        });
+        let store = ScriptStore::new(
+            home.join("sieve"),
+            home.join(".dovecot.sieve"),
+            None,
+            ScriptLimits::default(),
+            Arc::new(check),
+        );
+        let e = store
+            .put("bad", b"# c\nrequire \"x-nonsense\";\nkeep;\n")
+            .unwrap_err();
+        match &e {
+            ScriptError::Invalid(f) => assert_eq!(f.line, 2, "{f:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().starts_with("line 2"), "{e}");
+        let e = store.put("bad", b"keep;\nfrobnicate;\n").unwrap_err();
+        assert!(matches!(e, ScriptError::Invalid(_)), "{e:?}");
+        let e = store
+            .check(b"require \"editheader\"; addheader \"X\" \"y\";")
+            .unwrap_err();
+        assert!(e.to_string().contains("not allowed"), "{e}");
+        store
+            .put("away", b"require \"vacation\"; vacation \"away\";")
+            .unwrap();
+        assert_eq!(store.list().unwrap(), vec![("away".to_owned(), false)]);
     }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::parse::{Limits, Reader};
-use super::session::{self, Action, Scripts, Session};
 use crate::server::tls::Stream;
+use mailstow_proto::managesieve::parse::{Limits, Reader};
+use mailstow_proto::managesieve::session::{self, Action, Scripts, Session};
 
 /// What a connection needs from the rest of mailstow; both calls block.
 pub trait Backend: Send + Sync + 'static {
@@ -176,7 +176,7 @@ async fn send<S: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::managesieve::session::tests_support::Memory;
+    use mailstow_proto::managesieve::session::tests_support::Memory;
     use std::sync::Mutex;
     use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -18,9 +18,9 @@ use crate::deliver::headers::{self, Origin, Protocol};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
 use crate::deliver::pipeline::{self, Logged};
 use crate::deliver::{report, Deliverer, Envelope, Pool, Recipient, Spool};
-use crate::proto::address::Mailbox;
-use crate::proto::command::RcptParams;
-use crate::proto::{Event, Mode, Reply, Session, SessionConfig, Transaction};
+use mailstow_proto::address::Mailbox;
+use mailstow_proto::command::RcptParams;
+use mailstow_proto::{Event, Mode, Reply, Session, SessionConfig, Transaction};
 
 use super::listener::Service;
 use super::tls::{self, TlsInfo};

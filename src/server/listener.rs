@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{Config, ListenAddr};
-use crate::proto::Mode;
+use mailstow_proto::Mode;
 
 /// What a listener's connections get: the protocol, and STARTTLS when it
 /// is offered there.

@@ -14,8 +14,8 @@ use tracing::Instrument;
 use super::limit::ConnLimit;
 use crate::config::Config;
 use crate::managesieve::conn::{self, Backend, ConnConfig};
-use crate::managesieve::parse::Limits;
-use crate::managesieve::session;
+use mailstow_proto::managesieve::parse::Limits;
+use mailstow_proto::managesieve::session;
 
 /// Bind every `[managesieve] listen` address (TCP).
 pub fn bind(cfg: &Config) -> anyhow::Result<Vec<std::net::TcpListener>> {

@@ -21,9 +21,9 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::deliver::{Deliverer, Pool};
-use crate::proto::Mode;
 use conn::Shared;
 use listener::{Listener, Service};
+use mailstow_proto::Mode;
 
 /// Binds every configured listener, without the runtime (so that root can
 /// be given up between binding and starting it); sockets systemd handed

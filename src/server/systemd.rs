@@ -25,7 +25,7 @@ use sd_notify::NotifyState;
 
 use super::listener::{self, BindError, Bound, Service, SocketFile};
 use crate::config::{Config, ListenAddr};
-use crate::proto::Mode;
+use mailstow_proto::Mode;
 
 /// A socket activation that cannot be used as it is.
 #[derive(Debug, thiserror::Error)]

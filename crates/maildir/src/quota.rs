@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::config::FolderEncoding;
+use crate::FolderEncoding;
 
 /// Recalculate once the file grows past this (Dovecot's and Courier's rule).
 const RECALC_SIZE: u64 = 5120;

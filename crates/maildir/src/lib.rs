@@ -8,12 +8,13 @@
 //! cur/.
 
 mod dirsync;
-pub(crate) mod dotlock;
+pub mod dotlock;
 mod filename;
-pub(crate) mod fsops;
+pub mod fsops;
 mod keywords;
 mod names;
 pub mod quota;
+pub mod sieve_scripts;
 mod subscriptions;
 pub mod tmpclean;
 
@@ -23,11 +24,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::config::FolderEncoding;
 use fsops::TmpGuard;
 
 pub use filename::count_bare_lf;
-pub use names::{display_name, storage_name};
+pub use names::{display_name, storage_name, FolderEncoding};
 
 /// Tries at a fresh unique name before giving up (each collision is already
 /// all but impossible).
@@ -215,10 +215,7 @@ pub enum StoreError {
 }
 
 /// Maps an I/O error at `path` during `op`, recognising a full disk or quota.
-pub(crate) fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> StoreError + 'a {
+pub fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| match source.raw_os_error() {
         Some(libc::ENOSPC | libc::EDQUOT) => StoreError::NoSpace {
             path: path.to_owned(),
@@ -622,7 +619,7 @@ fn write_durably(
         .map_err(io_err("set times of", path))?;
     let t = std::time::Instant::now();
     let synced = file.sync_all();
-    crate::metrics::fsync("file", t.elapsed());
+    fsynced(Synced::File, t.elapsed());
     synced.map_err(io_err("fsync", path))?;
     fsops::close(file).map_err(io_err("close", path))
 }
@@ -659,10 +656,45 @@ fn is_dir(path: &Path) -> Result<bool, StoreError> {
     }
 }
 
-/// Tests elsewhere: saves a small message with `subject` into `folder`
-/// (created when missing) with `flags`; returns it and its bytes.
-#[cfg(test)]
-pub(crate) fn save_test_message(
+/// What an fsync was for, as the observer set with [`observe_fsyncs`] is
+/// told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// A message file (or another file this crate made durable).
+    File,
+    /// A directory, after a rename or a creation in it.
+    Directory,
+}
+
+impl Synced {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synced::File => "file",
+            Synced::Directory => "directory",
+        }
+    }
+}
+
+static FSYNC_OBSERVER: std::sync::OnceLock<fn(Synced, std::time::Duration)> =
+    std::sync::OnceLock::new();
+
+/// Have `observer` told how long each fsync took (a metrics recorder, say).
+/// Set once per process; false when one was set already.
+pub fn observe_fsyncs(observer: fn(Synced, std::time::Duration)) -> bool {
+    FSYNC_OBSERVER.set(observer).is_ok()
+}
+
+fn fsynced(kind: Synced, took: std::time::Duration) {
+    if let Some(observe) = FSYNC_OBSERVER.get() {
+        observe(kind, took);
+    }
+}
+
+/// For tests (of this crate and of crates that read Maildirs): saves a
+/// small message with `subject` into `folder` (created when missing) with
+/// `flags`; returns it and its bytes. Panics on failure.
+#[cfg(any(test, feature = "test-support"))]
+pub fn save_test_message(
     maildir: &Maildir,
     folder: &str,
     subject: &str,

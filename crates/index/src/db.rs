@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::store::Owner;
+use mailstow_maildir::Owner;
 
 /// How long a writer waits for another connection's write transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -622,5 +622,5 @@ fn challenge(out: &mut Vec<u8>, text: &[u8]) {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-pub(crate) mod tests_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod tests_support;

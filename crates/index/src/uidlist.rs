@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::store::dotlock::{DotLock, WAIT};
-use crate::store::fsops::{create_file, fsync_path};
-use crate::store::{io_err, Owner, StoreError};
+use mailstow_maildir::dotlock::{DotLock, WAIT};
+use mailstow_maildir::fsops::{create_file, fsync_path};
+use mailstow_maildir::{io_err, Owner, StoreError};
 
 /// How long a delivery should wait for `dovecot-uidlist.lock` (Dovecot holds
 /// it while it syncs a folder; its own timeout is about two minutes).
@@ -161,7 +161,7 @@ pub fn read(folder_dir: &Path) -> Result<Option<Uidlist>, StoreError> {
 /// `maildir_root`'s `dovecot-uidvalidity` counter as Dovecot allocates it,
 /// written to a temp name, renamed in, the directory fsynced.
 ///
-/// `owner` is for running as root (like [`crate::store::Maildir`]): None
+/// `owner` is for running as root (like [`mailstow_maildir::Maildir`]): None
 /// otherwise. `lock_host` goes into the lock as `<pid>:<host>`: Dovecot on
 /// the same host breaks the lock at once if our pid is gone.
 ///

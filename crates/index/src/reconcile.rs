@@ -16,7 +16,7 @@ use super::scan::{self, Entry, Meta};
 use super::{
     insert_message, uid_of_base, uidlist, unix, Index, IndexError, KeywordNames, MAX_TOMBSTONES,
 };
-use crate::config::UidMode;
+use crate::UidMode;
 
 /// A directory mtime this close to now may still change within the same
 /// timestamp tick: it is not stored, so the next sync looks again.
@@ -195,7 +195,7 @@ impl Index {
         if storage.is_empty() {
             return "INBOX".to_owned();
         }
-        crate::store::display_name(storage, self.maildir.encoding())
+        mailstow_maildir::display_name(storage, self.maildir.encoding())
             .unwrap_or_else(|_| storage.to_owned())
     }
 

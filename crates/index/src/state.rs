@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::store::Owner;
+use mailstow_maildir::Owner;
 
 /// Directory under the home, and the database in it.
 const STATE_DIR: &str = ".mailstow";

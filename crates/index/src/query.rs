@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use super::reconcile::io;
 use super::scan;
 use super::{uidlist, Index, IndexError, KeywordNames};
-use crate::config::UidMode;
+use crate::UidMode;
 
 /// One message as the commands print it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -91,7 +91,7 @@ impl Index {
         let mut wh: Vec<String> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
         if let Some(f) = &q.folder {
-            let storage = crate::store::storage_name(f, self.maildir.encoding())?;
+            let storage = mailstow_maildir::storage_name(f, self.maildir.encoding())?;
             wh.push("f.storage_name = ?".into());
             args.push(storage.into());
         }

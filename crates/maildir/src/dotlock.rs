@@ -21,14 +21,14 @@ use super::{io_err, Owner, StoreError};
 /// Dovecot's dotlock convention: a lock unchanged this long is abandoned.
 const STALE_AFTER: Duration = Duration::from_secs(120);
 /// How long a delivery waits for a lock before failing temporarily.
-pub(crate) const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(10);
 /// First and longest pause between attempts.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 
 /// A held dotlock, unlinked on drop if it is still ours.
 #[derive(Debug)]
-pub(crate) struct DotLock {
+pub struct DotLock {
     path: PathBuf,
     /// Kept open to know our lock file on drop: if we were judged stale (a
     /// holder stuck for two minutes), another process may hold a new lock
@@ -40,7 +40,7 @@ pub(crate) struct DotLock {
 impl DotLock {
     /// Takes the lock at `path`, breaking a stale one, waiting up to `wait`.
     /// A timeout is an `Io` error with op "lock" (temporary).
-    pub(crate) fn acquire(
+    pub fn acquire(
         path: PathBuf,
         owner: Option<Owner>,
         host: &str,

@@ -24,7 +24,7 @@ const FILE_MODE: u32 = 0o600;
 
 /// Creates a directory 0700 owned by `owner`. Ok(false) if it already
 /// exists (another delivery may be creating the same folder right now).
-pub(crate) fn make_dir(path: &Path, owner: Option<Owner>) -> Result<bool, StoreError> {
+pub fn make_dir(path: &Path, owner: Option<Owner>) -> Result<bool, StoreError> {
     make_dir_mode(path, DIR_MODE, owner)
 }
 
@@ -57,7 +57,7 @@ pub(super) fn make_dir_mode(
 /// Dovecot process of the user that opens or watches it (Dovecot puts an
 /// inotify watch on a lock it waits for) in that instant would otherwise
 /// get EACCES and log an error.
-pub(crate) fn create_file(path: &Path, owner: Option<Owner>) -> io::Result<File> {
+pub fn create_file(path: &Path, owner: Option<Owner>) -> io::Result<File> {
     let initial = if owner.is_some() { 0o644 } else { FILE_MODE };
     // std adds O_CLOEXEC; create_new is O_CREAT|O_EXCL.
     let file = OpenOptions::new()
@@ -83,14 +83,14 @@ fn set_mode_owner(file: &File, mode: u32, owner: Option<Owner>) -> io::Result<()
 }
 
 /// fsync a file or directory by path.
-pub(crate) fn fsync_path(path: &Path) -> Result<(), StoreError> {
+pub fn fsync_path(path: &Path) -> Result<(), StoreError> {
     fsync_dir(path).map_err(io_err("fsync", path))
 }
 
 /// As [`fsync_path`], shared with the other threads syncing the same
 /// directory at the same time (group commit, see `dirsync`): returns once
 /// an fsync of `dir` that started after this call has succeeded.
-pub(crate) fn fsync_dir_shared(dir: &Path) -> Result<(), StoreError> {
+pub fn fsync_dir_shared(dir: &Path) -> Result<(), StoreError> {
     type Fsync = fn(&Path) -> io::Result<()>;
     static SHARED: std::sync::LazyLock<DirSync<Fsync>> =
         std::sync::LazyLock::new(|| DirSync::new(fsync_dir));
@@ -101,7 +101,7 @@ fn fsync_dir(path: &Path) -> io::Result<()> {
     let file = File::open(path)?;
     let t = std::time::Instant::now();
     let synced = file.sync_all();
-    crate::metrics::fsync("directory", t.elapsed());
+    crate::fsynced(crate::Synced::Directory, t.elapsed());
     match synced {
         // Like Dovecot: some file systems cannot fsync a directory at all.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EBADF)) => Ok(()),
@@ -113,7 +113,7 @@ fn fsync_dir(path: &Path) -> io::Result<()> {
 /// there (AlreadyExists instead): one rename(2) with RENAME_NOREPLACE, or
 /// where the file system cannot do that, link(2), leaving `from` for the
 /// caller to unlink. Ok(true) when `from` is gone.
-pub(crate) fn move_new(from: &Path, to: &Path) -> io::Result<bool> {
+pub fn move_new(from: &Path, to: &Path) -> io::Result<bool> {
     use nix::fcntl::{renameat2, RenameFlags};
     match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(true),
@@ -152,7 +152,7 @@ pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>,
 /// writes `dir/tmp_name` (a leftover of a crash is removed first: the
 /// caller holds the lock that makes this name its own), sets its mtime if
 /// asked, fsyncs, closes, renames it over `name` and fsyncs `dir`.
-pub(crate) fn replace_file(
+pub fn replace_file(
     dir: &Path,
     tmp_name: &str,
     name: &str,

@@ -8,9 +8,11 @@
 //! [`Index::write`]: durable reservations, and a jump past them after a
 //! reboot).
 
+mod db;
 mod query;
 mod reconcile;
 pub mod scan;
+pub mod state;
 #[cfg(test)]
 mod tests;
 pub mod uidlist;
@@ -22,9 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::config::{IndexConfig, UidMode};
-use crate::db::{self, DbError};
-use crate::store::{self, Maildir, Saved, StoreError};
+use crate::db::DbError;
+use mailstow_maildir::{self as store, Maildir, Saved, StoreError};
 
 pub use query::{FolderStats, MessageRow, Search};
 pub use reconcile::Changes;
@@ -39,6 +40,38 @@ const MODSEQ_RESERVE: i64 = 4096;
 
 /// Expunged UIDs kept per folder; older ones raise `vanished_floor`.
 const MAX_TOMBSTONES: i64 = 10_000;
+
+/// Who numbers messages (STORAGE.md 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UidMode {
+    /// The index keeps its own UID space (works beside any IMAP server).
+    Own,
+    /// The index takes part in Dovecot's `dovecot-uidlist` protocol, so its
+    /// UIDs are the ones Dovecot's IMAP and POP3 show.
+    Dovecot,
+}
+
+/// RFC 6154 special-use attributes a folder may be given.
+pub const SPECIAL_USES: &[&str] = &[
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+
+/// What the index does, as the host's configuration says.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// Keep the per-mailbox index ({home}/.mailstow/index.sqlite).
+    pub enabled: bool,
+    pub uids: UidMode,
+    /// Folder (IMAP name) to special-use attribute, e.g. "Sent" = "\\Sent".
+    pub special_use: std::collections::BTreeMap<String, String>,
+}
 
 /// Schema steps: entry `n` takes `user_version` n to n + 1. docs/index.md
 /// describes the result; change both together.
@@ -669,18 +702,18 @@ fn insert_message(
 
 /// The keyword names of a folder, read from its `dovecot-keywords` once,
 /// when first needed.
-pub(super) struct KeywordNames<'a> {
+pub(crate) struct KeywordNames<'a> {
     dir: &'a Path,
     names: Option<Vec<Option<String>>>,
 }
 
 impl<'a> KeywordNames<'a> {
-    pub(super) fn new(dir: &'a Path) -> KeywordNames<'a> {
+    pub(crate) fn new(dir: &'a Path) -> KeywordNames<'a> {
         KeywordNames { dir, names: None }
     }
 
     /// The keyword names an info's letters stand for, space-separated.
-    pub(super) fn text(&mut self, info: &str) -> Result<String, IndexError> {
+    pub(crate) fn text(&mut self, info: &str) -> Result<String, IndexError> {
         let (_, letters) = scan::parse_info(info);
         if letters.is_empty() {
             return Ok(String::new());

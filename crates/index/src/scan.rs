@@ -183,14 +183,14 @@ pub fn read_message(path: &Path, base: &str) -> io::Result<Meta> {
     let vsize = match name_field(base, "W") {
         Some(w) => w,
         None => {
-            let mut bare = crate::store::count_bare_lf(false, &head);
+            let mut bare = mailstow_maildir::count_bare_lf(false, &head);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = file.read(&mut buf)?;
                 if n == 0 {
                     break;
                 }
-                let (more, cr) = crate::store::count_bare_lf(bare.1, &buf[..n]);
+                let (more, cr) = mailstow_maildir::count_bare_lf(bare.1, &buf[..n]);
                 bare = (bare.0 + more, cr);
             }
             size + bare.0

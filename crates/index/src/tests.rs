@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use rusqlite::params;
 
 use super::*;
-use crate::config::FolderEncoding;
-use crate::store::{Body, Content, Flags};
+use mailstow_maildir::FolderEncoding;
+use mailstow_maildir::{Body, Content, Flags};
 
 fn cfg() -> IndexConfig {
     IndexConfig {
@@ -158,7 +158,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_rows() {
 
 /// Saves a message into `folder` (created when missing) without indexing it.
 fn save(ix: &Index, folder: &str, subject: &str, flags: &[&str]) -> (Saved, Vec<u8>) {
-    crate::store::save_test_message(ix.maildir(), folder, subject, flags)
+    mailstow_maildir::save_test_message(ix.maildir(), folder, subject, flags)
 }
 
 fn subjects_and_uids(ix: &Index, folder: &str) -> Vec<(String, u32, Vec<String>)> {

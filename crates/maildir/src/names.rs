@@ -6,7 +6,19 @@
 use std::borrow::Cow;
 
 use super::StoreError;
-use crate::config::FolderEncoding;
+
+/// How folder names are stored on disk: IMAP's modified UTF-7 (Dovecot's
+/// default) or UTF-8 (Dovecot's `mail_location` with `:UTF-8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum FolderEncoding {
+    Utf7,
+    Utf8,
+}
 
 /// Maildir++ keeps a whole folder name in one directory name (`.` + name),
 /// and a directory name is at most 255 bytes.
