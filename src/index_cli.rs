@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use mailstow::config::Config;
-use mailstow::deliver::headers::{iso_datetime, parse_iso_date};
 use mailstow::users::{Directory, User};
 use mailstow_index::{Index, MessageRow, Search};
+use mailstow_proto::date::{iso_datetime, parse_iso_date};
 
 use crate::cli::DEFAULT_CONFIG;
 use crate::sieve_cli::{config_and_user, config_or_default, lookup};

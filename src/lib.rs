@@ -25,7 +25,6 @@
 pub mod auth;
 pub mod config;
 pub mod deliver;
-pub mod filter;
 pub mod managesieve;
 pub mod metrics;
 pub mod outbound;

@@ -13,7 +13,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::deliver::outcome::{Failure, RcptOutcome};
-use crate::filter::plan::{OutKind, Plan};
+use mailstow_sieve::{OutKind, Plan};
 
 const DELIVERIES: &str = "mailstow_deliveries_total";
 const DELIVERY_SECONDS: &str = "mailstow_delivery_duration_seconds";
@@ -119,8 +119,15 @@ pub fn reason(f: &Failure) -> &'static str {
     }
 }
 
-/// The actions of a plan that scripts made.
+/// The actions of a plan that scripts made, and its scripts' errors
+/// (compile or runtime). Nothing for a plan no script ran for.
 pub fn sieve_plan(plan: &Plan) {
+    if !plan.ran {
+        return;
+    }
+    for e in &plan.errors {
+        sieve_error(e.kind.as_str());
+    }
     for s in &plan.stores {
         let action = match (s.implicit, s.folder.eq_ignore_ascii_case("INBOX")) {
             (true, _) => "implicit_keep",
@@ -146,7 +153,7 @@ pub fn sieve_plan(plan: &Plan) {
 }
 
 /// A script that failed: "compile" or "runtime".
-pub fn sieve_error(kind: &'static str) {
+fn sieve_error(kind: &'static str) {
     counter!(SIEVE_ERRORS, "kind" => kind).increment(1);
 }
 

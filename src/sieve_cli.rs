@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mailstow::config::Config;
-use mailstow::filter::{Filter, Lookups, MessageEnvelope};
+use mailstow::deliver::Folders;
 use mailstow::users::{Directory, User};
 use mailstow_maildir::Maildir;
+use mailstow_sieve::{Filter, Lookups, MessageEnvelope};
 
 /// A config for commands that can run without one.
 pub(crate) fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {
@@ -36,7 +37,7 @@ pub fn check(config: Option<&Path>, admin: bool, files: &[PathBuf]) -> u8 {
             return 78;
         }
     };
-    let filter = Filter::new(&cfg);
+    let filter = Filter::new(&cfg.sieve, &cfg.hostname);
     let mut failed = false;
     for f in files {
         match filter.check(f, admin) {
@@ -90,7 +91,7 @@ pub fn test(a: TestArgs) -> u8 {
             return 78;
         }
     };
-    let filter = Filter::new(&cfg);
+    let filter = Filter::new(&cfg.sieve, &cfg.hostname);
     match filter.check(&a.script, false) {
         Ok(Some(Ok(()))) => {}
         Ok(Some(Err(e))) => {
@@ -140,17 +141,16 @@ pub fn test(a: TestArgs) -> u8 {
     // A dry run: every duplicate id is new, and is remembered only within
     // this run (as for the first delivery of the message).
     let mut duplicate = |id: &str| Ok(!seen.insert(id.to_owned()));
-    let exists = |f: &str| maildir.folder_exists(f).unwrap_or(false);
     let mut look = Lookups {
         duplicate: &mut duplicate,
-        mailbox_exists: &exists,
+        mailboxes: &Folders(&maildir),
     };
     let env = MessageEnvelope {
         from: a.from.as_deref().filter(|f| !f.is_empty() && *f != "<>"),
         to: &to,
         orcpt: None,
     };
-    let plan = match filter.run(&user, Some(&a.script), &env, &message, &mut look) {
+    let plan = match filter.run(&user.account(), Some(&a.script), &env, &message, &mut look) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("mailstow: {e}");
@@ -181,11 +181,11 @@ pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
         Err(code) => return code,
     };
     let maildir = mailstow::deliver::pipeline::maildir_of(&cfg, &user);
-    let filter = Filter::new(&cfg);
-    match mailstow::filter::refilter::refilter(&filter, &user, &maildir, folder, apply) {
+    let filter = Filter::new(&cfg.sieve, &cfg.hostname);
+    match mailstow::deliver::refilter::refilter(&filter, &user, &maildir, folder, apply) {
         Ok(done) => {
             for r in &done {
-                println!("{}", mailstow::filter::refilter::describe(r));
+                println!("{}", mailstow::deliver::refilter::describe(r));
             }
             if !apply {
                 println!(

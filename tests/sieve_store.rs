@@ -10,10 +10,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use mailstow::filter::compile::CompileLimits;
 use mailstow::managesieve::backend::Compiles;
 use mailstow_maildir::sieve_scripts::{ScriptLimits, ScriptStore};
 use mailstow_maildir::Owner;
+use mailstow_sieve::compile::CompileLimits;
 use tempfile::TempDir;
 
 use crate::peers::Dovecot;

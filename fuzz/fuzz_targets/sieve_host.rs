@@ -9,8 +9,10 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use mailstow::config::{Config, FolderEncoding};
-use mailstow::filter::{Filter, Lookups, MessageEnvelope};
+use mailstow::deliver::Folders;
 use mailstow::users::User;
+use mailstow_maildir::Maildir;
+use mailstow_sieve::{Filter, Lookups, Mailboxes, MessageEnvelope};
 
 const MSG: &[u8] = b"From: S <s@example.net>\r\nTo: a@example.org\r\nSubject: fuzz\r\nDate: Mon, 15 Jan 2024 09:30:00 +0100\r\nList-Id: <l.example.net>\r\nX-Spam-Score: 5\r\n\r\nbody\r\n";
 
@@ -18,6 +20,23 @@ struct Env {
     filter: Filter,
     user: User,
     script: PathBuf,
+    maildir: Maildir,
+}
+
+/// Every folder exists (so `mailboxexists` takes its true branch); names
+/// and flags are judged as the delivery path judges them.
+struct AllExist<'a>(Folders<'a>);
+
+impl Mailboxes for AllExist<'_> {
+    fn exists(&self, _: &str) -> bool {
+        true
+    }
+    fn refuse_name(&self, folder: &str) -> Option<String> {
+        self.0.refuse_name(folder)
+    }
+    fn keeps_flag(&self, flag: &str) -> bool {
+        self.0.keeps_flag(flag)
+    }
 }
 
 fn env() -> &'static Env {
@@ -46,7 +65,13 @@ fn env() -> &'static Env {
             home: home.clone(),
             extra: Vec::new(),
         };
-        Env { filter: Filter::new(&cfg), script: home.join(".dovecot.sieve"), user }
+        let maildir = Maildir::new(user.maildir.clone(), None, FolderEncoding::Utf7, "fuzz");
+        Env {
+            filter: Filter::new(&cfg.sieve, &cfg.hostname),
+            script: home.join(".dovecot.sieve"),
+            user,
+            maildir,
+        }
     })
 }
 
@@ -56,10 +81,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut dup = |_: &str| Ok(false);
-    let exists = |_: &str| true;
-    let mut look = Lookups { duplicate: &mut dup, mailbox_exists: &exists };
+    let store = AllExist(Folders(&e.maildir));
+    let mut look = Lookups { duplicate: &mut dup, mailboxes: &store };
     let menv = MessageEnvelope { from: Some("s@example.net"), to: "a+x@example.org", orcpt: None };
-    if let Ok(plan) = e.filter.run(&e.user, None, &menv, MSG, &mut look) {
+    if let Ok(plan) = e.filter.run(&e.user.account(), None, &menv, MSG, &mut look) {
         for s in &plan.stores {
             if !s.folder.eq_ignore_ascii_case("INBOX") {
                 let stored = mailstow_maildir::storage_name(&s.folder, FolderEncoding::Utf7)

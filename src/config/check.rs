@@ -364,7 +364,7 @@ fn sieve_check(f: &mut Findings, cfg: &Config, scope: Scope) {
     if !cfg.sieve.enabled {
         return;
     }
-    let filter = crate::filter::Filter::new(cfg);
+    let filter = mailstow_sieve::Filter::new(&cfg.sieve, &cfg.hostname);
     let compile = |key: &str, path: &Path, admin: bool, f: &mut Findings| -> bool {
         let problem = match filter.check(path, admin) {
             Ok(Some(Ok(()))) => return true,
@@ -406,7 +406,7 @@ fn sieve_check(f: &mut Findings, cfg: &Config, scope: Scope) {
         if let Ok(users) = crate::users::Directory::open(&cfg.users, &cfg.storage.mail_root) {
             let (mut scripts, mut ok) = (0, 0);
             for user in users.users() {
-                let path = filter.user_script(&user);
+                let path = filter.user_script(&user.account());
                 if path.exists() {
                     scripts += 1;
                     ok += usize::from(compile("sieve.script", &path, false, f));

@@ -17,6 +17,7 @@ mod tls;
 pub use check::{check, check_config_file, Finding, Findings, Scope};
 pub use mailstow_index::{IndexConfig, UidMode, SPECIAL_USES};
 pub use mailstow_maildir::FolderEncoding;
+pub use mailstow_sieve::{ScoreHeader, ScoreType, SieveConfig};
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, Error)]
@@ -69,57 +70,6 @@ pub enum SenderPolicy {
     Recipient,
     /// The null sender `<>`.
     Null,
-}
-
-/// How a spam or virus header is read (Pigeonhole's status types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoreType {
-    /// A number (e.g. "X-Spam-Score: 7.3"), scaled against `max`.
-    Score,
-    /// The length of a run of characters (e.g. "X-Spam-Level: *****").
-    Strlen,
-    /// "Yes"/"No" at the start (e.g. "X-Spam-Flag: YES").
-    Yesno,
-}
-
-/// A header that spamtest/virustest read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoreHeader {
-    pub header: String,
-    pub kind: ScoreType,
-    /// The value that means "certainly spam" (score and strlen).
-    pub max: f64,
-}
-
-#[derive(Debug, Clone)]
-pub struct SieveConfig {
-    pub enabled: bool,
-    /// The user's active script; %h home, %u user, %d domain, %n local part.
-    pub script: String,
-    /// The user's script directory (`include :personal`).
-    pub user_dir: String,
-    /// Admin scripts run before and after the user's (absolute paths).
-    pub before: Vec<PathBuf>,
-    pub after: Vec<PathBuf>,
-    /// `include :global` scripts.
-    pub global_dir: Option<PathBuf>,
-    pub max_script_size: usize,
-    pub max_actions: usize,
-    pub max_redirects: usize,
-    /// Interpreter instructions per script run.
-    pub max_cpu: usize,
-    pub max_include_depth: usize,
-    /// editheader in the user's script (admin scripts always have it).
-    pub user_editheader: bool,
-    /// fileinto creates a missing folder even without `:create` (Dovecot's
-    /// lda_mailbox_autocreate); off: the copy goes to INBOX with a log line.
-    pub autocreate: bool,
-    pub vacation_min_period: Duration,
-    pub vacation_default_period: Duration,
-    pub vacation_max_period: Duration,
-    pub spam: Option<ScoreHeader>,
-    pub virus: Option<ScoreHeader>,
 }
 
 #[derive(Debug, Clone)]
@@ -772,11 +722,12 @@ impl Config {
                 max,
             }))
         };
-        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
+        let sd = SieveConfig::default();
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
         let sieve = SieveConfig {
-            enabled: sv.enabled.unwrap_or(true),
-            script: sv.script.unwrap_or_else(|| "%h/.dovecot.sieve".to_owned()),
-            user_dir: sv.user_dir.unwrap_or_else(|| "%h/sieve".to_owned()),
+            enabled: sv.enabled.unwrap_or(sd.enabled),
+            script: sv.script.unwrap_or(sd.script),
+            user_dir: sv.user_dir.unwrap_or(sd.user_dir),
             before: sv
                 .before
                 .unwrap_or_default()
@@ -790,16 +741,16 @@ impl Config {
                 .map(resolve)
                 .collect(),
             global_dir: sv.global_dir.map(resolve),
-            max_script_size: sv.max_script_size.unwrap_or(1024 * 1024),
-            max_actions: sv.max_actions.unwrap_or(32),
-            max_redirects: sv.max_redirects.unwrap_or(4),
-            max_cpu: sv.max_cpu.unwrap_or(100_000),
-            max_include_depth: sv.max_include_depth.unwrap_or(10),
-            user_editheader: sv.user_editheader.unwrap_or(false),
-            autocreate: sv.autocreate.unwrap_or(false),
-            vacation_min_period: secs(sv.vacation_min_period, 86_400),
-            vacation_default_period: secs(sv.vacation_default_period, 7 * 86_400),
-            vacation_max_period: secs(sv.vacation_max_period, 90 * 86_400),
+            max_script_size: sv.max_script_size.unwrap_or(sd.max_script_size),
+            max_actions: sv.max_actions.unwrap_or(sd.max_actions),
+            max_redirects: sv.max_redirects.unwrap_or(sd.max_redirects),
+            max_cpu: sv.max_cpu.unwrap_or(sd.max_cpu),
+            max_include_depth: sv.max_include_depth.unwrap_or(sd.max_include_depth),
+            user_editheader: sv.user_editheader.unwrap_or(sd.user_editheader),
+            autocreate: sv.autocreate.unwrap_or(sd.autocreate),
+            vacation_min_period: secs(sv.vacation_min_period, sd.vacation_min_period),
+            vacation_default_period: secs(sv.vacation_default_period, sd.vacation_default_period),
+            vacation_max_period: secs(sv.vacation_max_period, sd.vacation_max_period),
             spam: score(
                 "sieve.spam_header",
                 sv.spam_header,
@@ -839,7 +790,7 @@ impl Config {
             smtp: ob.smtp,
             redirect_sender: ob.redirect_sender.unwrap_or(SenderPolicy::Sender),
             vacation_sender: ob.vacation_sender.unwrap_or(SenderPolicy::Null),
-            timeout: secs(ob.timeout, 60),
+            timeout: secs(ob.timeout, Duration::from_secs(60)),
         };
 
         let (key, rules) = match (raw.quota.rule, raw.quota.rules) {

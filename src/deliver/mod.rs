@@ -4,14 +4,17 @@
 //! the sender). Nothing here is async and nothing here
 //! parses protocol lines; a job handed to the pool always runs to its end.
 
+mod folders;
 pub mod headers;
 pub mod indexer;
 pub mod outcome;
 pub mod pipeline;
 pub mod pool;
+pub mod refilter;
 pub mod report;
 pub mod spool;
 
+pub use folders::Folders;
 pub use outcome::{Failure, RcptOutcome};
 pub use pipeline::{Deliverer, Envelope, Recipient};
 pub use pool::{Job, Pool};

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::config::{Config, OverQuota, SenderPolicy};
-use crate::filter::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
 use crate::outbound::Outbound;
 use crate::users::{Directory, User, UsersError};
 use mailstow_index::scan::HEAD_MAX;
 use mailstow_index::state::UserState;
 use mailstow_maildir::quota;
 use mailstow_maildir::{self as store, Body, Content, Flags, Maildir, Owner, StoreError};
+use mailstow_sieve::{Filter, Lookups, MessageEnvelope, OutKind, Plan, Store};
 
+use super::folders::Folders;
 use super::headers::{self, Origin, Trace};
 use super::indexer::{self, IndexWriters, Row};
 use super::outcome::{Failure, RcptOutcome};
@@ -67,7 +68,7 @@ impl Deliverer {
     pub fn new(cfg: Arc<Config>) -> Result<Deliverer, UsersError> {
         let users = Directory::open(&cfg.users, &cfg.storage.mail_root)?;
         Ok(Deliverer {
-            filter: Filter::new(&cfg),
+            filter: Filter::new(&cfg.sieve, &cfg.hostname),
             outbound: Outbound::new(&cfg.outbound, &cfg.hostname),
             users,
             indexers: None,
@@ -388,10 +389,9 @@ impl Deliverer {
                 .bytes()
                 .map_err(|e| Failure::Spool(format!("mapping the spool: {e}")))?;
             let mut duplicate = |id: &str| state.seen(id);
-            let exists = |f: &str| maildir.folder_exists(f).unwrap_or(false);
             let mut look = Lookups {
                 duplicate: &mut duplicate,
-                mailbox_exists: &exists,
+                mailboxes: &Folders(&maildir),
             };
             // mail-parser splits a detail only at '+': with another
             // delimiter configured, the script sees "local+detail@domain".
@@ -401,9 +401,12 @@ impl Deliverer {
                 to: &to,
                 orcpt: rcpt.orcpt.as_deref(),
             };
-            self.filter
-                .run(user, None, &menv, &bytes, &mut look)
-                .map_err(|e| Failure::Io(format!("sieve: {e}")))?
+            let plan = self
+                .filter
+                .run(&user.account(), None, &menv, &bytes, &mut look)
+                .map_err(|e| Failure::Io(format!("sieve: {e}")))?;
+            crate::metrics::sieve_plan(&plan);
+            plan
         } else {
             let mut p = Plan::default();
             p.store(Store {
@@ -648,7 +651,7 @@ fn crash_point(point: &str) {
 
 /// The Message-ID header's value (angle brackets kept), if any.
 fn message_id(head: &[u8]) -> Option<String> {
-    crate::filter::header_values(head, "message-id")
+    mailstow_sieve::header_values(head, "message-id")
         .into_iter()
         .find(|v| !v.is_empty())
 }

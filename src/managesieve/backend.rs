@@ -17,9 +17,9 @@ use mailstow_proto::managesieve::session::{Failure, Scripts};
 use super::conn::Backend;
 use crate::config::SieveConfig;
 use crate::deliver::Deliverer;
-use crate::filter::compile::{self, CompileLimits};
-use crate::filter::expand;
 use crate::users::User;
+use mailstow_sieve::compile::{self, CompileLimits};
+use mailstow_sieve::expand;
 
 /// A user's scripts as `[sieve]` configures them: `user_dir` and `script`
 /// expanded for the user, owned by the user's uid/gid when running as
@@ -31,8 +31,8 @@ pub fn script_store(cfg: &SieveConfig, user: &User, limits: ScriptLimits) -> Scr
         _ => None,
     };
     ScriptStore::new(
-        PathBuf::from(expand(&cfg.user_dir, user)),
-        PathBuf::from(expand(&cfg.script, user)),
+        PathBuf::from(expand(&cfg.user_dir, &user.account())),
+        PathBuf::from(expand(&cfg.script, &user.account())),
         owner,
         ScriptLimits {
             max_script_size: cfg.max_script_size as u64,

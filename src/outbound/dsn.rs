@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use super::encode::rfc5322_date;
+use mailstow_proto::date::rfc5322;
 
 /// One recipient the report is about.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
          \r\n",
         host = r.hostname,
         sender = r.sender,
-        date = rfc5322_date(r.now),
+        date = rfc5322(r.now),
         id = r.id,
     );
     for f in r.failed {
@@ -104,7 +104,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
          Arrival-Date: {arrival}\r\n",
         host = r.hostname,
         id = r.id,
-        arrival = rfc5322_date(r.arrival),
+        arrival = rfc5322(r.arrival),
     );
     for f in r.failed {
         let _ = write!(

@@ -252,10 +252,6 @@ pub(crate) fn quoted_printable(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The RFC 5322 date of our own headers (one formatter for everything we
-/// write).
-pub(crate) use crate::deliver::headers::rfc5322_date;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,7 @@ pub fn conn_config(cfg: &Config, peer: SocketAddr) -> ConnConfig {
     let editheader = cfg.sieve.user_editheader;
     let extensions: Vec<String> = sieve::compiler::grammar::Capability::all()
         .iter()
-        .filter(|c| crate::filter::compile::allowed(c, editheader))
+        .filter(|c| mailstow_sieve::compile::allowed(c, editheader))
         .map(ToString::to_string)
         .collect();
     ConnConfig {

@@ -90,6 +90,20 @@ pub struct User {
     pub extra: Vec<(String, String)>,
 }
 
+impl User {
+    /// The user as the Sieve host sees a script's owner.
+    pub fn account(&self) -> mailstow_sieve::Account<'_> {
+        mailstow_sieve::Account {
+            name: &self.name,
+            local: &self.local,
+            domain: &self.domain,
+            detail: self.detail.as_deref(),
+            home: &self.home,
+            owner: self.uid.zip(self.gid),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
     /// The passwd-file could not be read (at open; later failures keep the

@@ -7,6 +7,7 @@
 //! - [`address`]: mailboxes and paths (RFC 5321 4.1.2, SMTPUTF8), bounded.
 //! - [`command`]: command lines and their parameters.
 //! - [`data`]: the DATA receiver (dot-unstuffing, CRLF.CRLF only).
+//! - [`date`]: RFC 5322 dates for trace fields, ISO dates for listings.
 //! - [`reply`]: replies with enhanced status codes (RFC 3463).
 //! - [`session`]: the LMTP/SMTP state machine.
 //! - [`managesieve`]: the ManageSieve line reader and session.
@@ -58,6 +59,7 @@
 pub mod address;
 pub mod command;
 pub mod data;
+pub mod date;
 pub mod managesieve;
 pub mod reply;
 pub mod session;

@@ -1,9 +1,48 @@
-//! The Sieve host over sieve-rs: finds a user's scripts (`[sieve] script`,
-//! `before`, `after`, includes), compiles them once and recompiles them
-//! when they change, runs the chain on one recipient's copy with
-//! Pigeonhole's rules, answers the interpreter's questions, and returns a
-//! [`Plan`]. Must not write mail or send anything: the plan is carried out
-//! by the delivery pipeline.
+//! A Sieve host (RFC 5228 and its extensions) over sieve-rs, with
+//! Pigeonhole's semantics: finds a user's scripts (the active script,
+//! admin scripts before and after it, includes), compiles them once and
+//! recompiles them when they change, runs the chain on one recipient's copy,
+//! answers the interpreter's questions through the host's [`Lookups`], and
+//! returns a [`Plan`]: what to store where, what to send, what to refuse.
+//! Must not write mail, send anything or touch a mailbox: the host carries
+//! out the plan, and answers "does this folder exist" itself. The only file
+//! it writes is Pigeonhole's `<script>.log` beside a user's failing script.
+//!
+//! # Example
+//!
+//! ```
+//! use mailstow_sieve::{Account, Filter, Lookups, Mailboxes, MessageEnvelope, SieveConfig};
+//!
+//! struct NoFolders;
+//! impl Mailboxes for NoFolders {
+//!     fn exists(&self, _folder: &str) -> bool { false }
+//!     fn refuse_name(&self, _folder: &str) -> Option<String> { None }
+//!     fn keeps_flag(&self, _flag: &str) -> bool { true }
+//! }
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(
+//!     dir.path().join(".dovecot.sieve"),
+//!     "require \"fileinto\"; if header :contains \"subject\" \"invoice\" { fileinto \"Bills\"; }",
+//! ).unwrap();
+//! let filter = Filter::new(&SieveConfig::default(), "mx.example.org");
+//! let account = Account {
+//!     name: "alice@example.org",
+//!     local: "alice",
+//!     domain: "example.org",
+//!     detail: None,
+//!     home: dir.path(),
+//!     owner: None,
+//! };
+//! let mut seen = |_: &str| Ok(false);
+//! let mut look = Lookups { duplicate: &mut seen, mailboxes: &NoFolders };
+//! let env = MessageEnvelope { from: Some("bob@example.net"), to: "alice@example.org", orcpt: None };
+//! let plan = filter
+//!     .run(&account, None, &env, b"Subject: invoice 42\r\n\r\nPay me.\r\n", &mut look)
+//!     .unwrap();
+//! assert_eq!(plan.stores.len(), 1);
+//! assert_eq!(plan.stores[0].folder, "Bills");
+//! ```
 //!
 //! Rules the crate leaves to us (SIEVE-HOST.md), each with a test:
 //! - the whole plan is buffered; a script that fails (compile error,
@@ -18,8 +57,9 @@
 //!   configured minimum and maximum.
 
 pub mod compile;
+mod config;
 pub mod plan;
-pub mod refilter;
+pub mod vacation;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -33,10 +73,9 @@ use sieve::{
     Envelope, Event, Input, Mailbox, Recipient, Runtime, Script, Sieve, SpamStatus, VirusStatus,
 };
 
-use crate::config::{Config, FolderEncoding, ScoreHeader, ScoreType, SieveConfig};
-use crate::users::User;
 use compile::{CompileFailure, CompileLimits};
-pub use plan::{OutKind, Outgoing, Plan, Reject, Store};
+pub use config::{ScoreHeader, ScoreType, SieveConfig};
+pub use plan::{ErrorKind, OutKind, Outgoing, Plan, PlanError, Reject, Store};
 
 /// A failure that must not become a verdict on the mail: the recipient gets
 /// 451 and the MTA tries again.
@@ -48,8 +87,37 @@ pub struct TempFailure(pub String);
 pub struct Lookups<'a> {
     /// Has this duplicate-tracking id been recorded (and not expired)?
     pub duplicate: &'a mut dyn FnMut(&str) -> Result<bool, String>,
-    /// Does this folder exist in the user's Maildir?
-    pub mailbox_exists: &'a dyn Fn(&str) -> bool,
+    /// The user's mailbox, as far as a script may ask about it.
+    pub mailboxes: &'a dyn Mailboxes,
+}
+
+/// The user's mail store as a script may ask about it; the host answers
+/// from its own storage (this crate never touches it).
+pub trait Mailboxes {
+    /// Does this folder (an IMAP name, "." between levels) exist?
+    fn exists(&self, folder: &str) -> bool;
+    /// Why the store could never hold a folder of this name (a name no
+    /// IMAP server could use), or None when it could.
+    fn refuse_name(&self, folder: &str) -> Option<String>;
+    /// Can the store keep this IMAP flag or keyword? Others are dropped,
+    /// as Pigeonhole drops them.
+    fn keeps_flag(&self, flag: &str) -> bool;
+}
+
+/// Whose script runs: the names a script path template expands (`%u`,
+/// `%d`, `%n`, `%h`), what the script's environment sees, and who owns
+/// what the host writes for the user.
+#[derive(Debug, Clone, Copy)]
+pub struct Account<'a> {
+    /// The user's address, `local@domain`.
+    pub name: &'a str,
+    pub local: &'a str,
+    pub domain: &'a str,
+    /// The recipient's `+detail`, if the address had one.
+    pub detail: Option<&'a str>,
+    pub home: &'a Path,
+    /// (uid, gid) of the user's files, used when running as root.
+    pub owner: Option<(u32, u32)>,
 }
 
 /// One recipient's envelope as the script sees it.
@@ -62,8 +130,6 @@ pub struct MessageEnvelope<'a> {
 /// The host: runtimes and the compiled-script cache, shared by all threads.
 pub struct Filter {
     cfg: SieveConfig,
-    /// Folder names are validated as the store will encode them.
-    encoding: FolderEncoding,
     user_rt: Runtime,
     admin_rt: Runtime,
     cache: Mutex<HashMap<PathBuf, Cached>>,
@@ -99,8 +165,9 @@ struct ScriptRef {
 }
 
 impl Filter {
-    pub fn new(cfg: &Config) -> Filter {
-        let s = &cfg.sieve;
+    /// The host for `cfg`, naming itself `hostname` (the environment's
+    /// `host`, generated messages' Message-IDs).
+    pub fn new(s: &SieveConfig, hostname: &str) -> Filter {
         let base = Runtime::new()
             .with_cpu_limit(s.max_cpu)
             .with_max_nested_includes(s.max_include_depth)
@@ -110,7 +177,7 @@ impl Filter {
             .with_max_out_messages(s.max_actions + 1)
             .with_max_received_headers(usize::MAX / 2)
             .with_default_vacation_expiry(s.vacation_default_period.as_secs())
-            .with_local_hostname(cfg.hostname.clone())
+            .with_local_hostname(hostname.to_owned())
             .with_protected_headers([
                 "Received",
                 "Auto-Submitted",
@@ -122,12 +189,12 @@ impl Filter {
             .with_valid_notification_uri("mailto")
             .with_env_variable("name", "mailstow")
             .with_env_variable("version", env!("CARGO_PKG_VERSION"))
-            .with_env_variable("host", cfg.hostname.clone())
+            .with_env_variable("host", hostname.to_owned())
             .with_env_variable(
                 "domain",
-                cfg.hostname
+                hostname
                     .split_once('.')
-                    .map_or(cfg.hostname.as_str(), |(_, d)| d)
+                    .map_or(hostname, |(_, d)| d)
                     .to_owned(),
             )
             .with_env_variable("location", "MDA")
@@ -144,7 +211,6 @@ impl Filter {
         }
         Filter {
             cfg: s.clone(),
-            encoding: cfg.storage.folder_encoding,
             user_rt,
             admin_rt,
             cache: Mutex::new(HashMap::new()),
@@ -156,7 +222,7 @@ impl Filter {
     }
 
     /// The user's active script path (`[sieve] script` expanded).
-    pub fn user_script(&self, user: &User) -> PathBuf {
+    pub fn user_script(&self, user: &Account<'_>) -> PathBuf {
         PathBuf::from(expand(&self.cfg.script, user))
     }
 
@@ -164,7 +230,7 @@ impl Filter {
     /// (`script`, or the configured one), after scripts.
     pub fn run(
         &self,
-        user: &User,
+        user: &Account<'_>,
         script: Option<&Path>,
         env: &MessageEnvelope<'_>,
         message: &[u8],
@@ -208,8 +274,10 @@ impl Filter {
                 Err(e) => {
                     let msg = format!("{}: {e}", sref.path.display());
                     tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script does not compile; keeping the message");
-                    crate::metrics::sieve_error("compile");
-                    plan.errors.push(msg);
+                    plan.errors.push(PlanError {
+                        kind: ErrorKind::Compile,
+                        text: msg,
+                    });
                     keep_flags = Some(keep_flags.unwrap_or_default());
                     break;
                 }
@@ -233,11 +301,13 @@ impl Filter {
                 Err(ScriptError::Failed(e)) => {
                     let msg = format!("{}: {e}", sref.path.display());
                     tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script failed; its actions are dropped and the message kept");
-                    crate::metrics::sieve_error("runtime");
                     if !sref.admin {
                         self.user_log(user, &sref.path, &e);
                     }
-                    plan.errors.push(msg);
+                    plan.errors.push(PlanError {
+                        kind: ErrorKind::Runtime,
+                        text: msg,
+                    });
                     keep_flags = Some(Vec::new());
                     break;
                 }
@@ -252,15 +322,13 @@ impl Filter {
                 message: current.clone(),
             });
         }
-        if n > 0 {
-            crate::metrics::sieve_plan(&plan);
-        }
+        plan.ran = n > 0;
         Ok(plan)
     }
 
     /// Where `include :personal` looks: the user's script directory, or the
     /// directory of a script named explicitly (as Pigeonhole's sieve-test).
-    fn personal_dir(&self, sref: &ScriptRef, user: &User) -> PathBuf {
+    fn personal_dir(&self, sref: &ScriptRef, user: &Account<'_>) -> PathBuf {
         match (&sref.explicit, sref.path.parent()) {
             (true, Some(dir)) => dir.to_owned(),
             _ => PathBuf::from(expand(&self.cfg.user_dir, user)),
@@ -284,7 +352,7 @@ impl Filter {
     fn load(
         &self,
         sref: &ScriptRef,
-        user: &User,
+        user: &Account<'_>,
     ) -> Result<Option<Result<Arc<Sieve>, CompileFailure>>, TempFailure> {
         let limits = self.limits(sref.admin);
         match self.compile_cached(&sref.path, limits)? {
@@ -370,7 +438,7 @@ impl Filter {
 
     /// A readable entry in the log beside the user's script (Pigeonhole
     /// writes `<script>.log`), so the owner can see why a filter did not act.
-    fn user_log(&self, user: &User, script: &Path, problem: &str) {
+    fn user_log(&self, user: &Account<'_>, script: &Path, problem: &str) {
         let mut log = script.as_os_str().to_owned();
         log.push(".log");
         let log = PathBuf::from(log);
@@ -387,11 +455,9 @@ impl Filter {
             .open(&log);
         match file {
             Ok(mut f) => {
-                let when = crate::deliver::headers::rfc5322_date(SystemTime::now());
+                let when = mailstow_proto::date::rfc5322(SystemTime::now());
                 let _ = writeln!(f, "{when}: {}: {problem}", script.display());
-                if let (Some(uid), Some(gid), true) =
-                    (user.uid, user.gid, nix::unistd::geteuid().is_root())
-                {
+                if let (Some((uid, gid)), true) = (user.owner, nix::unistd::geteuid().is_root()) {
                     let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
                 }
             }
@@ -406,7 +472,7 @@ impl Filter {
         &self,
         sref: &ScriptRef,
         script: Arc<Sieve>,
-        user: &User,
+        user: &Account<'_>,
         env: &MessageEnvelope<'_>,
         message: &[u8],
         look: &mut Lookups<'_>,
@@ -425,11 +491,11 @@ impl Filter {
         if let Some(o) = env.orcpt {
             ctx.set_envelope(Envelope::Orcpt, o);
         }
-        if let Some(d) = &user.detail {
-            ctx.set_env_variable("vnd.mailstow.detail", d.clone());
+        if let Some(d) = user.detail {
+            ctx.set_env_variable("vnd.mailstow.detail", d.to_owned());
         }
         // The recipient's domain: what a virtual-domain MDA serves.
-        ctx.set_env_variable("domain", user.domain.clone());
+        ctx.set_env_variable("domain", user.domain.to_owned());
         // imap4flags' internal variable carries across the script chain.
         if !flags.is_empty() {
             ctx.set_global_variable("__flags", flags.join(" "));
@@ -452,10 +518,10 @@ impl Filter {
         let received = count_header(message, "received");
         let redirected_by_us = header_values(message, "x-sieve-redirected-from")
             .iter()
-            .any(|v| addr_eq(v, &user.name) || addr_eq(v, env.to));
+            .any(|v| addr_eq(v, user.name) || addr_eq(v, env.to));
         let delivered_to_us = header_values(message, "delivered-to")
             .iter()
-            .any(|v| addr_eq(v, &user.name) || addr_eq(v, env.to));
+            .any(|v| addr_eq(v, user.name) || addr_eq(v, env.to));
         loop {
             // The interpreter is a dependency: a panic in it fails this
             // script (implicit keep), never the delivery.
@@ -515,7 +581,7 @@ impl Filter {
                 } => {
                     let all = special_use.is_empty()
                         && mailboxes.iter().all(|m| match m {
-                            Mailbox::Name(n) => (look.mailbox_exists)(n),
+                            Mailbox::Name(n) => look.mailboxes.exists(n),
                             Mailbox::Id(_) => false,
                         });
                     input = if all { Input::True } else { Input::False };
@@ -540,10 +606,10 @@ impl Filter {
                     // Precedence junk/list, system senders, injected header
                     // lines): answering "already replied" cancels the reply.
                     let suppressed = if vacation {
-                        crate::outbound::vacation::suppress_reason_after_recipient_check(
+                        vacation::suppress_reason_after_recipient_check(
                             message,
                             env.from,
-                            &[user.name.clone(), env.to.to_owned()],
+                            &[user.name.to_owned(), env.to.to_owned()],
                         )
                     } else {
                         None
@@ -608,12 +674,12 @@ impl Filter {
                     run.count_action(self.cfg.max_actions)?;
                     // As Pigeonhole: a name no IMAP server could use is a
                     // runtime error, not a silent INBOX.
-                    if let Err(e) = mailstow_maildir::storage_name(&folder, self.encoding) {
-                        return Err(ScriptError::Failed(format!("fileinto: {e}")));
+                    if let Some(why) = look.mailboxes.refuse_name(&folder) {
+                        return Err(ScriptError::Failed(format!("fileinto: {why}")));
                     }
                     run.stores.push(Store {
                         folder,
-                        flags: valid_flags(flags),
+                        flags: valid_flags(flags, look.mailboxes),
                         create,
                         implicit: false,
                         message: run.message(message_id),
@@ -710,7 +776,7 @@ impl Filter {
             ));
         }
         let mut keep = match run.keep.take() {
-            Some((flags, _)) => Some(valid_flags(flags)),
+            Some((flags, _)) => Some(valid_flags(flags, look.mailboxes)),
             None if run.keep_instead => Some(Vec::new()),
             None => None,
         };
@@ -828,7 +894,7 @@ fn valid_script_name(n: &str) -> bool {
 
 /// Expand %h (home), %u (user), %d (domain), %n (local part), %% and a
 /// leading "~/".
-pub fn expand(template: &str, user: &User) -> String {
+pub fn expand(template: &str, user: &Account<'_>) -> String {
     let home = user.home.to_string_lossy();
     let template = match template.strip_prefix("~/") {
         Some(rest) => format!("%h/{rest}"),
@@ -843,9 +909,9 @@ pub fn expand(template: &str, user: &User) -> String {
         }
         match chars.next() {
             Some('h') => out.push_str(&home),
-            Some('u') => out.push_str(&user.name),
-            Some('d') => out.push_str(&user.domain),
-            Some('n') => out.push_str(&user.local),
+            Some('u') => out.push_str(user.name),
+            Some('d') => out.push_str(user.domain),
+            Some('n') => out.push_str(user.local),
             Some('%') => out.push('%'),
             Some(o) => {
                 out.push('%');
@@ -860,7 +926,7 @@ pub fn expand(template: &str, user: &User) -> String {
 /// The unfolded values of header `name` (any case) in the message head;
 /// the one header reader of the delivery path (the Sieve host, Message-ID
 /// for duplicate suppression, Return-Path for `sieve filter`).
-pub(crate) fn header_values(message: &[u8], name: &str) -> Vec<String> {
+pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
     let head_end = memchr::memmem::find(message, b"\r\n\r\n")
         .or_else(|| memchr::memmem::find(message, b"\n\n"))
         .unwrap_or(message.len());
@@ -900,12 +966,11 @@ fn auto_submitted(message: &[u8]) -> bool {
     })
 }
 
-/// Only flags a store can keep: system flags other than \Recent, and valid
-/// keywords (Pigeonhole ignores the others).
-fn valid_flags(flags: Vec<String>) -> Vec<String> {
+/// Only flags the store can keep (Pigeonhole ignores the others).
+fn valid_flags(flags: Vec<String>, mailboxes: &dyn Mailboxes) -> Vec<String> {
     flags
         .into_iter()
-        .filter(|f| mailstow_maildir::Flags::default().insert_imap(f))
+        .filter(|f| mailboxes.keeps_flag(f))
         .collect()
 }
 

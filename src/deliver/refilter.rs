@@ -9,9 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{Filter, Lookups, MessageEnvelope, OutKind, Plan};
-use crate::users::User;
 use mailstow_maildir::{self as store, Body, Content, Flags, Maildir};
+use mailstow_sieve::{Filter, Lookups, MessageEnvelope, OutKind, Plan};
+
+use super::Folders;
+use crate::users::User;
 
 /// What happened to one stored message.
 #[derive(Debug)]
@@ -44,10 +46,9 @@ pub fn refilter(
         };
         let from = return_path(&bytes);
         let mut dup = |_: &str| Ok(false);
-        let exists = |f: &str| maildir.folder_exists(f).unwrap_or(false);
         let mut look = Lookups {
             duplicate: &mut dup,
-            mailbox_exists: &exists,
+            mailboxes: &Folders(maildir),
         };
         let env = MessageEnvelope {
             from: from.as_deref(),
@@ -55,7 +56,7 @@ pub fn refilter(
             orcpt: None,
         };
         let plan = filter
-            .run(user, None, &env, &bytes, &mut look)
+            .run(&user.account(), None, &env, &bytes, &mut look)
             .map_err(|e| e.to_string())?;
         let mut r = Refiltered {
             file,
@@ -124,7 +125,7 @@ fn fsync_dir(dir: &Path) -> Result<(), String> {
 
 /// The envelope sender we recorded at delivery (Return-Path), if any.
 fn return_path(message: &[u8]) -> Option<String> {
-    super::header_values(message, "return-path")
+    mailstow_sieve::header_values(message, "return-path")
         .into_iter()
         .next()
         .map(|v| v.trim_start_matches('<').trim_end_matches('>').to_owned())
@@ -219,7 +220,7 @@ mod tests {
             "require [\"fileinto\", \"mailbox\"]; if header :contains \"subject\" \"invoice\" { fileinto :create \"Invoices\"; }",
         )
         .unwrap();
-        let filter = Filter::new(&cfg);
+        let filter = Filter::new(&cfg.sieve, &cfg.hostname);
         let dry = refilter(&filter, &user, &md, "INBOX", false).unwrap();
         assert_eq!(dry.len(), 3);
         assert_eq!(

@@ -59,13 +59,45 @@ pub struct Plan {
     pub outgoing: Vec<Outgoing>,
     /// Duplicate-tracking ids to record once delivery succeeded.
     pub remember: Vec<(String, u64)>,
-    /// Compile and runtime errors, "script: problem", already logged.
-    pub errors: Vec<String>,
+    /// Compile and runtime errors, already logged.
+    pub errors: Vec<PlanError>,
     /// Things the host did differently from what the script asked without
     /// the script failing (a redirect skipped as a loop), already logged.
     pub notes: Vec<String>,
     /// The tests and events seen, for `sieve test --trace`.
     pub trace: Vec<String>,
+    /// At least one script was found and run (or failed to compile): the
+    /// plan is a filter's, not only the default keep.
+    pub ran: bool,
+}
+
+/// Whether a script failed to compile or failed while it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Compile,
+    Runtime,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Compile => "compile",
+            ErrorKind::Runtime => "runtime",
+        }
+    }
+}
+
+/// One script's failure: "script: problem".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub kind: ErrorKind,
+    pub text: String,
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl Plan {
@@ -124,7 +156,8 @@ impl Plan {
                 }
             }
         }
-        json!({ "actions": actions, "errors": self.errors, "notes": self.notes })
+        let errors: Vec<&str> = self.errors.iter().map(|e| e.text.as_str()).collect();
+        json!({ "actions": actions, "errors": errors, "notes": self.notes })
     }
 
     /// The plan as `sieve test` prints it for people.

@@ -4,50 +4,78 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::path::Path;
+
+use std::path::PathBuf;
 
 use super::*;
-use crate::config::Config;
 
 const MSG: &[u8] = b"From: Sender <sender@example.net>\r\nTo: alice@example.org\r\nSubject: Hello\r\nMessage-ID: <m1@example.net>\r\n\r\nBody text\r\n";
+
+/// The store, faked: only "Existing" exists; a name with '/' could never
+/// be a folder; system flags other than the five a Maildir keeps, and
+/// \Recent, are dropped.
+struct Store;
+
+impl Mailboxes for Store {
+    fn exists(&self, folder: &str) -> bool {
+        folder == "Existing"
+    }
+    fn refuse_name(&self, folder: &str) -> Option<String> {
+        folder
+            .contains('/')
+            .then(|| format!("invalid folder name {folder:?}: '/' is not allowed"))
+    }
+    fn keeps_flag(&self, flag: &str) -> bool {
+        !flag.starts_with('\\')
+            || ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(flag))
+    }
+}
 
 struct T {
     dir: tempfile::TempDir,
     filter: Filter,
-    user: User,
+    home: PathBuf,
 }
 
-fn setup(extra: &str) -> T {
+/// A user's home and a host configured as the defaults say, with a global
+/// script directory, and then as `tweak` changes it.
+fn setup_with(tweak: impl FnOnce(&mut SieveConfig)) -> T {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "hostname = \"mx.example.org\"\n[storage]\nmail_root = \"{root}/mail\"\n[users]\npasswd_file = \"{root}/users\"\n[sieve]\nglobal_dir = \"{root}/global\"\n{extra}",
-        root = dir.path().display()
-    );
-    let cfg = Config::from_toml(&text, Path::new("t.toml"), dir.path()).unwrap();
+    let mut cfg = SieveConfig {
+        global_dir: Some(dir.path().join("global")),
+        ..SieveConfig::default()
+    };
+    tweak(&mut cfg);
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join("sieve")).unwrap();
     std::fs::create_dir_all(dir.path().join("global")).unwrap();
-    let user = User {
-        name: "alice@example.org".into(),
-        local: "alice".into(),
-        domain: "example.org".into(),
-        detail: None,
-        uid: None,
-        gid: None,
-        maildir: home.join("Maildir"),
-        home,
-        extra: Vec::new(),
-    };
     T {
-        filter: Filter::new(&cfg),
+        filter: Filter::new(&cfg, "mx.example.org"),
         dir,
-        user,
+        home,
     }
 }
 
+fn setup() -> T {
+    setup_with(|_| {})
+}
+
 impl T {
+    fn user(&self) -> Account<'_> {
+        Account {
+            name: "alice@example.org",
+            local: "alice",
+            domain: "example.org",
+            detail: None,
+            home: &self.home,
+            owner: None,
+        }
+    }
+
     fn script(&self, text: &str) {
-        std::fs::write(self.user.home.join(".dovecot.sieve"), text).unwrap();
+        std::fs::write(self.home.join(".dovecot.sieve"), text).unwrap();
     }
 
     fn run_with(&self, msg: &[u8], seen: &HashSet<String>) -> Plan {
@@ -56,10 +84,9 @@ impl T {
             recorded.borrow_mut().push(id.to_owned());
             Ok(seen.contains(id))
         };
-        let exists = |f: &str| f == "Existing";
         let mut look = Lookups {
             duplicate: &mut dup,
-            mailbox_exists: &exists,
+            mailboxes: &Store,
         };
         let env = MessageEnvelope {
             from: Some("sender@example.net"),
@@ -67,7 +94,7 @@ impl T {
             orcpt: None,
         };
         self.filter
-            .run(&self.user, None, &env, msg, &mut look)
+            .run(&self.user(), None, &env, msg, &mut look)
             .unwrap()
     }
 
@@ -85,13 +112,13 @@ fn folders(p: &Plan) -> Vec<(String, bool)> {
 
 #[test]
 fn no_script_means_implicit_keep() {
-    let t = setup("");
+    let t = setup();
     assert_eq!(folders(&t.run()), vec![("INBOX".into(), true)]);
 }
 
 #[test]
 fn explicit_keep_survives_a_later_fileinto() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"fileinto\"; keep; fileinto \"Work\";");
     assert_eq!(
         folders(&t.run()),
@@ -101,7 +128,7 @@ fn explicit_keep_survives_a_later_fileinto() {
 
 #[test]
 fn keep_and_fileinto_inbox_are_one_store() {
-    let t = setup("");
+    let t = setup();
     t.script(
         "require \"fileinto\"; fileinto \"inbox\"; keep; fileinto \"Work\"; fileinto \"Work\";",
     );
@@ -115,7 +142,7 @@ fn keep_and_fileinto_inbox_are_one_store() {
 
 #[test]
 fn explicit_keep_survives_discard_but_implicit_keep_does_not() {
-    let t = setup("");
+    let t = setup();
     t.script("keep; discard;");
     assert_eq!(folders(&t.run()), vec![("INBOX".into(), false)]);
     t.script("discard;");
@@ -125,40 +152,44 @@ fn explicit_keep_survives_discard_but_implicit_keep_does_not() {
 
 #[test]
 fn a_runtime_error_drops_the_scripts_actions_and_keeps() {
-    let t = setup("");
+    let t = setup();
     t.script("require [\"fileinto\", \"ihave\"]; fileinto \"Work\"; error \"boom\";");
     let p = t.run();
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
     assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
-    let log = std::fs::read_to_string(t.user.home.join(".dovecot.sieve.log")).unwrap();
+    let log = std::fs::read_to_string(t.home.join(".dovecot.sieve.log")).unwrap();
     assert!(log.contains("boom"), "{log}");
 }
 
 #[test]
 fn a_compile_error_keeps_and_is_logged_beside_the_script_once() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"fileinto\";\nfileinto \"x\"\n");
     for _ in 0..3 {
         let p = t.run();
         assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
         assert_eq!(p.errors.len(), 1);
     }
-    let log = std::fs::read_to_string(t.user.home.join(".dovecot.sieve.log")).unwrap();
+    let log = std::fs::read_to_string(t.home.join(".dovecot.sieve.log")).unwrap();
     assert_eq!(log.lines().count(), 1, "logged once per version: {log}");
 }
 
 #[test]
 fn an_unknown_require_is_a_compile_error_not_a_silent_runtime_one() {
-    let t = setup("");
+    let t = setup();
     t.script("require [\"fileinto\", \"x-unknown\"]; fileinto \"Work\";");
     let p = t.run();
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
-    assert!(p.errors[0].contains("unknown extension"), "{:?}", p.errors);
+    assert!(
+        p.errors[0].text.contains("unknown extension"),
+        "{:?}",
+        p.errors
+    );
 }
 
 #[test]
 fn changed_scripts_are_recompiled_without_restart() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"fileinto\"; fileinto \"A\";");
     assert_eq!(folders(&t.run())[0].0, "A");
     t.script("require \"fileinto\"; fileinto \"Bee\";");
@@ -167,7 +198,7 @@ fn changed_scripts_are_recompiled_without_restart() {
 
 #[test]
 fn a_looping_message_is_not_redirected_again_but_kept_loudly() {
-    let t = setup("");
+    let t = setup();
     t.script("redirect \"bob@example.net\";");
     let marked = [
         b"X-Sieve-Redirected-From: alice@example.org\r\n".as_slice(),
@@ -198,17 +229,17 @@ fn a_looping_message_is_not_redirected_again_but_kept_loudly() {
 
 #[test]
 fn more_redirects_than_allowed_fail_the_script() {
-    let t = setup("");
+    let t = setup();
     t.script("redirect \"a@example.net\"; redirect \"b@example.net\"; redirect \"c@example.net\"; redirect \"d@example.net\"; redirect \"e@example.net\";");
     let p = t.run();
     assert!(p.outgoing.is_empty());
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
-    assert!(p.errors[0].contains("redirects"), "{:?}", p.errors);
+    assert!(p.errors[0].text.contains("redirects"), "{:?}", p.errors);
 }
 
 #[test]
 fn more_actions_than_allowed_fail_the_script() {
-    let t = setup("");
+    let t = setup();
     let mut s = String::from("require \"fileinto\";");
     for i in 0..40 {
         s.push_str(&format!("fileinto \"F{i}\";"));
@@ -220,7 +251,7 @@ fn more_actions_than_allowed_fail_the_script() {
 
 #[test]
 fn cpu_limit_stops_a_heavy_script() {
-    let t = setup("max_cpu = 50\n");
+    let t = setup_with(|c| c.max_cpu = 50);
     let mut s = String::from("require \"fileinto\";");
     for i in 0..200 {
         s.push_str(&format!(
@@ -230,12 +261,12 @@ fn cpu_limit_stops_a_heavy_script() {
     t.script(&s);
     let p = t.run();
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
-    assert!(p.errors[0].contains("CPU"), "{:?}", p.errors);
+    assert!(p.errors[0].text.contains("CPU"), "{:?}", p.errors);
 }
 
 #[test]
 fn vacation_replies_once_per_period_and_clamps_the_period() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"vacation\"; vacation :days 0 :subject \"Away\" \"I am away.\";");
     let p = t.run();
     assert_eq!(p.outgoing.len(), 1);
@@ -255,7 +286,7 @@ fn vacation_replies_once_per_period_and_clamps_the_period() {
 
 #[test]
 fn duplicate_ids_are_remembered_only_through_the_plan() {
-    let t = setup("");
+    let t = setup();
     t.script("require [\"duplicate\", \"fileinto\"]; if duplicate { fileinto \"Dups\"; }");
     let p = t.run();
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
@@ -269,9 +300,9 @@ fn duplicate_ids_are_remembered_only_through_the_plan() {
 
 #[test]
 fn includes_personal_and_global_and_missing_ones() {
-    let t = setup("");
+    let t = setup();
     std::fs::write(
-        t.user.home.join("sieve/lists.sieve"),
+        t.home.join("sieve/lists.sieve"),
         "require \"fileinto\"; fileinto \"Lists\";",
     )
     .unwrap();
@@ -288,37 +319,35 @@ fn includes_personal_and_global_and_missing_ones() {
     t.script("require \"include\"; include \"missing\";");
     assert_eq!(folders(&t.run()), vec![("INBOX".into(), true)]);
     t.script("require \"include\"; include \"../etc/passwd\";");
-    assert!(t.run().errors[0].contains("invalid"));
+    assert!(t.run().errors[0].text.contains("invalid"));
 }
 
 #[test]
 fn before_script_files_spam_and_the_chain_stops() {
-    let t = setup("");
+    let t = setup();
     let before = t.dir.path().join("before.sieve");
     std::fs::write(
         &before,
         "require \"fileinto\"; if header :contains \"subject\" \"Hello\" { fileinto \"Junk\"; }",
     )
     .unwrap();
-    let text = format!(
-        "[storage]\nmail_root = \"/m\"\n[users]\npasswd_file = \"/u\"\n[sieve]\nbefore = [\"{}\"]\n",
-        before.display()
-    );
-    let cfg = Config::from_toml(&text, Path::new("t.toml"), t.dir.path()).unwrap();
-    let filter = Filter::new(&cfg);
+    let cfg = SieveConfig {
+        before: vec![before.clone()],
+        ..SieveConfig::default()
+    };
+    let filter = Filter::new(&cfg, "mx.example.org");
     t.script("require \"fileinto\"; fileinto \"User\";");
     let mut dup = |_: &str| Ok(false);
-    let exists = |_: &str| false;
     let mut look = Lookups {
         duplicate: &mut dup,
-        mailbox_exists: &exists,
+        mailboxes: &Store,
     };
     let env = MessageEnvelope {
         from: None,
         to: "alice@example.org",
         orcpt: None,
     };
-    let p = filter.run(&t.user, None, &env, MSG, &mut look).unwrap();
+    let p = filter.run(&t.user(), None, &env, MSG, &mut look).unwrap();
     assert_eq!(
         folders(&p),
         vec![("Junk".into(), false)],
@@ -326,18 +355,18 @@ fn before_script_files_spam_and_the_chain_stops() {
     );
     let other = String::from_utf8_lossy(MSG).replace("Hello", "Other");
     let p = filter
-        .run(&t.user, None, &env, other.as_bytes(), &mut look)
+        .run(&t.user(), None, &env, other.as_bytes(), &mut look)
         .unwrap();
     assert_eq!(folders(&p), vec![("User".into(), false)]);
 }
 
 #[test]
 fn editheader_is_admin_only_by_default_and_edits_the_stored_copy() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"editheader\"; addheader \"X-Tag\" \"yes\";");
     let p = t.run();
-    assert!(p.errors[0].contains("editheader"), "{:?}", p.errors);
-    let t = setup("user_editheader = true\n");
+    assert!(p.errors[0].text.contains("editheader"), "{:?}", p.errors);
+    let t = setup_with(|c| c.user_editheader = true);
     t.script("require \"editheader\"; addheader \"X-Tag\" \"yes\"; deleteheader \"Received\";");
     let p = t.run();
     let stored = p.stores[0].message.as_ref().expect("edited copy");
@@ -346,7 +375,13 @@ fn editheader_is_admin_only_by_default_and_edits_the_stored_copy() {
 
 #[test]
 fn spamtest_reads_the_configured_header() {
-    let t = setup("spam_header = \"X-Spam-Score\"\nspam_max = 10\n");
+    let t = setup_with(|c| {
+        c.spam = Some(ScoreHeader {
+            header: "X-Spam-Score".into(),
+            kind: ScoreType::Score,
+            max: 10.0,
+        })
+    });
     t.script("require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"6\" { fileinto \"Junk\"; }");
     let spam = [b"X-Spam-Score: 8.2\r\n".as_slice(), MSG].concat();
     assert_eq!(folders(&t.run_with(&spam, &HashSet::new()))[0].0, "Junk");
@@ -356,30 +391,27 @@ fn spamtest_reads_the_configured_header() {
 
 #[test]
 fn mailboxexists_asks_the_store() {
-    let t = setup("");
+    let t = setup();
     t.script("require [\"mailbox\", \"fileinto\"]; if mailboxexists \"Existing\" { fileinto \"Existing\"; } if mailboxexists \"Nope\" { fileinto \"Nope\"; }");
     assert_eq!(folders(&t.run()), vec![("Existing".into(), false)]);
 }
 
 #[test]
 fn expand_substitutes_user_parts() {
-    let t = setup("");
+    let t = setup();
     assert_eq!(
-        expand("%h/x/%u/%d/%n/%%/~", &t.user),
+        expand("%h/x/%u/%d/%n/%%/~", &t.user()),
         format!(
             "{}/x/alice@example.org/example.org/alice/%/~",
-            t.user.home.display()
+            t.home.display()
         )
     );
-    assert_eq!(
-        expand("~/s", &t.user),
-        format!("{}/s", t.user.home.display())
-    );
+    assert_eq!(expand("~/s", &t.user()), format!("{}/s", t.home.display()));
 }
 
 #[test]
 fn vacation_is_not_sent_to_auto_submitted_or_junk_precedence_mail() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"vacation\"; vacation \"away\";");
     for extra in [
         "Auto-Submitted: auto-replied\r\n",
@@ -397,7 +429,7 @@ fn vacation_is_not_sent_to_auto_submitted_or_junk_precedence_mail() {
 
 #[test]
 fn vacation_honours_addresses_aliases() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"vacation\"; vacation :addresses [\"boss@example.org\"] \"away\";");
     let m = String::from_utf8_lossy(MSG).replace("To: alice@example.org", "To: boss@example.org");
     assert_eq!(t.run_with(m.as_bytes(), &HashSet::new()).outgoing.len(), 1);
@@ -405,7 +437,7 @@ fn vacation_honours_addresses_aliases() {
 
 #[test]
 fn reject_with_fileinto_is_a_runtime_error_and_a_second_vacation_too() {
-    let t = setup("");
+    let t = setup();
     t.script("require [\"fileinto\", \"reject\"]; fileinto \"Before\"; reject \"no\";");
     let p = t.run();
     assert!(p.reject.is_none());
@@ -413,37 +445,41 @@ fn reject_with_fileinto_is_a_runtime_error_and_a_second_vacation_too() {
     t.script("require \"vacation\"; vacation \"a\"; vacation :handle \"b\" \"b\";");
     let p = t.run();
     assert!(p.outgoing.is_empty());
-    assert!(p.errors[0].contains("vacation"), "{:?}", p.errors);
+    assert!(p.errors[0].text.contains("vacation"), "{:?}", p.errors);
 }
 
 #[test]
 fn invalid_folder_names_and_flags_follow_pigeonhole() {
-    let t = setup("");
+    let t = setup();
     t.script("require \"fileinto\"; fileinto \"Work/Reports\";");
     let p = t.run();
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
-    assert!(p.errors[0].contains("fileinto"), "{:?}", p.errors);
+    assert!(p.errors[0].text.contains("fileinto"), "{:?}", p.errors);
     t.script("require \"imap4flags\"; addflag \"\\\\Recent \\\\Bogus $ok\"; keep;");
     assert_eq!(t.run().stores[0].flags, vec!["$ok"]);
 }
 
 #[test]
 fn domain_environment_is_the_recipients_domain() {
-    let t = setup("");
+    let t = setup();
     t.script("require [\"environment\", \"variables\", \"fileinto\"]; if environment :matches \"domain\" \"*\" { fileinto \"${1}\"; }");
     assert_eq!(folders(&t.run())[0].0, "example.org");
 }
 
 #[test]
 fn recursive_includes_stop_at_the_depth_limit_and_keep() {
-    let t = setup("max_include_depth = 3\n");
+    let t = setup_with(|c| c.max_include_depth = 3);
     std::fs::write(
-        t.user.home.join("sieve/again.sieve"),
+        t.home.join("sieve/again.sieve"),
         "require [\"include\", \"fileinto\"]; fileinto \"Deep\"; include :personal \"again\";",
     )
     .unwrap();
     t.script("require \"include\"; include :personal \"again\";");
     let p = t.run();
     assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
-    assert!(p.errors[0].contains("TooManyIncludes"), "{:?}", p.errors);
+    assert!(
+        p.errors[0].text.contains("TooManyIncludes"),
+        "{:?}",
+        p.errors
+    );
 }
