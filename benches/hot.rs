@@ -197,7 +197,13 @@ fn metrics_per_delivery(c: &mut Criterion) {
             mailstow::metrics::queue(-1.0);
             mailstow::metrics::fsync("file", Duration::from_micros(900));
             mailstow::metrics::fsync("directory", Duration::from_micros(700));
-            mailstow::metrics::delivery(black_box(&delivered), 4096, Duration::from_micros(1800));
+            let outcome = black_box(&delivered);
+            mailstow::metrics::delivery(
+                outcome.status(),
+                outcome.reason_label(),
+                4096,
+                Duration::from_micros(1800),
+            );
         })
     });
     // Rendered, so the recorder really holds the samples.

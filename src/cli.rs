@@ -185,7 +185,14 @@ pub fn serve(config: PathBuf) -> u8 {
             return outcome::EX_SOFTWARE;
         }
     };
-    match rt.block_on(mailstow::server::run(cfg, config, bound, managesieve)) {
+    let sieve = (!managesieve.is_empty()).then(|| mailstow::server::SieveService {
+        listeners: managesieve,
+        backend: Box::new(|current| {
+            std::sync::Arc::new(mailstow::managesieve::FileBackend::new(current))
+                as std::sync::Arc<dyn mailstow::server::managesieve::Backend>
+        }),
+    });
+    match rt.block_on(mailstow::server::run(cfg, config, bound, sieve)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -12,7 +12,6 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
-use crate::deliver::outcome::{Failure, RcptOutcome};
 use mailstow_sieve::{OutKind, Plan};
 
 const DELIVERIES: &str = "mailstow_deliveries_total";
@@ -85,38 +84,21 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One recipient's outcome after its data, with the bytes stored.
-pub fn delivery(outcome: &RcptOutcome, size: u64, elapsed: Duration) {
-    let (status, reason) = match outcome {
-        RcptOutcome::Delivered { .. } => ("delivered", ""),
-        RcptOutcome::Discarded => ("discarded", ""),
-        RcptOutcome::Failed(f) => (outcome.status(), reason(f)),
-    };
+/// One recipient's outcome after its data: `status` delivered, discarded,
+/// bounced or deferred, `reason` a failure's label ("" otherwise), with the
+/// bytes stored.
+pub fn delivery(status: &'static str, reason: &'static str, stored: u64, elapsed: Duration) {
     counter!(DELIVERIES, "outcome" => status, "reason" => reason).increment(1);
     histogram!(DELIVERY_SECONDS).record(elapsed.as_secs_f64());
-    if matches!(outcome, RcptOutcome::Delivered { .. }) {
-        counter!(DELIVERED_BYTES).increment(size);
+    if status == "delivered" {
+        counter!(DELIVERED_BYTES).increment(stored);
     }
 }
 
-/// A recipient refused at RCPT (`reason` as [`reason`] names failures, or
+/// A recipient refused at RCPT (`reason` a failure's label, or
 /// "unknown_user", "relay_denied").
 pub fn rcpt_rejected(reason: &'static str) {
     counter!(DELIVERIES, "outcome" => "rejected", "reason" => reason).increment(1);
-}
-
-/// The label of a failure: a fixed word per kind.
-pub fn reason(f: &Failure) -> &'static str {
-    match f {
-        Failure::NoSpace(_) => "no_space",
-        Failure::Io(_) => "io",
-        Failure::UserLookup(_) => "user_lookup",
-        Failure::Spool(_) => "spool",
-        Failure::NoSuchUser => "unknown_user",
-        Failure::TooLarge => "too_large",
-        Failure::OverQuota { .. } => "over_quota",
-        Failure::Rejected(_) => "sieve_reject",
-    }
 }
 
 /// The actions of a plan that scripts made, and its scripts' errors

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use mailstow::managesieve::backend::Compiles;
+use mailstow::managesieve::Compiles;
 use mailstow_maildir::sieve_scripts::{ScriptLimits, ScriptStore};
 use mailstow_maildir::Owner;
 use mailstow_sieve::compile::CompileLimits;

@@ -14,6 +14,7 @@ mod effective;
 mod example_file;
 mod tls;
 
+pub use crate::users::UsersConfig;
 pub use check::{check, check_config_file, Finding, Findings, Scope};
 pub use mailstow_index::{IndexConfig, UidMode, SPECIAL_USES};
 pub use mailstow_maildir::FolderEncoding;
@@ -200,13 +201,6 @@ pub struct StorageConfig {
     /// Homes default to `{mail_root}/{domain}/{localpart}`.
     pub mail_root: PathBuf,
     pub folder_encoding: FolderEncoding,
-}
-
-#[derive(Debug, Clone)]
-pub struct UsersConfig {
-    pub passwd_file: PathBuf,
-    /// Characters any of which separates the user from the detail; empty: off.
-    pub recipient_delimiter: String,
 }
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,14 @@ pub enum Failure {
 }
 
 impl RcptOutcome {
+    /// The failure's label (see [`Failure::label`]), "" when it is none.
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            RcptOutcome::Failed(f) => f.label(),
+            _ => "",
+        }
+    }
+
     pub fn status(&self) -> &'static str {
         match self {
             RcptOutcome::Delivered { .. } => "delivered",
@@ -77,6 +85,20 @@ impl RcptOutcome {
 }
 
 impl Failure {
+    /// A fixed word per kind of failure, for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Failure::NoSpace(_) => "no_space",
+            Failure::Io(_) => "io",
+            Failure::UserLookup(_) => "user_lookup",
+            Failure::Spool(_) => "spool",
+            Failure::NoSuchUser => "unknown_user",
+            Failure::TooLarge => "too_large",
+            Failure::OverQuota { .. } => "over_quota",
+            Failure::Rejected(_) => "sieve_reject",
+        }
+    }
+
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,

@@ -851,7 +851,12 @@ pub fn log_msgid(raw: &str) -> String {
 /// `delay=`.
 pub fn log_outcome(rcpt: &Recipient, outcome: &RcptOutcome, started: Instant, m: &Logged<'_>) {
     let elapsed = started.elapsed();
-    crate::metrics::delivery(outcome, m.stored.unwrap_or(0), elapsed);
+    crate::metrics::delivery(
+        outcome.status(),
+        outcome.reason_label(),
+        m.stored.unwrap_or(0),
+        elapsed,
+    );
     let delay = format!("{:.3}", elapsed.as_secs_f64());
     let to = angle(&rcpt.address);
     let orig_to = rcpt.orcpt.as_deref().map(angle);

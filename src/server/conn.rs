@@ -324,7 +324,7 @@ fn check_recipient(
             Err(outcome::unknown_user())
         }
         Err(f) => {
-            crate::metrics::rcpt_rejected(crate::metrics::reason(&f));
+            crate::metrics::rcpt_rejected(f.label());
             tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %f.reply(), reason = %f.detail(), "recipient");
             Err(f.reply())
         }

@@ -52,6 +52,16 @@ pub fn bind_all(cfg: &Config) -> anyhow::Result<Vec<(listener::Bound, Service)>>
     Ok(bound)
 }
 
+/// The deliverer in force, or None once the server is stopping.
+pub type Current = Box<dyn Fn() -> Option<Arc<Deliverer>> + Send + Sync>;
+
+/// The ManageSieve service to run beside LMTP: its listeners and what
+/// makes its backend from the deliverer in force.
+pub struct SieveService {
+    pub listeners: Vec<std::net::TcpListener>,
+    pub backend: Box<dyn FnOnce(Current) -> Arc<dyn managesieve::Backend> + Send>,
+}
+
 /// Run the LMTP (and SMTP) service on the listeners [`bind_all`] bound
 /// until a termination signal; then shut down cleanly. SIGHUP reloads
 /// `config_path` (see [`reload`]).
@@ -59,7 +69,7 @@ pub async fn run(
     cfg: Arc<Config>,
     config_path: std::path::PathBuf,
     bound: Vec<(listener::Bound, Service)>,
-    managesieve: Vec<std::net::TcpListener>,
+    sieve: Option<SieveService>,
 ) -> anyhow::Result<()> {
     // Caught from here on (ignored before, see `cli::serve`).
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -88,21 +98,18 @@ pub async fn run(
     let hangups = tokio::spawn(reload::on_hangup(hangup, config_path, Arc::clone(&shared)));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ready");
     systemd::notify_ready();
-    let sieve_service = if managesieve.is_empty() {
-        None
-    } else {
+    let sieve_service = sieve.map(|service| {
         // A weak reference: the last strong one must be ours at shutdown.
         let weak = Arc::downgrade(&shared);
-        let backend = Arc::new(crate::managesieve::backend::FileBackend::new(Box::new(
-            move || weak.upgrade().map(|s| s.pool.deliverer()),
-        )));
-        Some(tokio::spawn(managesieve::serve(
-            managesieve,
-            Arc::clone(&cfg),
+        let backend =
+            (service.backend)(Box::new(move || weak.upgrade().map(|s| s.pool.deliverer())));
+        tokio::spawn(managesieve::serve(
+            service.listeners,
+            cfg.managesieve.max_connections,
             backend,
             stop_rx.clone(),
-        )))
-    };
+        ))
+    });
     let shared = serve(listeners, shared, stop_rx).await;
     if let Some(t) = sieve_service {
         let _ = t.await;

@@ -63,8 +63,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::UsersConfig;
 use passwd::{Entry, Table};
+
+/// Where users are found and how addresses are split, as the
+/// configuration file's `[users]` says.
+#[derive(Debug, Clone)]
+pub struct UsersConfig {
+    pub passwd_file: PathBuf,
+    /// Characters any of which separates the user from the detail; empty: off.
+    pub recipient_delimiter: String,
+}
 
 /// A recipient that exists, as the passwd-file describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,12 @@
 //! The ManageSieve listeners (`[managesieve] listen`): bound with the
 //! others before root is given up, then accepted under their own
-//! connection limit, one task per connection, until shutdown, when open
-//! sessions are closed. Must not speak the protocol (managesieve::conn
-//! does) nor touch the users' files (the backend does).
+//! connection limit, one task per connection ([`conn`]), until shutdown,
+//! when open sessions are closed. Must not speak the protocol (the
+//! session in mailstow_proto does) nor know where scripts live or how
+//! passwords are checked (the [`Backend`] does).
 
-use std::net::SocketAddr;
+pub mod conn;
+
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -13,9 +15,7 @@ use tracing::Instrument;
 
 use super::limit::ConnLimit;
 use crate::config::Config;
-use crate::managesieve::conn::{self, Backend, ConnConfig};
-use mailstow_proto::managesieve::parse::Limits;
-use mailstow_proto::managesieve::session;
+pub use conn::{Backend, ConnConfig};
 
 /// Bind every `[managesieve] listen` address (TCP).
 pub fn bind(cfg: &Config) -> anyhow::Result<Vec<std::net::TcpListener>> {
@@ -30,47 +30,15 @@ pub fn bind(cfg: &Config) -> anyhow::Result<Vec<std::net::TcpListener>> {
     Ok(out)
 }
 
-/// The session settings `cfg` gives a client at `peer`.
-pub fn conn_config(cfg: &Config, peer: SocketAddr) -> ConnConfig {
-    let editheader = cfg.sieve.user_editheader;
-    let extensions: Vec<String> = sieve::compiler::grammar::Capability::all()
-        .iter()
-        .filter(|c| mailstow_sieve::compile::allowed(c, editheader))
-        .map(ToString::to_string)
-        .collect();
-    ConnConfig {
-        session: session::Config {
-            implementation: format!("mailstow {}", env!("CARGO_PKG_VERSION")),
-            extensions: extensions.join(" "),
-            max_redirects: cfg.sieve.max_redirects,
-            notify: "mailto".into(),
-            starttls: cfg.tls.is_some(),
-            plaintext_without_tls: cfg.managesieve.plaintext_on_loopback && peer.ip().is_loopback(),
-            max_auth_failures: cfg.managesieve.max_auth_failures,
-            max_unauthenticated_commands: 20,
-        },
-        limits: Limits {
-            max_line: 8 * 1024,
-            // A script, plus what a SASL response or a name may take.
-            max_literal: cfg.sieve.max_script_size as u64 + 1024,
-        },
-        idle_timeout: cfg.managesieve.idle_timeout,
-        failure_delay: cfg.managesieve.auth_failure_delay,
-        tls: cfg
-            .tls
-            .as_ref()
-            .map(|t| tokio_rustls::TlsAcceptor::from(Arc::clone(&t.server))),
-    }
-}
-
-/// Accept on `listeners` until `stop` turns true; then close the sessions.
+/// Accept on `listeners` (at most `max_connections` sessions at once)
+/// until `stop` turns true; then close the sessions.
 pub async fn serve(
     listeners: Vec<std::net::TcpListener>,
-    cfg: Arc<Config>,
+    max_connections: usize,
     backend: Arc<dyn Backend>,
     stop: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(ConnLimit::new(cfg.managesieve.max_connections));
+    let limit = Arc::new(ConnLimit::new(max_connections));
     let mut acceptors = JoinSet::new();
     for l in listeners {
         let l = match tokio::net::TcpListener::from_std(l) {
@@ -80,7 +48,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let (limit, cfg, backend) = (Arc::clone(&limit), Arc::clone(&cfg), Arc::clone(&backend));
+        let (limit, backend) = (Arc::clone(&limit), Arc::clone(&backend));
         let mut stop = stop.clone();
         acceptors.spawn(async move {
             // Dropped (and so aborted) with the acceptor at shutdown.
@@ -102,7 +70,10 @@ pub async fn serve(
                     _ = stop.changed() => break,
                 };
                 let _ = stream.set_nodelay(true);
-                let conn_cfg = conn_config(&cfg, peer);
+                // The settings in force (a reload reaches new sessions).
+                let Some(conn_cfg) = backend.conn_config(peer) else {
+                    break;
+                };
                 let backend = Arc::clone(&backend);
                 let span = tracing::info_span!("managesieve", peer = %peer);
                 open.spawn(

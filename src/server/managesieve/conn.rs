@@ -5,6 +5,7 @@
 //! the protocol itself or touch the user's files but through the
 //! [`Backend`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,11 @@ use crate::server::tls::Stream;
 use mailstow_proto::managesieve::parse::{Limits, Reader};
 use mailstow_proto::managesieve::session::{self, Action, Scripts, Session};
 
-/// What a connection needs from the rest of mailstow; both calls block.
+/// What a connection needs from the rest of mailstow; the calls block.
 pub trait Backend: Send + Sync + 'static {
+    /// The settings in force for a session with a client at `peer`; None
+    /// when the server is stopping.
+    fn conn_config(&self, peer: SocketAddr) -> Option<ConnConfig>;
     /// Ok(Some(user name)) accepted, Ok(None) refused (unknown user and
     /// wrong password alike), Err a temporary failure (logged).
     fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String>;
@@ -215,6 +219,9 @@ mod tests {
     }
 
     impl Backend for Fake {
+        fn conn_config(&self, _peer: SocketAddr) -> Option<ConnConfig> {
+            Some(cfg(Duration::ZERO))
+        }
         fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String> {
             Ok((login == "alice" && password == b"secret").then(|| "alice@example.org".into()))
         }

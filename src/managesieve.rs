@@ -1,10 +1,13 @@
-//! The ManageSieve backend of a running server: logins checked against the
-//! configured passwd-file (auth::passdb, read afresh each time), and each
-//! user's scripts in Pigeonhole's layout under the home the users file
-//! gives (store::ScriptStore). The configuration and the users file are
-//! the deliverer's in force, so a reload reaches them. Must not keep a
-//! password, nor open a store for anyone but the user who logged in.
+//! The ManageSieve backend of a running server: the session settings,
+//! logins checked against the configured passwd-file (auth::passdb, read
+//! afresh each time), and each user's scripts in Pigeonhole's layout under
+//! the home the users file gives (mailstow_maildir::sieve_scripts), judged
+//! as `sieve check` judges a user's script. The configuration and the
+//! users file are the deliverer's in force, so a reload reaches them. Must
+//! not keep a password, nor open a store for anyone but the user who
+//! logged in.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,11 +15,12 @@ use mailstow_maildir::sieve_scripts::{
     InvalidScript, ScriptCheck, ScriptError, ScriptLimits, ScriptStore,
 };
 use mailstow_maildir::{Owner, StoreError};
-use mailstow_proto::managesieve::session::{Failure, Scripts};
+use mailstow_proto::managesieve::parse::Limits;
+use mailstow_proto::managesieve::session::{self, Failure, Scripts};
 
-use super::conn::Backend;
-use crate::config::SieveConfig;
+use crate::config::{Config, SieveConfig};
 use crate::deliver::Deliverer;
+use crate::server::managesieve::{Backend, ConnConfig};
 use crate::users::User;
 use mailstow_sieve::compile::{self, CompileLimits};
 use mailstow_sieve::expand;
@@ -62,15 +66,12 @@ impl ScriptCheck for Compiles {
     }
 }
 
-/// The deliverer in force, or None once the server is stopping.
-pub type Current = Box<dyn Fn() -> Option<Arc<Deliverer>> + Send + Sync>;
-
 pub struct FileBackend {
-    current: Current,
+    current: crate::server::Current,
 }
 
 impl FileBackend {
-    pub fn new(current: Current) -> FileBackend {
+    pub fn new(current: crate::server::Current) -> FileBackend {
         FileBackend { current }
     }
 
@@ -80,6 +81,10 @@ impl FileBackend {
 }
 
 impl Backend for FileBackend {
+    fn conn_config(&self, peer: SocketAddr) -> Option<ConnConfig> {
+        (self.current)().map(|d| conn_config(d.config(), peer))
+    }
+
     fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String> {
         let cfg = self.deliverer()?.config_arc();
         crate::auth::passdb::authenticate(&cfg.users.passwd_file, login, password)
@@ -103,6 +108,39 @@ impl Backend for FileBackend {
         Ok(Box::new(UserScripts(script_store(
             &cfg.sieve, &found, limits,
         ))))
+    }
+}
+
+/// The session settings `cfg` gives a client at `peer`.
+pub fn conn_config(cfg: &Config, peer: SocketAddr) -> ConnConfig {
+    let editheader = cfg.sieve.user_editheader;
+    let extensions: Vec<String> = sieve::compiler::grammar::Capability::all()
+        .iter()
+        .filter(|c| mailstow_sieve::compile::allowed(c, editheader))
+        .map(ToString::to_string)
+        .collect();
+    ConnConfig {
+        session: session::Config {
+            implementation: format!("mailstow {}", env!("CARGO_PKG_VERSION")),
+            extensions: extensions.join(" "),
+            max_redirects: cfg.sieve.max_redirects,
+            notify: "mailto".into(),
+            starttls: cfg.tls.is_some(),
+            plaintext_without_tls: cfg.managesieve.plaintext_on_loopback && peer.ip().is_loopback(),
+            max_auth_failures: cfg.managesieve.max_auth_failures,
+            max_unauthenticated_commands: 20,
+        },
+        limits: Limits {
+            max_line: 8 * 1024,
+            // A script, plus what a SASL response or a name may take.
+            max_literal: cfg.sieve.max_script_size as u64 + 1024,
+        },
+        idle_timeout: cfg.managesieve.idle_timeout,
+        failure_delay: cfg.managesieve.auth_failure_delay,
+        tls: cfg
+            .tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(Arc::clone(&t.server))),
     }
 }
 
