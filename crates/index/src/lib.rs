@@ -17,7 +17,7 @@ pub mod state;
 mod tests;
 pub mod uidlist;
 
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -231,6 +231,22 @@ pub struct Delivered<'a> {
     pub received: SystemTime,
 }
 
+/// A delivered message's row, before it is written.
+struct NewRow {
+    entry: scan::Entry,
+    meta: scan::Meta,
+    /// Keyword names, space-separated.
+    keywords: String,
+    /// Dovecot mode: UIDVALIDITY and UID from the folder's uidlist.
+    assigned: Option<(u32, u32)>,
+}
+
+/// Is the delivered file still at its path? An IMAP client may have
+/// expunged it, or moved it from new/ to cur/, since the reply.
+fn still_there(d: &Delivered<'_>) -> bool {
+    std::fs::symlink_metadata(&d.saved.path).is_ok()
+}
+
 /// One user's index: one connection, used by one thread at a time.
 /// Several `Index`es, in this or other processes, may be open at once.
 #[derive(Debug)]
@@ -395,9 +411,33 @@ impl Index {
     /// check is made under the write lock, so no reconcile can pass between
     /// it and the row.
     pub fn add_delivered_batch(&self, batch: &[Delivered<'_>]) -> Result<Vec<u32>, IndexError> {
-        let present = |d: &Delivered<'_>| std::fs::symlink_metadata(&d.saved.path).is_ok();
+        let mut rows = self.delivered_rows(batch)?;
+        if self.mode == UidMode::Dovecot {
+            self.dovecot_uids(batch, &mut rows)?;
+        }
+        let now = unix(SystemTime::now());
+        self.write(|tx| {
+            let mut uids = Vec::with_capacity(batch.len());
+            for (d, row) in batch.iter().zip(&rows) {
+                let skip =
+                    !still_there(d) || (self.mode == UidMode::Dovecot && row.assigned.is_none());
+                let uid = if skip {
+                    0
+                } else {
+                    self.record_delivered(tx, d.saved, row, now)?
+                };
+                uids.push(uid);
+            }
+            Ok(uids)
+        })
+    }
+
+    /// The rows of a batch, read from what the delivery knows (no file is
+    /// read but the folders' `dovecot-keywords`, once per folder, and only
+    /// when a message has keywords).
+    fn delivered_rows(&self, batch: &[Delivered<'_>]) -> Result<Vec<NewRow>, IndexError> {
         let mut rows = Vec::with_capacity(batch.len());
-        let mut keywords: BTreeMap<&str, (PathBuf, Vec<Option<String>>)> = BTreeMap::new();
+        let mut keywords: BTreeMap<&str, Vec<Option<String>>> = BTreeMap::new();
         for d in batch {
             let saved = d.saved;
             let name = saved
@@ -421,86 +461,89 @@ impl Index {
                 String::new()
             } else {
                 let names = match keywords.entry(saved.storage_name.as_str()) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => {
+                    btree_map::Entry::Occupied(o) => o.into_mut(),
+                    btree_map::Entry::Vacant(v) => {
                         let dir = self.maildir.folder_dir(&saved.storage_name);
-                        let names = store::keyword_names(&dir)?;
-                        v.insert((dir, names))
+                        v.insert(store::keyword_names(&dir)?)
                     }
                 };
-                keyword_text(&names.1, &letters)
+                keyword_text(names, &letters)
             };
-            rows.push((entry, meta, words));
+            rows.push(NewRow {
+                entry,
+                meta,
+                keywords: words,
+                assigned: None,
+            });
         }
-        // Dovecot mode: each folder's UIDs from its uidlist, one append for all.
-        let mut dovecot: Vec<Option<(u32, u32)>> = vec![None; batch.len()];
-        if self.mode == UidMode::Dovecot {
-            let mut folders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-            for (i, d) in batch.iter().enumerate().filter(|(_, d)| present(d)) {
-                folders.entry(&d.saved.storage_name).or_default().push(i);
-            }
-            for (storage, items) in folders {
-                let known = self.folder_row(storage)?;
-                let bases: Vec<&str> = items
-                    .iter()
-                    .map(|&i| batch[i].saved.base.as_str())
-                    .collect();
-                let a =
-                    self.uidlist_assign(&self.maildir.folder_dir(storage), &bases, known.as_ref())?;
-                for (&i, &uid) in items.iter().zip(&a.uids) {
-                    dovecot[i] = Some((a.uidvalidity, uid));
-                }
+        Ok(rows)
+    }
+
+    /// Dovecot mode: the UIDVALIDITY and UID of each message of the batch
+    /// still at its path, from its folder's uidlist (one append for all
+    /// the messages of a folder).
+    fn dovecot_uids(&self, batch: &[Delivered<'_>], rows: &mut [NewRow]) -> Result<(), IndexError> {
+        let mut folders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, d) in batch.iter().enumerate().filter(|(_, d)| still_there(d)) {
+            folders.entry(&d.saved.storage_name).or_default().push(i);
+        }
+        for (storage, items) in folders {
+            let known = self.folder_row(storage)?;
+            let bases: Vec<&str> = items
+                .iter()
+                .map(|&i| batch[i].saved.base.as_str())
+                .collect();
+            let a =
+                self.uidlist_assign(&self.maildir.folder_dir(storage), &bases, known.as_ref())?;
+            for (&i, &uid) in items.iter().zip(&a.uids) {
+                rows[i].assigned = Some((a.uidvalidity, uid));
             }
         }
-        let now = unix(SystemTime::now());
-        self.write(|tx| {
-            let mut uids = Vec::with_capacity(batch.len());
-            for ((d, (entry, meta, words)), assigned) in batch.iter().zip(&rows).zip(&dovecot) {
-                let saved = d.saved;
-                if !present(d) || (self.mode == UidMode::Dovecot && assigned.is_none()) {
-                    uids.push(0);
-                    continue;
-                }
-                let folder = match assigned {
-                    Some((validity, _)) => {
-                        self.folder_with_validity(tx, &saved.storage_name, *validity)?
-                    }
-                    None => self.folder_in(tx, &saved.storage_name)?,
-                };
-                if let Some(uid) =
-                    uid_of_base(tx, folder.id, &saved.base).map_err(|e| self.sql(e))?
-                {
-                    // A reconcile found the file first.
-                    uids.push(u32::try_from(uid).unwrap_or(0));
-                    continue;
-                }
-                let uid = match assigned {
-                    Some((_, uid)) => i64::from(*uid),
-                    None => folder.uidnext,
-                };
-                let modseq = folder.highestmodseq + 1;
-                insert_message(
-                    tx,
-                    folder.id,
-                    uid,
-                    modseq,
-                    &saved.base,
-                    entry,
-                    words,
-                    meta,
-                    now,
-                )
-                .map_err(|e| self.sql(e))?;
-                exec(
-                    tx,
-                    "UPDATE folders SET uidnext = max(uidnext, ?2), highestmodseq = ?3 WHERE id = ?1",
-                    params![folder.id, uid + 1, modseq],
-                )
-                .map_err(|e| self.sql(e))?;
-                uids.push(u32::try_from(uid).unwrap_or(0));
-            }
-            Ok(uids)
-        })
+        Ok(())
+    }
+
+    /// Inserts the row of a delivered message at the next MODSEQ, with the
+    /// uidlist's UID (dovecot mode) or the folder's UIDNEXT. Returns the
+    /// UID, or the one a reconcile gave the file first.
+    fn record_delivered(
+        &self,
+        tx: &Transaction<'_>,
+        saved: &Saved,
+        row: &NewRow,
+        now: i64,
+    ) -> Result<u32, IndexError> {
+        let folder = match row.assigned {
+            Some((validity, _)) => self.folder_with_validity(tx, &saved.storage_name, validity)?,
+            None => self.folder_in(tx, &saved.storage_name)?,
+        };
+        if let Some(uid) = uid_of_base(tx, folder.id, &saved.base).map_err(|e| self.sql(e))? {
+            // A reconcile found the file first.
+            return Ok(u32::try_from(uid).unwrap_or(0));
+        }
+        let uid = match row.assigned {
+            Some((_, uid)) => i64::from(uid),
+            None => folder.uidnext,
+        };
+        let modseq = folder.highestmodseq + 1;
+        insert_message(
+            tx,
+            folder.id,
+            uid,
+            modseq,
+            &saved.base,
+            &row.entry,
+            &row.keywords,
+            &row.meta,
+            now,
+        )
+        .map_err(|e| self.sql(e))?;
+        exec(
+            tx,
+            "UPDATE folders SET uidnext = max(uidnext, ?2), highestmodseq = ?3 WHERE id = ?1",
+            params![folder.id, uid + 1, modseq],
+        )
+        .map_err(|e| self.sql(e))?;
+        Ok(u32::try_from(uid).unwrap_or(0))
     }
 
     /// Dovecot mode: the UIDs of `bases` from the folder's uidlist,

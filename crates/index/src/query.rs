@@ -4,11 +4,12 @@
 //! not change rows (verify reconciles first, through the usual path).
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use rusqlite::params_from_iter;
 use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Row};
 
-use super::reconcile::io;
+use super::reconcile::{io, Known};
 use super::scan;
 use super::{uidlist, Index, IndexError, KeywordNames};
 use crate::UidMode;
@@ -88,57 +89,11 @@ impl Index {
     }
 
     pub fn search(&self, q: &Search) -> Result<Vec<MessageRow>, IndexError> {
-        let mut wh: Vec<String> = Vec::new();
-        let mut args: Vec<Value> = Vec::new();
-        if let Some(f) = &q.folder {
-            let storage = mailstow_maildir::storage_name(f, self.maildir.encoding())?;
-            wh.push("f.storage_name = ?".into());
-            args.push(storage.into());
-        }
-        let mut fts = Vec::new();
-        for (col, v) in [
-            ("from_addr", &q.from),
-            ("to_addrs", &q.to),
-            ("subject", &q.subject),
-        ] {
-            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
-                fts.push(format!("{col} : \"{}\"", v.replace('"', "\"\"")));
-            }
-        }
-        if !fts.is_empty() {
-            wh.push("m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)".into());
-            args.push(fts.join(" AND ").into());
-        }
-        if let Some(t) = q.since {
-            wh.push("m.internal_date >= ?".into());
-            args.push(t.into());
-        }
-        if let Some(t) = q.before {
-            wh.push("m.internal_date < ?".into());
-            args.push(t.into());
-        }
-        if let Some(id) = &q.message_id {
-            let id = id.trim().trim_start_matches('<').trim_end_matches('>');
-            wh.push("m.message_id = ?".into());
-            args.push(id.to_owned().into());
-        }
-        for (names, has) in [(&q.flagged, true), (&q.unflagged, false)] {
-            for name in names {
-                let not = if has { "" } else { "NOT " };
-                match scan::FLAGS
-                    .iter()
-                    .find(|(_, _, n)| n.eq_ignore_ascii_case(name))
-                {
-                    Some((bit, _, _)) => {
-                        wh.push(format!("{not}(m.flags & {bit}) != 0"));
-                    }
-                    None => {
-                        wh.push(format!("{not}(' ' || lower(m.keywords) || ' ') LIKE ?"));
-                        args.push(format!("% {} %", name.to_lowercase()).into());
-                    }
-                }
-            }
-        }
+        let storage = match &q.folder {
+            Some(f) => Some(mailstow_maildir::storage_name(f, self.maildir.encoding())?),
+            None => None,
+        };
+        let (wh, args) = conditions(q, storage);
         let mut sql = SELECT.to_owned();
         if !wh.is_empty() {
             sql.push_str(" WHERE ");
@@ -150,52 +105,7 @@ impl Index {
         }
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map(params_from_iter(args), |r| {
-                let bits: i64 = r.get(2)?;
-                let keywords: String = r.get(3)?;
-                let mut flags: Vec<String> = scan::FLAGS
-                    .iter()
-                    .filter(|(b, _, _)| bits & b != 0)
-                    .map(|(_, _, n)| (*n).to_owned())
-                    .collect();
-                flags.extend(
-                    keywords
-                        .split(' ')
-                        .filter(|k| !k.is_empty())
-                        .map(str::to_owned),
-                );
-                let storage: String = r.get(15)?;
-                let in_cur: bool = r.get(16)?;
-                let base: String = r.get(17)?;
-                let info: String = r.get(18)?;
-                let entry = scan::Entry { in_cur, info };
-                let dir = if storage.is_empty() {
-                    String::new()
-                } else {
-                    format!(".{storage}/")
-                };
-                Ok(MessageRow {
-                    folder: r.get(0)?,
-                    uid: r.get(1)?,
-                    flags,
-                    size: r.get(4)?,
-                    vsize: r.get(5)?,
-                    internal_date: r.get(6)?,
-                    modseq: r.get(7)?,
-                    message_id: r.get(8)?,
-                    in_reply_to: r.get(9)?,
-                    references: r.get(10)?,
-                    from: r.get(11)?,
-                    to: r.get(12)?,
-                    subject: r.get(13)?,
-                    date: r.get(14)?,
-                    path: format!(
-                        "{dir}{}/{}",
-                        if in_cur { "cur" } else { "new" },
-                        entry.file_name(&base)
-                    ),
-                })
-            })
+            .query_map(params_from_iter(args), message_row)
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| self.sql(e))?;
         Ok(rows)
@@ -258,94 +168,14 @@ impl Index {
             out.push(format!("{}: indexed, but not on disk", self.display(name)));
         }
         for storage in &on_disk {
-            let shown = self.display(storage);
-            let Some(&(id, uidvalidity)) = indexed.get(storage) else {
-                out.push(format!("{shown}: on disk, not indexed"));
-                continue;
-            };
-            let dir = self.maildir.folder_dir(storage);
-            let files = scan::list(&dir).map_err(io("readdir", &dir))?;
-            let known = self.known(id, true)?;
-            let mut keywords = KeywordNames::new(&dir);
-            let list = match self.mode {
-                UidMode::Own => None,
-                UidMode::Dovecot => uidlist::read(&dir)?,
-            };
-            if let Some(l) = &list {
-                if i64::from(l.uidvalidity) != uidvalidity {
-                    out.push(format!(
-                        "{shown}: UIDVALIDITY {uidvalidity}, dovecot-uidlist has {}",
-                        l.uidvalidity
-                    ));
+            match indexed.get(storage) {
+                Some(&(id, uidvalidity)) => {
+                    self.verify_folder(storage, id, uidvalidity, &mut out)?
                 }
-            }
-            for (base, entry) in &files {
-                let Some(k) = known.get(base) else {
-                    out.push(format!("{shown}: {base}: on disk, not indexed"));
-                    continue;
-                };
-                if k.entry != *entry {
-                    out.push(format!(
-                        "{shown}: {base}: indexed as {:?}, on disk {:?}",
-                        k.entry, entry
-                    ));
-                }
-                let path = entry.path(&dir, base);
-                match scan::read_message(&path, base) {
-                    Ok(meta) if meta != k.meta => out.push(format!(
-                        "{shown}: {base}: indexed {:?}, file has {:?}",
-                        k.meta, meta
-                    )),
-                    Ok(_) => {}
-                    Err(e) => out.push(format!("{shown}: {base}: cannot read: {e}")),
-                }
-                let kw = keywords.text(&entry.info)?;
-                if kw != k.keywords {
-                    out.push(format!(
-                        "{shown}: {base}: keywords {:?}, file has {:?}",
-                        k.keywords, kw
-                    ));
-                }
-                if let Some(u) = list.as_ref().and_then(|l| l.uid_of(base)) {
-                    if i64::from(u) != k.uid {
-                        out.push(format!(
-                            "{shown}: {base}: UID {}, dovecot-uidlist has {u}",
-                            k.uid
-                        ));
-                    }
-                }
-            }
-            for base in known.keys().filter(|b| !files.contains_key(*b)) {
-                out.push(format!("{shown}: {base}: indexed, but no file"));
+                None => out.push(format!("{}: on disk, not indexed", self.display(storage))),
             }
         }
-        for (what, sql) in [
-            (
-                "UID not below UIDNEXT",
-                "SELECT f.display_name || ' UID ' || m.uid FROM messages m JOIN folders f
-                 ON f.id = m.folder_id WHERE m.uid >= f.uidnext",
-            ),
-            (
-                "MODSEQ above HIGHESTMODSEQ",
-                "SELECT f.display_name || ' UID ' || m.uid FROM messages m JOIN folders f
-                 ON f.id = m.folder_id WHERE m.modseq > f.highestmodseq",
-            ),
-            (
-                "expunged UID still present",
-                "SELECT f.display_name || ' UID ' || e.uid FROM expunged e JOIN messages m
-                 ON m.folder_id = e.folder_id AND m.uid = e.uid JOIN folders f ON f.id = e.folder_id",
-            ),
-            (
-                "UIDNEXT or HIGHESTMODSEQ above its durable reservation",
-                "SELECT display_name FROM folders
-                 WHERE uidnext > uid_reserved OR highestmodseq > modseq_reserved",
-            ),
-            (
-                "expunged UID not below UIDNEXT",
-                "SELECT f.display_name || ' UID ' || e.uid FROM expunged e JOIN folders f
-                 ON f.id = e.folder_id WHERE e.uid >= f.uidnext",
-            ),
-        ] {
+        for (what, sql) in INVARIANTS {
             let bad: Vec<String> = self
                 .conn
                 .prepare(sql)
@@ -365,4 +195,225 @@ impl Index {
         out.sort();
         Ok(out)
     }
+
+    /// Compares the rows of one indexed folder with its files (and, in
+    /// dovecot mode, its uidlist); adds a line to `out` per difference.
+    fn verify_folder(
+        &self,
+        storage: &str,
+        id: i64,
+        uidvalidity: i64,
+        out: &mut Vec<String>,
+    ) -> Result<(), IndexError> {
+        let shown = self.display(storage);
+        let dir = self.maildir.folder_dir(storage);
+        let files = scan::list(&dir).map_err(io("readdir", &dir))?;
+        let known = self.known(id, true)?;
+        let mut keywords = KeywordNames::new(&dir);
+        let list = match self.mode {
+            UidMode::Own => None,
+            UidMode::Dovecot => uidlist::read(&dir)?,
+        };
+        if let Some(l) = &list {
+            if i64::from(l.uidvalidity) != uidvalidity {
+                out.push(format!(
+                    "{shown}: UIDVALIDITY {uidvalidity}, dovecot-uidlist has {}",
+                    l.uidvalidity
+                ));
+            }
+        }
+        for (base, entry) in &files {
+            let Some(k) = known.get(base) else {
+                out.push(format!("{shown}: {base}: on disk, not indexed"));
+                continue;
+            };
+            let kw = keywords.text(&entry.info)?;
+            let listed = list.as_ref().and_then(|l| l.uid_of(base));
+            out.extend(compare_file(&shown, &dir, base, entry, k, &kw, listed));
+        }
+        for base in known.keys().filter(|b| !files.contains_key(*b)) {
+            out.push(format!("{shown}: {base}: indexed, but no file"));
+        }
+        Ok(())
+    }
+}
+
+/// The differences between the row `k` and its file as listed (`entry`
+/// in folder `dir`) and read (place and name, contents, keywords `kw`, the
+/// uidlist's UID when `listed`), one line each.
+fn compare_file(
+    shown: &str,
+    dir: &Path,
+    base: &str,
+    entry: &scan::Entry,
+    k: &Known,
+    kw: &str,
+    listed: Option<u32>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if k.entry != *entry {
+        out.push(format!(
+            "{shown}: {base}: indexed as {:?}, on disk {:?}",
+            k.entry, entry
+        ));
+    }
+    match scan::read_message(&entry.path(dir, base), base) {
+        Ok(meta) if meta != k.meta => out.push(format!(
+            "{shown}: {base}: indexed {:?}, file has {:?}",
+            k.meta, meta
+        )),
+        Ok(_) => {}
+        Err(e) => out.push(format!("{shown}: {base}: cannot read: {e}")),
+    }
+    if kw != k.keywords {
+        out.push(format!(
+            "{shown}: {base}: keywords {:?}, file has {:?}",
+            k.keywords, kw
+        ));
+    }
+    if let Some(u) = listed.filter(|&u| i64::from(u) != k.uid) {
+        out.push(format!(
+            "{shown}: {base}: UID {}, dovecot-uidlist has {u}",
+            k.uid
+        ));
+    }
+    out
+}
+
+/// Invariants every index keeps, each with a query listing what breaks it.
+const INVARIANTS: &[(&str, &str)] = &[
+    (
+        "UID not below UIDNEXT",
+        "SELECT f.display_name || ' UID ' || m.uid FROM messages m JOIN folders f
+         ON f.id = m.folder_id WHERE m.uid >= f.uidnext",
+    ),
+    (
+        "MODSEQ above HIGHESTMODSEQ",
+        "SELECT f.display_name || ' UID ' || m.uid FROM messages m JOIN folders f
+         ON f.id = m.folder_id WHERE m.modseq > f.highestmodseq",
+    ),
+    (
+        "expunged UID still present",
+        "SELECT f.display_name || ' UID ' || e.uid FROM expunged e JOIN messages m
+         ON m.folder_id = e.folder_id AND m.uid = e.uid JOIN folders f ON f.id = e.folder_id",
+    ),
+    (
+        "UIDNEXT or HIGHESTMODSEQ above its durable reservation",
+        "SELECT display_name FROM folders
+         WHERE uidnext > uid_reserved OR highestmodseq > modseq_reserved",
+    ),
+    (
+        "expunged UID not below UIDNEXT",
+        "SELECT f.display_name || ' UID ' || e.uid FROM expunged e JOIN folders f
+         ON f.id = e.folder_id WHERE e.uid >= f.uidnext",
+    ),
+];
+
+/// The WHERE conditions of a search (joined with AND) and their
+/// arguments; `storage` is the folder's storage name.
+fn conditions(q: &Search, storage: Option<String>) -> (Vec<String>, Vec<Value>) {
+    let mut wh: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(storage) = storage {
+        wh.push("f.storage_name = ?".into());
+        args.push(storage.into());
+    }
+    if let Some(query) = fts_query(q) {
+        wh.push("m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)".into());
+        args.push(query.into());
+    }
+    if let Some(t) = q.since {
+        wh.push("m.internal_date >= ?".into());
+        args.push(t.into());
+    }
+    if let Some(t) = q.before {
+        wh.push("m.internal_date < ?".into());
+        args.push(t.into());
+    }
+    if let Some(id) = &q.message_id {
+        let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+        wh.push("m.message_id = ?".into());
+        args.push(id.to_owned().into());
+    }
+    for (names, has) in [(&q.flagged, true), (&q.unflagged, false)] {
+        let not = if has { "" } else { "NOT " };
+        for name in names {
+            match scan::FLAGS
+                .iter()
+                .find(|(_, _, n)| n.eq_ignore_ascii_case(name))
+            {
+                Some((bit, _, _)) => wh.push(format!("{not}(m.flags & {bit}) != 0")),
+                None => {
+                    wh.push(format!("{not}(' ' || lower(m.keywords) || ' ') LIKE ?"));
+                    args.push(format!("% {} %", name.to_lowercase()).into());
+                }
+            }
+        }
+    }
+    (wh, args)
+}
+
+/// The FTS5 query for the From / To / Subject criteria (each a phrase in
+/// its column); None when there are none.
+fn fts_query(q: &Search) -> Option<String> {
+    let mut fts = Vec::new();
+    for (col, v) in [
+        ("from_addr", &q.from),
+        ("to_addrs", &q.to),
+        ("subject", &q.subject),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+            fts.push(format!("{col} : \"{}\"", v.replace('"', "\"\"")));
+        }
+    }
+    (!fts.is_empty()).then(|| fts.join(" AND "))
+}
+
+/// One row of [`SELECT`] as the commands print it: system flags and
+/// keywords as names, the path relative to the Maildir.
+fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    let bits: i64 = r.get(2)?;
+    let keywords: String = r.get(3)?;
+    let mut flags: Vec<String> = scan::FLAGS
+        .iter()
+        .filter(|(b, _, _)| bits & b != 0)
+        .map(|(_, _, n)| (*n).to_owned())
+        .collect();
+    flags.extend(
+        keywords
+            .split(' ')
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned),
+    );
+    let storage: String = r.get(15)?;
+    let in_cur: bool = r.get(16)?;
+    let base: String = r.get(17)?;
+    let info: String = r.get(18)?;
+    let entry = scan::Entry { in_cur, info };
+    let dir = if storage.is_empty() {
+        String::new()
+    } else {
+        format!(".{storage}/")
+    };
+    Ok(MessageRow {
+        folder: r.get(0)?,
+        uid: r.get(1)?,
+        flags,
+        size: r.get(4)?,
+        vsize: r.get(5)?,
+        internal_date: r.get(6)?,
+        modseq: r.get(7)?,
+        message_id: r.get(8)?,
+        in_reply_to: r.get(9)?,
+        references: r.get(10)?,
+        from: r.get(11)?,
+        to: r.get(12)?,
+        subject: r.get(13)?,
+        date: r.get(14)?,
+        path: format!(
+            "{dir}{}/{}",
+            if in_cur { "cur" } else { "new" },
+            entry.file_name(&base)
+        ),
+    })
 }

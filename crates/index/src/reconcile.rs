@@ -13,8 +13,9 @@ use std::time::SystemTime;
 use rusqlite::{params, Transaction};
 
 use super::scan::{self, Entry, Meta};
+use super::uidlist::{self, Uidlist};
 use super::{
-    insert_message, uid_of_base, uidlist, unix, Index, IndexError, KeywordNames, MAX_TOMBSTONES,
+    insert_message, uid_of_base, unix, FolderRow, Index, IndexError, KeywordNames, MAX_TOMBSTONES,
 };
 use crate::UidMode;
 
@@ -58,6 +59,21 @@ struct New {
     keywords: String,
     /// Dovecot mode: the uidlist's UID.
     uid: Option<i64>,
+}
+
+/// A folder's files compared with its rows.
+#[derive(Default)]
+struct Diff {
+    /// Files whose place or name (flags) changed: (base, as indexed, as
+    /// listed).
+    changed: Vec<(String, Entry, Entry)>,
+    /// Rows whose file is gone: (base, UID).
+    missing: Vec<(String, i64)>,
+    /// A full sync's rows whose contents differ from their file: (base,
+    /// as read, keywords).
+    refreshed: Vec<(String, Meta, String)>,
+    /// Files the index does not have, in name (delivery) order.
+    new: Vec<(String, Entry)>,
 }
 
 impl Index {
@@ -248,6 +264,12 @@ impl Index {
         Ok(rows)
     }
 
+    /// Brings one folder's rows in line with its files, when its new/ or
+    /// cur/ changed (always when `full`). The disk is read first, without
+    /// the write lock; then one transaction applies moves, flag changes,
+    /// expunges and (full) refreshed contents, new files follow in batches
+    /// of [`ADD_BATCH`] (memory stays bounded and deliveries get the lock
+    /// in between), and a last one records the folder as synced.
     fn sync_folder(
         &self,
         storage: &str,
@@ -257,7 +279,53 @@ impl Index {
     ) -> Result<(), IndexError> {
         let dir = self.maildir.folder_dir(storage);
         let row = self.folder_row(storage)?;
-        let (stored_mtimes, stored_sub) = match &row {
+        let Some(mtimes) = self.needs_sync(&dir, row.as_ref(), full, subscribed)? else {
+            return Ok(());
+        };
+        let mut keywords = KeywordNames::new(&dir);
+        let (diff, list) = self.compare(&dir, row.as_ref(), full, &mut keywords)?;
+        // In dovecot mode, the first write takes the uidlist's UIDVALIDITY
+        // (emptying the folder's rows when it is another).
+        let mut validity = list.as_ref().map(|l| l.uidvalidity);
+        let mut c =
+            self.write(|tx| self.apply_diff(tx, storage, validity, &diff, &mut keywords))?;
+        let mut incomplete = false;
+        for batch in diff.new.chunks(ADD_BATCH) {
+            let mut added = read_new(&dir, batch, &mut keywords)?;
+            if self.mode == UidMode::Dovecot {
+                let numbered =
+                    self.number_new(storage, &dir, list.as_ref(), &mut added, &mut validity)?;
+                incomplete |= !numbered;
+            }
+            let n = self.write(|tx| self.insert_new(tx, storage, validity, &added))?;
+            c.added += n.added;
+            c.expunged += n.expunged;
+        }
+        self.finish_sync(storage, validity, mtimes, subscribed, incomplete)?;
+        if row.is_none() {
+            ch.folders_added += 1;
+        }
+        ch.added += c.added;
+        ch.updated += c.updated;
+        ch.expunged += c.expunged;
+        if !c.is_empty() {
+            tracing::debug!(folder = storage, changes = ?c, "index synced");
+        }
+        Ok(())
+    }
+
+    /// The mtimes of the folder's new/ and cur/ when it needs a sync: it is
+    /// new to the index, either directory changed since the last sync, the
+    /// sync is `full`, or its subscription changed. None when it needs none,
+    /// or when the folder is gone.
+    fn needs_sync(
+        &self,
+        dir: &Path,
+        row: Option<&FolderRow>,
+        full: bool,
+        subscribed: bool,
+    ) -> Result<Option<(i64, i64)>, IndexError> {
+        let (stored_mtimes, stored_sub) = match row {
             Some(f) => self
                 .conn
                 .query_row(
@@ -275,194 +343,168 @@ impl Index {
         };
         // Stat before listing: a change during the listing moves the mtime
         // past what is stored, and the next sync looks again.
-        let Some(mtimes) = scan::dir_mtimes(&dir).map_err(io("stat", &dir))? else {
-            return Ok(());
+        let Some(mtimes) = scan::dir_mtimes(dir).map_err(io("stat", dir))? else {
+            return Ok(None);
         };
         let unchanged = stored_mtimes == (Some(mtimes.0), Some(mtimes.1));
         if row.is_some() && unchanged && !full && stored_sub == subscribed {
-            return Ok(());
+            return Ok(None);
         }
-        let mut known = match &row {
+        Ok(Some(mtimes))
+    }
+
+    /// Compares the folder's files with its rows (`full`: their contents
+    /// too, read from every file). Also returns the uidlist in dovecot
+    /// mode, where it decides UIDs: a different UIDVALIDITY voids all our
+    /// rows, and a base it numbers otherwise is another message.
+    fn compare(
+        &self,
+        dir: &Path,
+        row: Option<&FolderRow>,
+        full: bool,
+        keywords: &mut KeywordNames<'_>,
+    ) -> Result<(Diff, Option<Uidlist>), IndexError> {
+        let mut known = match row {
             Some(f) => self.known(f.id, full)?,
             None => HashMap::new(),
         };
-        let mut files = scan::list(&dir).map_err(io("readdir", &dir))?;
-
-        // Dovecot mode: the uidlist decides UIDs; a different UIDVALIDITY
-        // voids ours, and a base it numbers otherwise is another message.
+        let mut files = scan::list(dir).map_err(io("readdir", dir))?;
         let list = match self.mode {
             UidMode::Own => None,
-            UidMode::Dovecot => uidlist::read(&dir)?,
+            UidMode::Dovecot => uidlist::read(dir)?,
         };
-        if let (Some(l), Some(f)) = (&list, &row) {
+        if let (Some(l), Some(f)) = (&list, row) {
             if i64::from(l.uidvalidity) != f.uidvalidity {
-                // The first write below empties the folder's rows.
+                // The first write empties the folder's rows.
                 known.clear();
             } else {
                 known.retain(|base, k| l.uid_of(base).is_none_or(|u| i64::from(u) == k.uid));
             }
         }
-
-        let mut missing: Vec<(String, i64)> = known
-            .iter()
-            .filter(|(b, _)| !files.contains_key(*b))
-            .map(|(b, k)| (b.clone(), k.uid))
-            .collect();
-        if !missing.is_empty() {
-            // readdir may skip entries renamed meanwhile: look once more.
-            let again = scan::list(&dir).map_err(io("readdir", &dir))?;
-            missing.retain(|(b, _)| !again.contains_key(b));
-            for (b, e) in again {
-                files.entry(b).or_insert(e);
-            }
-        }
-        let mut keywords = KeywordNames::new(&dir);
-        let mut changed: Vec<(String, Entry, Entry)> = Vec::new();
-        let mut refreshed: Vec<(String, Meta, String)> = Vec::new();
-        let mut new_bases: Vec<&String> = Vec::new();
-        for (base, entry) in &files {
-            let Some(k) = known.get(base) else {
-                new_bases.push(base);
+        let mut diff = Diff {
+            missing: missing(dir, &known, &mut files)?,
+            ..Diff::default()
+        };
+        for (base, entry) in files {
+            let Some(k) = known.get(&base) else {
+                diff.new.push((base, entry));
                 continue;
             };
-            if k.entry != *entry {
-                changed.push((base.clone(), k.entry.clone(), entry.clone()));
-            }
             if full {
-                let path = entry.path(&dir, base);
-                match scan::read_message(&path, base) {
-                    Ok(meta) => {
-                        let kw = keywords.text(&entry.info)?;
-                        if meta != k.meta || (k.entry == *entry && kw != k.keywords) {
-                            refreshed.push((base.clone(), meta, kw));
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io("read", &path)(e)),
+                if let Some((meta, kw)) = reread(dir, &base, &entry, k, keywords)? {
+                    diff.refreshed.push((base.clone(), meta, kw));
                 }
+            }
+            if k.entry != entry {
+                diff.changed.push((base, k.entry.clone(), entry));
             }
         }
-        drop(known);
-        new_bases.sort_by(|a, b| scan::name_order(a, b));
+        diff.new.sort_by(|(a, _), (b, _)| scan::name_order(a, b));
+        Ok((diff, list))
+    }
 
-        let folder_was_new = row.is_none();
-        let mut validity = list.as_ref().map(|l| l.uidvalidity);
-        // The first transaction applies renames and expunges (and, in
-        // dovecot mode, a new UIDVALIDITY); new files follow in batches, so
-        // memory stays bounded and deliveries get the lock in between.
-        let mut c = self.write(|tx| {
-            let f = self.folder_for(tx, storage, validity)?;
-            let mut c = Changes::default();
-            let mut modseq = f.highestmodseq;
-            let sql = |e| self.sql(e);
-            for (base, old, new) in &changed {
-                let kw = keywords.text(&new.info)?;
-                let (flags, _) = scan::parse_info(&new.info);
-                let n = tx
-                    .prepare_cached(
-                        "UPDATE messages SET in_cur = ?3, info = ?4, flags = ?5, keywords = ?6, modseq = ?7
-                         WHERE folder_id = ?1 AND base = ?2 AND in_cur = ?8 AND info = ?9",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            f.id, base, new.in_cur, new.info, flags, kw, modseq + 1, old.in_cur, old.info
-                        ])
-                    })
-                    .map_err(sql)?;
-                if n > 0 {
-                    modseq += 1;
-                    c.updated += 1;
-                }
-            }
-            for (base, uid) in &missing {
-                if expunge(tx, f.id, *uid, Some(base), modseq + 1).map_err(sql)? {
-                    modseq += 1;
-                    c.expunged += 1;
-                }
-            }
-            for (base, meta, kw) in &refreshed {
-                let h = &meta.headers;
-                tx.execute(
-                    "UPDATE messages SET size = ?3, vsize = ?4, internal_date = ?5, message_id = ?6,
-                     in_reply_to = ?7, references_ids = ?8, from_addr = ?9, to_addrs = ?10,
-                     subject = ?11, date_hdr = ?12, keywords = ?13
-                     WHERE folder_id = ?1 AND base = ?2",
-                    params![
-                        f.id, base, meta.size, meta.vsize, meta.internal_date, h.message_id,
-                        h.in_reply_to, h.references, h.from, h.to, h.subject, h.date, kw
-                    ],
-                )
-                .map_err(sql)?;
+    /// Applies the changes to known files (one transaction): moves and flag
+    /// changes, expunges, each at a MODSEQ of its own, and refreshed
+    /// contents. A row another writer changed meanwhile is left as it is.
+    fn apply_diff(
+        &self,
+        tx: &Transaction<'_>,
+        storage: &str,
+        validity: Option<u32>,
+        diff: &Diff,
+        keywords: &mut KeywordNames<'_>,
+    ) -> Result<Changes, IndexError> {
+        let f = self.folder_for(tx, storage, validity)?;
+        let sql = |e| self.sql(e);
+        let mut c = Changes::default();
+        let mut modseq = f.highestmodseq;
+        for (base, old, new) in &diff.changed {
+            let kw = keywords.text(&new.info)?;
+            if update_entry(tx, f.id, base, old, new, &kw, modseq + 1).map_err(sql)? {
+                modseq += 1;
                 c.updated += 1;
             }
-            tx.execute(
-                "UPDATE folders SET highestmodseq = ?2 WHERE id = ?1",
-                params![f.id, modseq],
-            )
-            .map_err(sql)?;
-            Ok(c)
-        })?;
-        let mut incomplete = false;
-        for batch in new_bases.chunks(ADD_BATCH) {
-            let mut added = Vec::with_capacity(batch.len());
-            for base in batch {
-                let entry = &files[*base];
-                let path = entry.path(&dir, base);
-                let meta = match scan::read_message(&path, base) {
-                    Ok(m) => m,
-                    // Moved or expunged since the listing; the next sync sees it.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io("read", &path)(e)),
-                };
-                added.push(New {
-                    base: (*base).clone(),
-                    entry: entry.clone(),
-                    keywords: keywords.text(&entry.info)?,
-                    meta,
-                    uid: None,
-                });
-            }
-            if self.mode == UidMode::Dovecot {
-                let unlisted: Vec<&str> = added
-                    .iter()
-                    .filter(|n| list.as_ref().and_then(|l| l.uid_of(&n.base)).is_none())
-                    .map(|n| n.base.as_str())
-                    .collect();
-                let mut assigned = HashMap::new();
-                if !unlisted.is_empty() {
-                    let known_row = self.folder_row(storage)?;
-                    match self.uidlist_assign(&dir, &unlisted, known_row.as_ref()) {
-                        Ok(a) => {
-                            validity = Some(a.uidvalidity);
-                            assigned = unlisted
-                                .iter()
-                                .map(|b| (*b).to_owned())
-                                .zip(a.uids.iter().copied())
-                                .collect();
-                        }
-                        Err(e) => {
-                            // A lock held too long, or a file Dovecot will
-                            // rebuild: these files wait for the next sync.
-                            tracing::warn!(folder = storage, error = %e, "could not number new files through dovecot-uidlist; they are indexed later");
-                            incomplete = true;
-                        }
-                    }
-                }
-                for n in &mut added {
-                    n.uid = assigned
-                        .get(&n.base)
-                        .copied()
-                        .or_else(|| list.as_ref().and_then(|l| l.uid_of(&n.base)))
-                        .map(i64::from);
-                }
-                // Only Dovecot numbers files in this mode.
-                added.retain(|n| n.uid.is_some());
-            }
-            let n = self.write(|tx| self.insert_new(tx, storage, validity, &added))?;
-            c.added += n.added;
-            c.expunged += n.expunged;
         }
+        for (base, uid) in &diff.missing {
+            if expunge(tx, f.id, *uid, Some(base), modseq + 1).map_err(sql)? {
+                modseq += 1;
+                c.expunged += 1;
+            }
+        }
+        for (base, meta, kw) in &diff.refreshed {
+            update_meta(tx, f.id, base, meta, kw).map_err(sql)?;
+            c.updated += 1;
+        }
+        tx.execute(
+            "UPDATE folders SET highestmodseq = ?2 WHERE id = ?1",
+            params![f.id, modseq],
+        )
+        .map_err(sql)?;
+        Ok(c)
+    }
 
+    /// Dovecot mode: gives the new files of a batch their UIDs from the
+    /// uidlist, appending the unlisted ones to it (which may set
+    /// `validity`), and drops those it could not number (only Dovecot
+    /// numbers files in this mode). Returns false when the uidlist could
+    /// not be appended to: those files wait for the next sync.
+    fn number_new(
+        &self,
+        storage: &str,
+        dir: &Path,
+        list: Option<&Uidlist>,
+        added: &mut Vec<New>,
+        validity: &mut Option<u32>,
+    ) -> Result<bool, IndexError> {
+        let listed = |base: &str| list.and_then(|l| l.uid_of(base));
+        let unlisted: Vec<&str> = added
+            .iter()
+            .filter(|n| listed(&n.base).is_none())
+            .map(|n| n.base.as_str())
+            .collect();
+        let mut numbered = true;
+        let mut assigned = HashMap::new();
+        if !unlisted.is_empty() {
+            let known_row = self.folder_row(storage)?;
+            match self.uidlist_assign(dir, &unlisted, known_row.as_ref()) {
+                Ok(a) => {
+                    *validity = Some(a.uidvalidity);
+                    assigned = unlisted
+                        .iter()
+                        .map(|b| (*b).to_owned())
+                        .zip(a.uids.iter().copied())
+                        .collect();
+                }
+                Err(e) => {
+                    // A lock held too long, or a file Dovecot will
+                    // rebuild: these files wait for the next sync.
+                    tracing::warn!(folder = storage, error = %e, "could not number new files through dovecot-uidlist; they are indexed later");
+                    numbered = false;
+                }
+            }
+        }
+        for n in added.iter_mut() {
+            n.uid = assigned
+                .get(&n.base)
+                .copied()
+                .or_else(|| listed(&n.base))
+                .map(i64::from);
+        }
+        added.retain(|n| n.uid.is_some());
+        Ok(numbered)
+    }
+
+    /// Records the folder as synced: the mtimes of new/ and cur/ (unless
+    /// too recent to trust, or some files wait for a later sync), its
+    /// subscription, special use and display name; old tombstones go.
+    fn finish_sync(
+        &self,
+        storage: &str,
+        validity: Option<u32>,
+        mtimes: (i64, i64),
+        subscribed: bool,
+        incomplete: bool,
+    ) -> Result<(), IndexError> {
         let now_ns = i64::try_from(
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -488,18 +530,7 @@ impl Index {
             .map_err(|e| self.sql(e))?;
             prune_tombstones(tx, f.id).map_err(|e| self.sql(e))?;
             Ok(())
-        })?;
-        if folder_was_new {
-            ch.folders_added += 1;
-        }
-        ch.added += c.added;
-        ch.updated += c.updated;
-        ch.expunged += c.expunged;
-        c.folders_added = 0;
-        if !c.is_empty() {
-            tracing::debug!(folder = storage, changes = ?c, "index synced");
-        }
-        Ok(())
+        })
     }
 
     /// The folder's row: with the uidlist's UIDVALIDITY in dovecot mode
@@ -509,7 +540,7 @@ impl Index {
         tx: &Transaction<'_>,
         storage: &str,
         validity: Option<u32>,
-    ) -> Result<super::FolderRow, IndexError> {
+    ) -> Result<FolderRow, IndexError> {
         match validity {
             Some(v) => self.folder_with_validity(tx, storage, v),
             None => self.folder_in(tx, storage),
@@ -573,6 +604,135 @@ impl Index {
         .map_err(sql)?;
         Ok(c)
     }
+}
+
+/// The known files that are gone, as (base, UID). readdir may skip entries
+/// renamed meanwhile, so a file one listing missed counts as gone only when
+/// a second listing misses it too; files the second one finds join `files`.
+fn missing(
+    dir: &Path,
+    known: &HashMap<String, Known>,
+    files: &mut HashMap<String, Entry>,
+) -> Result<Vec<(String, i64)>, IndexError> {
+    let mut missing: Vec<(String, i64)> = known
+        .iter()
+        .filter(|(b, _)| !files.contains_key(*b))
+        .map(|(b, k)| (b.clone(), k.uid))
+        .collect();
+    if !missing.is_empty() {
+        let again = scan::list(dir).map_err(io("readdir", dir))?;
+        missing.retain(|(b, _)| !again.contains_key(b));
+        for (b, e) in again {
+            files.entry(b).or_insert(e);
+        }
+    }
+    Ok(missing)
+}
+
+/// A full sync's reading of a known file: its contents and keywords when
+/// they differ from the row (keywords only compared when the name did not
+/// change: a changed name updates them anyway). None when they agree, or
+/// when the file is gone since the listing.
+fn reread(
+    dir: &Path,
+    base: &str,
+    entry: &Entry,
+    k: &Known,
+    keywords: &mut KeywordNames<'_>,
+) -> Result<Option<(Meta, String)>, IndexError> {
+    let path = entry.path(dir, base);
+    match scan::read_message(&path, base) {
+        Ok(meta) => {
+            let kw = keywords.text(&entry.info)?;
+            let differs = meta != k.meta || (k.entry == *entry && kw != k.keywords);
+            Ok(differs.then_some((meta, kw)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("read", &path)(e)),
+    }
+}
+
+/// Reads the new files of one batch; a file gone since the listing is
+/// left out (the next sync sees where it went).
+fn read_new(
+    dir: &Path,
+    batch: &[(String, Entry)],
+    keywords: &mut KeywordNames<'_>,
+) -> Result<Vec<New>, IndexError> {
+    let mut added = Vec::with_capacity(batch.len());
+    for (base, entry) in batch {
+        let path = entry.path(dir, base);
+        let meta = match scan::read_message(&path, base) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        added.push(New {
+            base: base.clone(),
+            entry: entry.clone(),
+            keywords: keywords.text(&entry.info)?,
+            meta,
+            uid: None,
+        });
+    }
+    Ok(added)
+}
+
+/// Records a file's new place and name (`old` to `new`) at `modseq`, if
+/// its row still has the old ones. Returns whether it did.
+fn update_entry(
+    tx: &Transaction<'_>,
+    folder: i64,
+    base: &str,
+    old: &Entry,
+    new: &Entry,
+    keywords: &str,
+    modseq: i64,
+) -> rusqlite::Result<bool> {
+    let (flags, _) = scan::parse_info(&new.info);
+    let n = tx
+        .prepare_cached(
+            "UPDATE messages SET in_cur = ?3, info = ?4, flags = ?5, keywords = ?6, modseq = ?7
+             WHERE folder_id = ?1 AND base = ?2 AND in_cur = ?8 AND info = ?9",
+        )?
+        .execute(params![
+            folder, base, new.in_cur, new.info, flags, keywords, modseq, old.in_cur, old.info
+        ])?;
+    Ok(n > 0)
+}
+
+/// Replaces a row's contents (sizes, dates, header fields, keywords) with
+/// a fresh reading of its file.
+fn update_meta(
+    tx: &Transaction<'_>,
+    folder: i64,
+    base: &str,
+    meta: &Meta,
+    keywords: &str,
+) -> rusqlite::Result<()> {
+    let h = &meta.headers;
+    tx.execute(
+        "UPDATE messages SET size = ?3, vsize = ?4, internal_date = ?5, message_id = ?6,
+         in_reply_to = ?7, references_ids = ?8, from_addr = ?9, to_addrs = ?10,
+         subject = ?11, date_hdr = ?12, keywords = ?13
+         WHERE folder_id = ?1 AND base = ?2",
+        params![
+            folder,
+            base,
+            meta.size,
+            meta.vsize,
+            meta.internal_date,
+            h.message_id,
+            h.in_reply_to,
+            h.references,
+            h.from,
+            h.to,
+            h.subject,
+            h.date,
+            keywords
+        ],
+    )?;
+    Ok(())
 }
 
 /// Moves the row with `uid` (and `base`, when given) to `expunged` at
