@@ -180,9 +180,14 @@ pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let maildir = mailstow::deliver::pipeline::maildir_of(&cfg, &user);
-    let filter = Filter::new(&cfg.sieve, &cfg.hostname);
-    match mailstow::deliver::refilter::refilter(&filter, &user, &maildir, folder, apply) {
+    let d = match mailstow::deliver::Deliverer::new(cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mailstow: {e}");
+            return 78;
+        }
+    };
+    match mailstow::deliver::refilter::refilter(&d, &user, folder, apply) {
         Ok(done) => {
             for r in &done {
                 println!("{}", mailstow::deliver::refilter::describe(r));

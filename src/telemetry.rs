@@ -413,8 +413,9 @@ mod tests {
     #[test]
     fn a_delivery_line_in_session_txn_and_rcpt_spans_has_each_field_once() {
         use crate::deliver::headers::Origin;
+        use crate::deliver::log::{self as pipeline, Logged};
         use crate::deliver::outcome::{Failure, RcptOutcome};
-        use crate::deliver::pipeline::{self, Envelope, Logged, Recipient};
+        use crate::deliver::pipeline::{Envelope, Recipient};
         use std::time::{Instant, SystemTime};
 
         let env = Envelope {

@@ -4,16 +4,21 @@
 //! the sender). Nothing here is async and nothing here
 //! parses protocol lines; a job handed to the pool always runs to its end.
 
+mod execute;
 mod folders;
 pub mod headers;
 pub mod indexer;
+pub mod log;
 pub mod outcome;
 pub mod pipeline;
 pub mod pool;
+mod quota;
 pub mod refilter;
 pub mod report;
 pub mod spool;
+mod state;
 
+pub use execute::Refiled;
 pub use folders::Folders;
 pub use outcome::{Failure, RcptOutcome};
 pub use pipeline::{Deliverer, Envelope, Recipient};

@@ -1,18 +1,17 @@
 //! Re-filtering stored mail (`mailstow sieve filter`), as Pigeonhole's
 //! sieve-filter: run a user's script over the messages already in one
-//! folder; by default only report, with `apply` copy each message into the
-//! folders its plan names and take it out of the source folder when the
-//! plan no longer keeps it there. Never sends (redirects, replies and
-//! notifications are reported, not performed) and never deletes a message
-//! that a plan discards.
+//! folder; by default only report, with `apply` carry each plan out
+//! through the delivery's own executor ([`Deliverer::refile`]: copies
+//! saved with quota and index kept right, the source taken out of its
+//! folder when the plan no longer keeps it there). Never sends (redirects,
+//! replies and notifications are reported, not performed) and never
+//! deletes a message that a plan discards.
 
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
 
-use mailstow_maildir::{self as store, Body, Content, Flags, Maildir};
-use mailstow_sieve::{Filter, Lookups, MessageEnvelope, OutKind, Plan};
+use mailstow_sieve::{Lookups, MessageEnvelope, OutKind, Plan};
 
-use super::Folders;
+use super::{Deliverer, Folders, Refiled};
 use crate::users::User;
 
 /// What happened to one stored message.
@@ -20,21 +19,18 @@ use crate::users::User;
 pub struct Refiltered {
     pub file: PathBuf,
     pub plan: Plan,
-    /// Folders the message was copied into (apply only).
-    pub copied: Vec<String>,
-    /// The source file was removed (apply only, after the copies were
-    /// durable).
-    pub moved: bool,
+    /// What `apply` did (nothing in a dry run).
+    pub done: Refiled,
 }
 
 /// Run the user's script over `folder`. `apply` carries out stores.
 pub fn refilter(
-    filter: &Filter,
+    d: &Deliverer,
     user: &User,
-    maildir: &Maildir,
     folder: &str,
     apply: bool,
 ) -> Result<Vec<Refiltered>, String> {
+    let maildir = d.maildir(user);
     let files = maildir.message_files(folder).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(files.len());
     for file in files {
@@ -48,79 +44,26 @@ pub fn refilter(
         let mut dup = |_: &str| Ok(false);
         let mut look = Lookups {
             duplicate: &mut dup,
-            mailboxes: &Folders(maildir),
+            mailboxes: &Folders(&maildir),
         };
         let env = MessageEnvelope {
             from: from.as_deref(),
             to: &user.name,
             orcpt: None,
         };
-        let plan = filter
+        let plan = d
+            .filter()
             .run(&user.account(), None, &env, &bytes, &mut look)
             .map_err(|e| e.to_string())?;
-        let mut r = Refiltered {
-            file,
-            plan,
-            copied: Vec::new(),
-            moved: false,
+        let done = if apply {
+            d.refile(user, folder, &file, &bytes, &plan)
+                .map_err(|f| f.detail())?
+        } else {
+            Refiled::default()
         };
-        if apply {
-            apply_plan(maildir, folder, &bytes, &mut r)?;
-        }
-        out.push(r);
+        out.push(Refiltered { file, plan, done });
     }
     Ok(out)
-}
-
-fn apply_plan(
-    maildir: &Maildir,
-    source: &str,
-    bytes: &[u8],
-    r: &mut Refiltered,
-) -> Result<(), String> {
-    let same = |f: &str| {
-        f == source || (f.eq_ignore_ascii_case("INBOX") && source.eq_ignore_ascii_case("INBOX"))
-    };
-    let mut stays = false;
-    for s in &r.plan.stores {
-        if s.implicit || same(&s.folder) {
-            stays = true;
-            continue;
-        }
-        let mut flags = Flags::default();
-        for f in &s.flags {
-            flags.insert_imap(f);
-        }
-        let body: &[u8] = s.message.as_deref().map_or(bytes, Vec::as_slice);
-        let content = Content {
-            header: b"",
-            body: Body::Bytes(body),
-            bare_lf: store::count_bare_lf(false, body).0,
-        };
-        let received = std::fs::metadata(&r.file)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| SystemTime::now());
-        maildir
-            .save(&s.folder, s.create, &flags, &content, received)
-            .map_err(|e| format!("{}: {e}", s.folder))?;
-        r.copied.push(s.folder.clone());
-    }
-    // Only a message that was copied elsewhere leaves the source; a discard
-    // or a redirect alone never deletes stored mail.
-    if !stays && !r.copied.is_empty() {
-        std::fs::remove_file(&r.file).map_err(|e| format!("{}: {e}", r.file.display()))?;
-        if let Some(dir) = r.file.parent() {
-            fsync_dir(dir)?;
-        }
-        r.moved = true;
-    }
-    Ok(())
-}
-
-fn fsync_dir(dir: &Path) -> Result<(), String> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// The envelope sender we recorded at delivery (Return-Path), if any.
@@ -168,9 +111,9 @@ pub fn describe(r: &Refiltered) -> String {
     if let Some(rej) = &r.plan.reject {
         what.push(format!("reject {:?} (ignored for stored mail)", rej.reason));
     }
-    let done = if r.moved {
+    let done = if r.done.moved {
         " [moved]"
-    } else if !r.copied.is_empty() {
+    } else if !r.done.copied.is_empty() {
         " [copied]"
     } else {
         ""
@@ -181,16 +124,22 @@ pub fn describe(r: &Refiltered) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, FolderEncoding};
+    use crate::config::Config;
+    use mailstow_maildir::{Body, Content, Flags};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::SystemTime;
 
     #[test]
     fn dry_run_reports_and_apply_moves_only_what_the_script_files_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n",
+            "[storage]\nmail_root = \"{0}/m\"\n[users]\npasswd_file = \"{0}/u\"\n[quota]\nrule = \"*:storage=1M\"\n",
             dir.path().display()
         );
-        let cfg = Config::from_toml(&text, Path::new("t.toml"), dir.path()).unwrap();
+        std::fs::write(dir.path().join("u"), "").unwrap();
+        let cfg = Arc::new(Config::from_toml(&text, Path::new("t.toml"), dir.path()).unwrap());
+        let d = Deliverer::new(Arc::clone(&cfg)).unwrap();
         let home = dir.path().join("home");
         let user = User {
             name: "a@example.org".into(),
@@ -203,7 +152,7 @@ mod tests {
             home: home.clone(),
             extra: Vec::new(),
         };
-        let md = Maildir::new(user.maildir.clone(), None, FolderEncoding::Utf7, "h");
+        let md = d.maildir(&user);
         for subject in ["invoice 1", "hello", "invoice 2"] {
             let m = format!("Return-Path: <s@x.example>\r\nSubject: {subject}\r\n\r\nb\r\n");
             let c = Content {
@@ -220,8 +169,7 @@ mod tests {
             "require [\"fileinto\", \"mailbox\"]; if header :contains \"subject\" \"invoice\" { fileinto :create \"Invoices\"; }",
         )
         .unwrap();
-        let filter = Filter::new(&cfg.sieve, &cfg.hostname);
-        let dry = refilter(&filter, &user, &md, "INBOX", false).unwrap();
+        let dry = refilter(&d, &user, "INBOX", false).unwrap();
         assert_eq!(dry.len(), 3);
         assert_eq!(
             md.message_files("INBOX").unwrap().len(),
@@ -242,12 +190,22 @@ mod tests {
             1,
             "{lines:?}"
         );
-        let done = refilter(&filter, &user, &md, "INBOX", true).unwrap();
-        assert_eq!(done.iter().filter(|r| r.moved).count(), 2);
+        let done = refilter(&d, &user, "INBOX", true).unwrap();
+        assert_eq!(done.iter().filter(|r| r.done.moved).count(), 2);
         assert_eq!(md.message_files("INBOX").unwrap().len(), 1);
         assert_eq!(md.message_files("Invoices").unwrap().len(), 2);
+        // The executor kept the quota right: maildirsize (created by the
+        // first copy) still counts three messages, of the files' sizes.
+        let on_disk: u64 = ["INBOX", "Invoices"]
+            .iter()
+            .flat_map(|f| md.message_files(f).unwrap())
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        let rules = d.quota_rules(&user);
+        let usage = mailstow_maildir::quota::usage(&user.maildir, &rules, md.encoding()).unwrap();
+        assert_eq!((usage.bytes, usage.messages), (on_disk, 3));
         // Running again moves nothing more.
-        let again = refilter(&filter, &user, &md, "INBOX", true).unwrap();
-        assert!(again.iter().all(|r| !r.moved));
+        let again = refilter(&d, &user, "INBOX", true).unwrap();
+        assert!(again.iter().all(|r| !r.done.moved));
     }
 }

@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::deliver::headers::{self, Origin, Protocol};
+use crate::deliver::log::{self, Logged};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
-use crate::deliver::pipeline::{self, Logged};
 use crate::deliver::{report, Deliverer, Envelope, Pool, Recipient, Spool};
 use mailstow_proto::address::Mailbox;
 use mailstow_proto::command::RcptParams;
@@ -163,7 +163,7 @@ where
                     // reached delivery, and the data was not kept.
                     for r in &refused {
                         let o = RcptOutcome::Failed(Failure::TooLarge);
-                        pipeline::log_outcome(r, &o, started, &Logged::default());
+                        log::log_outcome(r, &o, started, &Logged::default());
                     }
                 }
                 Event::Deliver(tx) => {
@@ -347,7 +347,7 @@ async fn deliver(
         tx.params.smtputf8,
         started,
     );
-    let span = pipeline::txn_span(&env, tx.size);
+    let span = log::txn_span(&env, tx.size);
     async {
         // SMTP: a report of failed recipients quotes the message header,
         // and the spool itself goes to the pool; keep both.
@@ -430,7 +430,7 @@ fn fail_all(env: &Envelope, rcpts: &[Recipient], f: Failure) -> Vec<RcptOutcome>
         .iter()
         .map(|r| {
             let o = RcptOutcome::Failed(f.clone());
-            pipeline::log_outcome(r, &o, env.started, &Logged::of(env));
+            log::log_outcome(r, &o, env.started, &Logged::of(env));
             o
         })
         .collect()

@@ -1,0 +1,381 @@
+//! The one executor of Sieve plans: what a delivery does once its plan is
+//! known (redirects first, then each copy saved with quota checked and
+//! counted and its index row, then replies and notifications), and the same
+//! saving for `sieve filter --apply`, which refiles a stored message.
+//! Blocking. Must not decide where mail goes (the plan did) nor parse
+//! protocol lines.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use mailstow_index::scan::HEAD_MAX;
+use mailstow_maildir::{self as store, Body, Content, Flags, Maildir, StoreError};
+use mailstow_sieve::{OutKind, Outgoing, Plan, Store};
+
+use super::headers::{self, Trace};
+use super::indexer::{self, Row};
+use super::outcome::{Failure, RcptOutcome};
+use super::pipeline::{Deliverer, Envelope, Recipient};
+use super::spool::Spool;
+use super::state::LazyState;
+use crate::config::SenderPolicy;
+use crate::users::User;
+
+/// One copy to save: where, with which flags and what bytes, and the head
+/// its index row reads.
+struct Copy<'a> {
+    folder: String,
+    create: bool,
+    flags: Flags,
+    content: Content<'a>,
+    head: &'a [u8],
+}
+
+/// What `sieve filter --apply` did with one stored message.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Refiled {
+    /// Folders the message was copied into.
+    pub copied: Vec<String>,
+    /// The source file was removed (after the copies were durable).
+    pub moved: bool,
+}
+
+impl Deliverer {
+    /// Carry out `plan` for one recipient's copy of `body`: the outcome, and
+    /// the size of the (last) file stored, if one was.
+    pub(super) fn execute(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        body: &Spool,
+        maildir: &Maildir,
+        state: &LazyState<'_>,
+        plan: Plan,
+    ) -> Result<(RcptOutcome, Option<u64>), Failure> {
+        if let Some(r) = &plan.reject {
+            return Err(Failure::Rejected(r.reason.clone()));
+        }
+        // Redirects first: if the MTA cannot take one, nothing was stored
+        // yet and the whole delivery is retried.
+        for o in plan.outgoing.iter().filter(|o| o.kind == OutKind::Redirect) {
+            self.redirect(env, rcpt, body, o)?;
+        }
+        let header = headers::build(&Trace {
+            return_path: env.mail_from.as_deref(),
+            delivered_to: &rcpt.address,
+            origin: &env.origin,
+            hostname: &self.cfg.hostname,
+            id: &env.id,
+            received: env.received,
+        });
+        let original_head = if plan.stores.iter().any(|s| s.message.is_none()) {
+            body.head(HEAD_MAX).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let default_folder = self.default_folder(rcpt);
+        let copies = plan
+            .stores
+            .iter()
+            .map(|s| {
+                let (folder, create) = match (&default_folder, s.implicit) {
+                    (Some(d), true) => (d.clone(), true),
+                    _ => (s.folder.clone(), s.create || self.cfg.sieve.autocreate),
+                };
+                let (content, head) = match &s.message {
+                    Some(m) => (with_header(&header, Body::Bytes(m), None), m.as_slice()),
+                    None => (
+                        with_header(&header, body.body(), Some(body.bare_lf())),
+                        original_head.as_slice(),
+                    ),
+                };
+                Copy {
+                    folder,
+                    create,
+                    flags: flags_of(s),
+                    content,
+                    head,
+                }
+            })
+            .collect();
+        let (stored, size) =
+            self.save_copies(&rcpt.user, maildir, copies, env.received, Some(env))?;
+        // Replies and notifications: a failure is logged, never a reason to
+        // defer mail that is already stored.
+        for o in plan.outgoing.iter().filter(|o| o.kind != OutKind::Redirect) {
+            self.send_generated(env, rcpt, state, o);
+        }
+        for (id, secs) in &plan.remember {
+            state.record(id, *secs);
+        }
+        let outcome = if !stored.is_empty() {
+            RcptOutcome::Delivered {
+                folder: stored.join(","),
+            }
+        } else if plan.outgoing.iter().any(|o| o.kind == OutKind::Redirect) {
+            RcptOutcome::Delivered {
+                folder: "(redirected)".into(),
+            }
+        } else {
+            RcptOutcome::Discarded
+        };
+        Ok((outcome, size))
+    }
+
+    /// Hand one redirect to the MTA, marked so that a loop back to this
+    /// user is recognised (Pigeonhole's X-Sieve-Redirected-From and
+    /// Postfix's Delivered-To; see the Sieve host).
+    fn redirect(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        body: &Spool,
+        o: &Outgoing,
+    ) -> Result<(), Failure> {
+        let from = match self.cfg.outbound.redirect_sender {
+            SenderPolicy::Sender => env.mail_from.clone(),
+            SenderPolicy::Recipient => Some(rcpt.address.clone()),
+            SenderPolicy::Null => None,
+        };
+        let original;
+        let message: &[u8] = match &o.message {
+            Some(m) => m,
+            None => {
+                original = body.bytes().map_err(|e| Failure::Spool(e.to_string()))?;
+                &original
+            }
+        };
+        let mut copy = format!(
+            "X-Sieve-Redirected-From: {0}\r\nDelivered-To: {0}\r\n",
+            rcpt.user.name
+        )
+        .into_bytes();
+        copy.extend_from_slice(message);
+        self.outbound
+            .submit(from.as_deref(), &o.to, &copy)
+            .map_err(|e| Failure::Io(format!("redirect to {}: {e}", o.to.join(","))))?;
+        tracing::info!(id = %env.id, redirect_to = %o.to.join(","), "redirected");
+        Ok(())
+    }
+
+    /// Send a vacation reply or a notification; a failure is only logged.
+    /// The id it answers is remembered once it went out.
+    fn send_generated(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        state: &LazyState<'_>,
+        o: &Outgoing,
+    ) {
+        let Some(m) = &o.message else { return };
+        // A reply comes from the user, or from <> (RFC 3834) when so
+        // configured; "sender" would send it back to where it came from.
+        let from = match (&o.kind, self.cfg.outbound.vacation_sender) {
+            (OutKind::Vacation, SenderPolicy::Null) => None,
+            _ => Some(rcpt.address.clone()),
+        };
+        let marker = if o.kind == OutKind::Notify {
+            "auto-notified"
+        } else {
+            "auto-replied"
+        };
+        let message =
+            crate::outbound::vacation::fix_generated(m, &self.cfg.hostname, env.received, marker);
+        match self.outbound.submit(from.as_deref(), &o.to, &message) {
+            Ok(()) => {
+                tracing::info!(id = %env.id, kind = ?o.kind, reply_to = %o.to.join(","), "sent");
+                if let Some((id, secs)) = &o.remember {
+                    state.record(id, *secs);
+                }
+            }
+            Err(e) => tracing::warn!(id = %env.id, kind = ?o.kind, error = %e, "could not send"),
+        }
+    }
+
+    /// Save every copy: quota checked for all of them first (an ignored
+    /// folder, e.g. `Trash:ignore`, is never refused), then each saved,
+    /// indexed and counted. For a delivery (`env` given), a folder the
+    /// Maildir refuses gets its copy into INBOX instead (once); otherwise it
+    /// is an error. Returns the folders stored into and the last file's size.
+    fn save_copies(
+        &self,
+        user: &User,
+        maildir: &Maildir,
+        copies: Vec<Copy<'_>>,
+        received: SystemTime,
+        env: Option<&Envelope>,
+    ) -> Result<(Vec<String>, Option<u64>), Failure> {
+        let sizes: Vec<(&str, u64)> = copies
+            .iter()
+            .map(|c| (c.folder.as_str(), c.content.size()))
+            .collect();
+        let rules = if copies.is_empty() {
+            mailstow_maildir::quota::Rules::default()
+        } else {
+            self.quota_check_stores(user, &sizes)?
+        };
+        let mut stored: Vec<String> = Vec::new();
+        let mut size = None;
+        for c in copies {
+            let saved = maildir.save(&c.folder, c.create, &c.flags, &c.content, received);
+            let (folder, saved) = match (saved, env) {
+                (Ok(saved), _) => (c.folder, saved),
+                (
+                    Err(e @ (StoreError::InvalidFolder { .. } | StoreError::NoSuchFolder(_))),
+                    Some(_),
+                ) => {
+                    tracing::warn!(folder = %c.folder, error = %e, "folder refused, saving to INBOX");
+                    if stored.iter().any(|f| f.eq_ignore_ascii_case("INBOX")) {
+                        continue;
+                    }
+                    let saved = maildir
+                        .save("INBOX", true, &c.flags, &c.content, received)
+                        .map_err(store_failure)?;
+                    ("INBOX".to_owned(), saved)
+                }
+                (Err(e), None) => return Err(Failure::Io(format!("{}: {e}", c.folder))),
+                (Err(e), Some(_)) => return Err(store_failure(e)),
+            };
+            size = Some(saved.size);
+            crash_point("after-save");
+            self.index_add(user, maildir, &saved, c.head, received);
+            self.quota_count(user, &rules, &folder, saved.size);
+            stored.push(folder);
+        }
+        Ok((stored, size))
+    }
+
+    /// `sieve filter --apply` for one message stored in `source` as `file`
+    /// (`bytes` its content): a copy into every other folder the plan files
+    /// it into, saved as a delivery saves (quota, index), with the file's
+    /// own receive time; then, when the plan keeps it nowhere in `source`
+    /// and it was copied somewhere, the source file goes (its directory
+    /// fsynced, maildirsize counted down). Never sends; a discard or a
+    /// redirect alone never deletes stored mail.
+    pub fn refile(
+        &self,
+        user: &User,
+        source: &str,
+        file: &Path,
+        bytes: &[u8],
+        plan: &Plan,
+    ) -> Result<Refiled, Failure> {
+        let maildir = self.maildir(user);
+        let same = |f: &str| {
+            f == source || (f.eq_ignore_ascii_case("INBOX") && source.eq_ignore_ascii_case("INBOX"))
+        };
+        let stays = plan.stores.iter().any(|s| s.implicit || same(&s.folder));
+        let received = std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| SystemTime::now());
+        let copies = plan
+            .stores
+            .iter()
+            .filter(|s| !s.implicit && !same(&s.folder))
+            .map(|s| {
+                let m: &[u8] = s.message.as_deref().map_or(bytes, Vec::as_slice);
+                Copy {
+                    folder: s.folder.clone(),
+                    create: s.create,
+                    flags: flags_of(s),
+                    content: with_header(b"", Body::Bytes(m), None),
+                    head: m,
+                }
+            })
+            .collect();
+        let (copied, _) = self.save_copies(user, &maildir, copies, received, None)?;
+        let moved = !stays && !copied.is_empty();
+        if moved {
+            let gone = |e: std::io::Error| Failure::Io(format!("{}: {e}", file.display()));
+            std::fs::remove_file(file).map_err(gone)?;
+            if let Some(dir) = file.parent() {
+                store::fsops::fsync_path(dir).map_err(store_failure)?;
+            }
+            self.quota_uncount(user, source, bytes.len() as u64);
+        }
+        Ok(Refiled { copied, moved })
+    }
+
+    /// Records a durable message in the user's index: through the index
+    /// writers when there are (after the reply), else now, with an open
+    /// index from the process's pool (see [`mailstow_index::with_cached`]). A
+    /// failure is only logged: the message is stored, and the next
+    /// reconcile indexes it.
+    pub(super) fn index_add(
+        &self,
+        user: &User,
+        maildir: &Maildir,
+        saved: &store::Saved,
+        head: &[u8],
+        received: SystemTime,
+    ) {
+        if !self.cfg.index.enabled {
+            return;
+        }
+        let row = Box::new(Row {
+            user: user.name.clone(),
+            maildir: maildir.clone(),
+            home: user.home.clone(),
+            saved: saved.clone(),
+            head: head[..mailstow_index::scan::header_end(head)].to_vec(),
+            received,
+        });
+        let row = match &self.indexers {
+            Some(w) => match w.submit(row) {
+                Ok(()) => return,
+                Err(row) => row,
+            },
+            None => row,
+        };
+        indexer::write_rows(&self.cfg.index, &[&row]);
+    }
+}
+
+/// A message to save: `header` (our trace fields) before `body`, with the
+/// bare LFs of both (`body_lf`: counted already, None: count now).
+fn with_header<'a>(header: &'a [u8], body: Body<'a>, body_lf: Option<u64>) -> Content<'a> {
+    let body_lf = match (body_lf, body) {
+        (Some(n), _) => n,
+        (None, Body::Bytes(b)) => store::count_bare_lf(false, b).0,
+        (None, Body::File { .. }) => 0,
+    };
+    Content {
+        header,
+        body,
+        bare_lf: store::count_bare_lf(false, header).0 + body_lf,
+    }
+}
+
+/// The flags a store asks for, as the Maildir keeps them (others dropped).
+fn flags_of(s: &Store) -> Flags {
+    let mut flags = Flags::default();
+    for f in &s.flags {
+        if !flags.insert_imap(f) {
+            tracing::debug!(flag = %f, "flag not stored");
+        }
+    }
+    flags
+}
+
+fn store_failure(e: StoreError) -> Failure {
+    match e {
+        e @ StoreError::NoSpace { .. } => Failure::NoSpace(e.to_string()),
+        other => Failure::Io(other.to_string()),
+    }
+}
+
+/// For crash tests (built with the `crash-points` feature, which the tests
+/// turn on and a release never has): with `MAILSTOW_CRASH_AT=<point>` in
+/// the environment, the process kills itself with SIGKILL there, as a
+/// power cut or the OOM killer would. Points: "after-save" (the file is
+/// durable, its index row not yet written).
+#[cfg(feature = "crash-points")]
+fn crash_point(point: &str) {
+    if std::env::var_os("MAILSTOW_CRASH_AT").is_some_and(|v| v == point) {
+        tracing::warn!(point, "MAILSTOW_CRASH_AT: killing this process");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+#[cfg(not(feature = "crash-points"))]
+fn crash_point(_point: &str) {}
