@@ -1,11 +1,48 @@
-//! The Maildir++ writer: saves one message durably into a user's Maildir
-//! (tmp/, write, futimens, fsync, link into new/ or cur/, fsync the
-//! directory; STORAGE.md 1 and 3.1), with its flags and keywords in the
-//! file name, creating the Maildir, folders, subscriptions and keyword
-//! letters on demand. Must not know who sent the mail or why it goes
-//! to this folder, and must never leave a partial file behind: a save either
-//! returns a durable message or an error with nothing left in tmp/, new/ or
-//! cur/.
+//! A durable Maildir++ writer, and everything about a Maildir on disk
+//! that a delivery agent needs: folder names (modified UTF-7), flags and
+//! keywords (Dovecot's `dovecot-keywords`), dot-locking, shared directory
+//! fsyncs, quota (`maildirsize`), subscriptions, cleaning `tmp/`, and
+//! Sieve script files in Pigeonhole's layout ([`sieve_scripts`]). Must not
+//! know who sent the mail or why it goes to this folder, and must never
+//! leave a partial file behind: a save either returns a durable message or
+//! an error with nothing left in `tmp/`, `new/` or `cur/`.
+//!
+//! # The durable-write protocol
+//!
+//! [`Maildir::save`] writes the message to `tmp/<unique>` (created with
+//! O_EXCL, mode 0600), sets its mtime to the receive time (IMAP servers
+//! show it as INTERNALDATE), fsyncs the file (data and mtime), links it
+//! into `new/` (or `cur/` with `:2,FLAGS`) without replacing anything,
+//! removes the `tmp/` name, and fsyncs the directory that received it (a
+//! new folder's parent too). Only then does it return: the caller may
+//! acknowledge the message. Concurrent saves into one directory share its
+//! fsync, but each waits for one that began after its own link.
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use mailstow_maildir::{Body, Content, Flags, FolderEncoding, Maildir};
+//!
+//! let home = tempfile::tempdir().unwrap();
+//! let md = Maildir::new(home.path().join("Maildir"), None, FolderEncoding::Utf7, "mx.example.org");
+//! let message = b"Subject: hello\r\n\r\nHi.\r\n";
+//! let trace = b"Delivered-To: alice@example.org\r\n";
+//! let mut flags = Flags::default();
+//! flags.insert_imap("\\Seen");
+//! flags.insert_imap("$Important");
+//! let content = Content {
+//!     header: trace,
+//!     body: Body::Bytes(message),
+//!     // LFs without a CR before them; Dovecot trusts the W= size it gives.
+//!     bare_lf: 0,
+//! };
+//! // "Lists.Rust" is created (create = true) as .Lists.Rust/ with tmp, new, cur.
+//! let saved = md.save("Lists.Rust", true, &flags, &content, SystemTime::now()).unwrap();
+//! assert!(saved.path.starts_with(home.path().join("Maildir/.Lists.Rust/cur")));
+//! assert_eq!(saved.size, (trace.len() + message.len()) as u64);
+//! // The file is durable: its data, its name and its folder are on disk.
+//! assert_eq!(std::fs::read(&saved.path).unwrap(), [&trace[..], &message[..]].concat());
+//! assert_eq!(md.message_files("Lists.Rust").unwrap(), vec![saved.path.clone()]);
+//! ```
 
 mod dirsync;
 pub mod dotlock;
