@@ -4,7 +4,7 @@
 //! what the tables mean.
 
 use std::fs::{DirBuilder, OpenOptions};
-use std::io;
+use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,31 +14,10 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use mailstow_maildir::Owner;
 
+use crate::error::{io, sql, IndexError};
+
 /// How long a writer waits for another connection's write transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("database {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("database {}: schema version {found} is newer than this mailstow knows ({known})", path.display())]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-}
 
 /// Opens or creates `dir`/`file`: the directory 0700 and the file 0600,
 /// both chowned to `owner` when given and running as root. WAL, busy
@@ -50,7 +29,7 @@ pub fn open(
     file: &str,
     migrations: &[&str],
     owner: Option<Owner>,
-) -> Result<(Connection, PathBuf), DbError> {
+) -> Result<(Connection, PathBuf), IndexError> {
     let owner = owner.filter(|_| nix::unistd::geteuid().is_root());
     make_private_dir(dir, owner)?;
     let path = dir.join(file);
@@ -58,10 +37,7 @@ pub fn open(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let sql = |source| DbError::Sqlite {
-        path: path.clone(),
-        source,
-    };
+    let sql = sql(&path);
     let mut conn = Connection::open_with_flags(&path, flags).map_err(sql)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     // The last connection to close would otherwise checkpoint the WAL into
@@ -75,7 +51,7 @@ pub fn open(
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
         match set_up(&mut conn, &path, migrations) {
-            Err(DbError::Sqlite { source, .. })
+            Err(IndexError::Sqlite { source, .. })
                 if is_busy(&source) && Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(10));
@@ -99,11 +75,8 @@ pub fn write<T>(
 }
 
 /// WAL, synchronous=NORMAL, the current schema.
-fn set_up(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), DbError> {
-    let sql = |source| DbError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+fn set_up(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), IndexError> {
+    let sql = sql(path);
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(sql)?;
@@ -124,12 +97,9 @@ pub fn is_busy(e: &rusqlite::Error) -> bool {
 
 /// Brings the schema to `migrations.len()`, one step at a time, in one
 /// write transaction (two first deliveries may race to create it).
-fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), DbError> {
+fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), IndexError> {
     let known = migrations.len() as i64;
-    let sql = |source| DbError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+    let sql = sql(path);
     let version = |conn: &Connection| -> rusqlite::Result<i64> {
         conn.pragma_query_value(None, "user_version", |r| r.get(0))
     };
@@ -142,7 +112,7 @@ fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()
         .map_err(sql)?;
     let found = version(&tx).map_err(sql)?;
     if found > known {
-        return Err(DbError::NewerSchema {
+        return Err(IndexError::NewerSchema {
             path: path.to_owned(),
             found,
             known,
@@ -157,29 +127,21 @@ fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()
 
 /// Creates `dir` 0700 (owned by `owner`), or accepts an existing real
 /// directory; a symlink or other file there is refused.
-fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), DbError> {
-    let io = |op, source| DbError::Io {
-        op,
-        path: dir.to_owned(),
-        source,
-    };
+fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), IndexError> {
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {
             if let Some(o) = owner {
                 std::os::unix::fs::lchown(dir, Some(o.uid), Some(o.gid))
-                    .map_err(|e| io("chown", e))?;
+                    .map_err(io("chown", dir))?;
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("mkdir", e)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("mkdir", dir)(e)),
     }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| io("stat", e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(io("stat", dir))?;
     if !meta.is_dir() {
-        let e = io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a directory (or a symlink)",
-        );
-        return Err(io("use", e));
+        let e = std::io::Error::new(ErrorKind::InvalidInput, "not a directory (or a symlink)");
+        return Err(io("use", dir)(e));
     }
     Ok(())
 }
@@ -187,12 +149,7 @@ fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), DbError> {
 /// Creates the database file 0600 owned by `owner` if it is missing, so
 /// that SQLite (which gives its -wal and -shm files the database's mode
 /// and owner) never creates it with the umask's mode.
-fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), DbError> {
-    let io = |op, source| DbError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    };
+fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), IndexError> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -203,14 +160,14 @@ fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), DbError>
         Ok(file) => {
             use std::os::unix::fs::PermissionsExt;
             file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io("chmod", e))?;
+                .map_err(io("chmod", path))?;
             if let Some(o) = owner {
                 std::os::unix::fs::fchown(&file, Some(o.uid), Some(o.gid))
-                    .map_err(|e| io("chown", e))?;
+                    .map_err(io("chown", path))?;
             }
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io("create", e)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io("create", path)(e)),
     }
 }

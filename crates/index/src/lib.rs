@@ -9,6 +9,7 @@
 //! reboot).
 
 mod db;
+mod error;
 mod query;
 mod reconcile;
 pub mod scan;
@@ -24,8 +25,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::db::DbError;
-use mailstow_maildir::{self as store, Maildir, Saved, StoreError};
+pub use error::IndexError;
+use mailstow_maildir::{self as store, Maildir, Saved};
 
 pub use query::{FolderStats, MessageRow, Search};
 pub use reconcile::Changes;
@@ -150,27 +151,6 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE folders ADD COLUMN modseq_reserved INTEGER NOT NULL DEFAULT 0;",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("index {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// Open indexes the process keeps for the next delivery to the same
 /// mailbox, shared by all delivery threads (most recently used first):
 /// opening one parses the schema, and closing the last connection to a WAL
@@ -283,17 +263,14 @@ impl Index {
             MIGRATIONS,
             maildir.chown(),
         )?;
-        let sql = |source| IndexError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = error::sql(&path);
         // Commits need not survive a power loss (the Maildir is the truth),
         // but handed-out UIDs and MODSEQs must never come back: see `write`.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
-        let file_id = file_id(&path).map_err(reconcile::io("stat", &path))?;
+        let file_id = file_id(&path).map_err(error::io("stat", &path))?;
         let special_use = cfg
             .special_use
             .iter()
@@ -375,9 +352,9 @@ impl Index {
     fn sync_wal(&self) -> Result<(), IndexError> {
         let wal = PathBuf::from(format!("{}-wal", self.path.display()));
         match std::fs::File::open(&wal) {
-            Ok(f) => f.sync_data().map_err(reconcile::io("fsync", &wal)),
+            Ok(f) => f.sync_data().map_err(error::io("fsync", &wal)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(reconcile::io("open", &wal)(e)),
+            Err(e) => Err(error::io("open", &wal)(e)),
         }
     }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Row};
 
-use super::reconcile::{io, Known};
+use super::error::io;
+use super::reconcile::Known;
 use super::scan;
 use super::{uidlist, Index, IndexError, KeywordNames};
 use crate::UidMode;

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Transaction};
 
+use super::error::io;
 use super::scan::{self, Entry, Meta};
 use super::uidlist::{self, Uidlist};
 use super::{
@@ -790,15 +791,4 @@ fn prune_tombstones(tx: &Transaction<'_>, folder: i64) -> rusqlite::Result<()> {
         params![folder, floor],
     )?;
     Ok(())
-}
-
-pub(super) fn io<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> IndexError + 'a {
-    move |source| IndexError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
 }

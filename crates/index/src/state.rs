@@ -12,6 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use mailstow_maildir::Owner;
 
+use crate::IndexError;
+
 /// Directory under the home, and the database in it.
 const STATE_DIR: &str = ".mailstow";
 const STATE_FILE: &str = "sieve-state.sqlite";
@@ -35,8 +37,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX duplicate_expires ON duplicate (expires);",
 ];
 
-pub use crate::db::DbError as StateError;
-
 /// One user's Sieve state: one SQLite connection, used by one delivery
 /// thread at a time (the type is Send, not Sync). Several `UserState`s,
 /// in this or other processes, may open the same file at once.
@@ -53,7 +53,7 @@ impl UserState {
     /// 0700 and the file 0600, both chowned to `owner` when given and
     /// running as root. WAL, busy timeout 5 s, synchronous=NORMAL; the
     /// schema is brought to the current version. The home must exist.
-    pub fn open(home: &Path, owner: Option<Owner>) -> Result<UserState, StateError> {
+    pub fn open(home: &Path, owner: Option<Owner>) -> Result<UserState, IndexError> {
         let (conn, path) = crate::db::open(&home.join(STATE_DIR), STATE_FILE, MIGRATIONS, owner)?;
         Ok(UserState { conn, path })
     }
@@ -64,7 +64,7 @@ impl UserState {
     }
 
     /// Is `id` recorded and not yet expired at `now`?
-    pub fn seen(&self, id: &str, now: SystemTime) -> Result<bool, StateError> {
+    pub fn seen(&self, id: &str, now: SystemTime) -> Result<bool, IndexError> {
         let found = self
             .conn
             .prepare_cached("SELECT 1 FROM duplicate WHERE id = ?1 AND expires > ?2")
@@ -80,7 +80,7 @@ impl UserState {
     /// is already recorded. RFC 7352 leaves when to call this to the caller:
     /// without `:last`, only for an id not [`seen`](Self::seen). About one
     /// call in [`PRUNE_ONE_IN`] also prunes; a failed prune is only logged.
-    pub fn record(&self, id: &str, expiry: Duration, now: SystemTime) -> Result<(), StateError> {
+    pub fn record(&self, id: &str, expiry: Duration, now: SystemTime) -> Result<(), IndexError> {
         let expires =
             unix_secs(now).saturating_add(i64::try_from(expiry.as_secs()).unwrap_or(i64::MAX));
         self.write(|tx| {
@@ -101,11 +101,11 @@ impl UserState {
 
     /// Deletes the rows expired at `now`, then, beyond [`MAX_ROWS`], those
     /// that expire first. Returns how many rows went.
-    pub fn prune(&self, now: SystemTime) -> Result<usize, StateError> {
+    pub fn prune(&self, now: SystemTime) -> Result<usize, IndexError> {
         self.prune_to(now, MAX_ROWS)
     }
 
-    fn prune_to(&self, now: SystemTime, max_rows: u64) -> Result<usize, StateError> {
+    fn prune_to(&self, now: SystemTime, max_rows: u64) -> Result<usize, IndexError> {
         self.write(|tx| {
             let expired = tx
                 .prepare_cached("DELETE FROM duplicate WHERE expires <= ?1")?
@@ -129,12 +129,12 @@ impl UserState {
     fn write<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T, StateError> {
+    ) -> Result<T, IndexError> {
         crate::db::write(&self.conn, f).map_err(|source| self.sql(source))
     }
 
-    fn sql(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sqlite {
+    fn sql(&self, source: rusqlite::Error) -> IndexError {
+        IndexError::Sqlite {
             path: self.path.clone(),
             source,
         }
@@ -188,6 +188,7 @@ fn one_in(n: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mailstow_maildir::StoreError;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::sync::{Arc, Barrier};
 
@@ -281,7 +282,7 @@ mod tests {
             .unwrap();
         let err = UserState::open(home.path(), None).unwrap_err();
         assert!(
-            matches!(err, StateError::NewerSchema { found: 99, .. }),
+            matches!(err, IndexError::NewerSchema { found: 99, .. }),
             "{err}"
         );
     }
@@ -360,7 +361,7 @@ mod tests {
                         state.seen(&id, at(T0))?;
                     }
                     state.prune(at(T0))?;
-                    Ok::<_, StateError>(())
+                    Ok::<_, IndexError>(())
                 })
             })
             .collect();
@@ -390,7 +391,10 @@ mod tests {
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), home.path().join(".mailstow")).unwrap();
         let err = UserState::open(home.path(), None).unwrap_err();
-        assert!(matches!(err, StateError::Io { op: "use", .. }), "{err}");
+        assert!(
+            matches!(err, IndexError::Store(StoreError::Io { op: "use", .. })),
+            "{err}"
+        );
         assert!(!elsewhere.path().join("sieve-state.sqlite").exists());
     }
 
