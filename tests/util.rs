@@ -200,22 +200,29 @@ pub fn tail(text: &str, n: usize) -> String {
 // Ports
 // ---------------------------------------------------------------------------
 
-/// A loopback port that was free a moment ago: bind port 0, read, drop.
-/// Never hands out the same port twice in one test process.
+/// A loopback port that was free a moment ago (it was bound and dropped),
+/// outside the ephemeral range; never the same port twice in one test
+/// process.
 pub fn free_port(ip: IpAddr) -> u16 {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     assert!(ip.is_loopback(), "tests bind loopback only, not {ip}");
-    loop {
-        let port = TcpListener::bind((ip, 0))
-            .and_then(|l| l.local_addr())
-            .unwrap_or_else(|e| panic!("bind {ip} port 0: {e}"))
-            .port();
-        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
+    // Below the kernel's ephemeral range (32768 and up by default), so that
+    // no peer binding port 0 (a Dovecot or Postfix listener, an outgoing
+    // connection) is handed a port given here and then released; spread by
+    // pid so that test processes running at once rarely try the same one.
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let start = std::process::id().wrapping_mul(7_919);
+    for i in 0..SPAN {
+        let port = (FIRST + (start.wrapping_add(given.len() as u32 * 101 + i) % SPAN)) as u16;
+        if given.contains(&port) || TcpListener::bind((ip, port)).is_err() {
+            continue;
         }
+        given.push(port);
+        return port;
     }
+    panic!("no free port on {ip} from {FIRST} to {}", FIRST + SPAN);
 }
 
 pub fn free_v4() -> SocketAddr {
