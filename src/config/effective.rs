@@ -17,127 +17,189 @@ impl Config {
         }
     }
 
+    /// One raw section per typed one; `[tls]` names the loaded files.
     fn to_raw(&self) -> Raw {
-        let secs = |d: Duration| Some(d.as_secs());
-        let paths = |v: &[PathBuf]| Some(v.to_vec());
-        let listen = |v: &[ListenAddr]| Some(v.iter().map(ToString::to_string).collect());
-        let (l, d, s, o) = (&self.limits, &self.delivery, &self.sieve, &self.outbound);
-        let score = |h: &Option<ScoreHeader>| {
-            h.as_ref()
-                .map(|h| (h.header.clone(), h.kind, h.max))
-                .map_or((None, None, None), |(h, k, m)| (Some(h), Some(k), Some(m)))
-        };
-        let (spam_header, spam_type, spam_max) = score(&s.spam);
-        let (virus_header, virus_type, virus_max) = score(&s.virus);
         Raw {
             hostname: Some(self.hostname.clone()),
             user: self.run_as.as_ref().map(|a| a.user.clone()),
             group: self.run_as.as_ref().and_then(|a| a.group.clone()),
-            lmtp: RawLmtp {
-                listen: listen(&self.lmtp.listen),
-                socket_mode: Some(format!("{:04o}", self.lmtp.socket_mode)),
-                save_to_detail_mailbox: Some(self.lmtp.save_to_detail_mailbox),
-                tls: Some(self.lmtp.tls),
-            },
-            smtp: RawSmtp {
-                listen: listen(&self.smtp.listen),
-                domains: Some(self.smtp.domains.clone()),
-            },
-            tls: RawTls {
-                certificate: self.tls.as_ref().map(|t| t.certificate.clone()),
-                key: self.tls.as_ref().map(|t| t.key.clone()),
-            },
-            storage: RawStorage {
-                mail_root: Some(self.storage.mail_root.clone()),
-                folder_encoding: Some(self.storage.folder_encoding),
-            },
-            users: RawUsers {
-                passwd_file: Some(self.users.passwd_file.clone()),
-                recipient_delimiter: Some(self.users.recipient_delimiter.clone()),
-            },
-            limits: RawLimits {
-                max_message_size: Some(l.max_message_size),
-                max_recipients: Some(l.max_recipients),
-                max_connections: Some(l.max_connections),
-                max_connections_per_ip: Some(l.max_connections_per_ip),
-                max_commands: Some(l.max_commands),
-                max_errors: Some(l.max_errors),
-                max_line_length: Some(l.max_line_length),
-                idle_timeout: secs(l.idle_timeout),
-                data_timeout: secs(l.data_timeout),
-                data_total_timeout: secs(l.data_total_timeout),
-                shutdown_grace: secs(l.shutdown_grace),
-            },
-            delivery: RawDelivery {
-                threads: Some(d.threads),
-                queue_depth: Some(d.queue_depth),
-                spool_memory_max: Some(d.spool_memory_max),
-                spool_dir: Some(d.spool_dir.clone()),
-                duplicate_suppression: Some(d.duplicate_window.is_some()),
-                duplicate_window: d.duplicate_window.map(|w| w.as_secs()),
-            },
-            log: RawLog {
-                level: Some(self.log.level.clone()),
-                format: Some(self.log.format),
-            },
-            sieve: RawSieve {
-                enabled: Some(s.enabled),
-                script: Some(s.script.clone()),
-                user_dir: Some(s.user_dir.clone()),
-                before: paths(&s.before),
-                after: paths(&s.after),
-                global_dir: s.global_dir.clone(),
-                max_script_size: Some(s.max_script_size),
-                max_actions: Some(s.max_actions),
-                max_redirects: Some(s.max_redirects),
-                max_cpu: Some(s.max_cpu),
-                max_include_depth: Some(s.max_include_depth),
-                user_editheader: Some(s.user_editheader),
-                autocreate: Some(s.autocreate),
-                vacation_min_period: secs(s.vacation_min_period),
-                vacation_default_period: secs(s.vacation_default_period),
-                vacation_max_period: secs(s.vacation_max_period),
-                spam_header,
-                spam_type,
-                spam_max,
-                virus_header,
-                virus_type,
-                virus_max,
-            },
-            outbound: RawOutbound {
-                smtp: o.smtp.clone(),
-                sendmail: o.sendmail.clone(),
-                redirect_sender: Some(o.redirect_sender),
-                vacation_sender: Some(o.vacation_sender),
-                timeout: secs(o.timeout),
-            },
-            quota: RawQuota {
-                rule: None,
-                rules: Some(self.quota.rules.clone()),
-                over_quota: Some(self.quota.over_quota),
-            },
-            index: RawIndex {
-                enabled: Some(self.index.enabled),
-                uids: Some(self.index.uids),
-                special_use: Some(self.index.special_use.clone()),
-            },
-            metrics: RawMetrics {
-                listen: self.metrics.listen.map(|a| a.to_string()),
-            },
-            managesieve: {
-                let m = &self.managesieve;
-                RawManagesieve {
-                    listen: Some(m.listen.iter().map(ToString::to_string).collect()),
-                    plaintext_on_loopback: Some(m.plaintext_on_loopback),
-                    max_scripts: Some(m.max_scripts),
-                    max_storage: Some(m.max_storage),
-                    max_connections: Some(m.max_connections),
-                    auth_failure_delay: secs(m.auth_failure_delay),
-                    max_auth_failures: Some(m.max_auth_failures),
-                    idle_timeout: secs(m.idle_timeout),
-                }
-            },
+            lmtp: lmtp(&self.lmtp),
+            smtp: smtp(&self.smtp),
+            tls: tls(self.tls.as_ref()),
+            storage: storage(&self.storage),
+            users: users(&self.users),
+            limits: limits(&self.limits),
+            delivery: delivery(&self.delivery),
+            log: log(&self.log),
+            sieve: sieve(&self.sieve),
+            outbound: outbound(&self.outbound),
+            quota: quota(&self.quota),
+            index: index(&self.index),
+            metrics: metrics(&self.metrics),
+            managesieve: managesieve(&self.managesieve),
         }
+    }
+}
+
+fn secs(d: Duration) -> Option<u64> {
+    Some(d.as_secs())
+}
+
+fn listen<T: ToString>(v: &[T]) -> Option<Vec<String>> {
+    Some(v.iter().map(ToString::to_string).collect())
+}
+
+fn lmtp(c: &LmtpConfig) -> RawLmtp {
+    RawLmtp {
+        listen: listen(&c.listen),
+        socket_mode: Some(format!("{:04o}", c.socket_mode)),
+        save_to_detail_mailbox: Some(c.save_to_detail_mailbox),
+        tls: Some(c.tls),
+    }
+}
+
+fn smtp(c: &SmtpConfig) -> RawSmtp {
+    RawSmtp {
+        listen: listen(&c.listen),
+        domains: Some(c.domains.clone()),
+    }
+}
+
+fn tls(c: Option<&TlsConfig>) -> RawTls {
+    RawTls {
+        certificate: c.map(|t| t.certificate.clone()),
+        key: c.map(|t| t.key.clone()),
+    }
+}
+
+fn storage(c: &StorageConfig) -> RawStorage {
+    RawStorage {
+        mail_root: Some(c.mail_root.clone()),
+        folder_encoding: Some(c.folder_encoding),
+    }
+}
+
+fn users(c: &UsersConfig) -> RawUsers {
+    RawUsers {
+        passwd_file: Some(c.passwd_file.clone()),
+        recipient_delimiter: Some(c.recipient_delimiter.clone()),
+    }
+}
+
+fn limits(l: &Limits) -> RawLimits {
+    RawLimits {
+        max_message_size: Some(l.max_message_size),
+        max_recipients: Some(l.max_recipients),
+        max_connections: Some(l.max_connections),
+        max_connections_per_ip: Some(l.max_connections_per_ip),
+        max_commands: Some(l.max_commands),
+        max_errors: Some(l.max_errors),
+        max_line_length: Some(l.max_line_length),
+        idle_timeout: secs(l.idle_timeout),
+        data_timeout: secs(l.data_timeout),
+        data_total_timeout: secs(l.data_total_timeout),
+        shutdown_grace: secs(l.shutdown_grace),
+    }
+}
+
+fn delivery(d: &DeliveryConfig) -> RawDelivery {
+    RawDelivery {
+        threads: Some(d.threads),
+        queue_depth: Some(d.queue_depth),
+        spool_memory_max: Some(d.spool_memory_max),
+        spool_dir: Some(d.spool_dir.clone()),
+        duplicate_suppression: Some(d.duplicate_window.is_some()),
+        duplicate_window: d.duplicate_window.map(|w| w.as_secs()),
+    }
+}
+
+fn log(c: &LogConfig) -> RawLog {
+    RawLog {
+        level: Some(c.level.clone()),
+        format: Some(c.format),
+    }
+}
+
+fn sieve(s: &SieveConfig) -> RawSieve {
+    let (spam_header, spam_type, spam_max) = score(&s.spam);
+    let (virus_header, virus_type, virus_max) = score(&s.virus);
+    RawSieve {
+        enabled: Some(s.enabled),
+        script: Some(s.script.clone()),
+        user_dir: Some(s.user_dir.clone()),
+        before: Some(s.before.clone()),
+        after: Some(s.after.clone()),
+        global_dir: s.global_dir.clone(),
+        max_script_size: Some(s.max_script_size),
+        max_actions: Some(s.max_actions),
+        max_redirects: Some(s.max_redirects),
+        max_cpu: Some(s.max_cpu),
+        max_include_depth: Some(s.max_include_depth),
+        user_editheader: Some(s.user_editheader),
+        autocreate: Some(s.autocreate),
+        vacation_min_period: secs(s.vacation_min_period),
+        vacation_default_period: secs(s.vacation_default_period),
+        vacation_max_period: secs(s.vacation_max_period),
+        spam_header,
+        spam_type,
+        spam_max,
+        virus_header,
+        virus_type,
+        virus_max,
+    }
+}
+
+/// A score header's three keys (`*_header`, `*_type`, `*_max`).
+fn score(h: &Option<ScoreHeader>) -> (Option<String>, Option<ScoreType>, Option<f64>) {
+    match h {
+        Some(h) => (Some(h.header.clone()), Some(h.kind), Some(h.max)),
+        None => (None, None, None),
+    }
+}
+
+fn outbound(o: &OutboundConfig) -> RawOutbound {
+    RawOutbound {
+        smtp: o.smtp.clone(),
+        sendmail: o.sendmail.clone(),
+        redirect_sender: Some(o.redirect_sender),
+        vacation_sender: Some(o.vacation_sender),
+        timeout: secs(o.timeout),
+    }
+}
+
+/// Always as `rules`, the general form.
+fn quota(c: &QuotaConfig) -> RawQuota {
+    RawQuota {
+        rule: None,
+        rules: Some(c.rules.clone()),
+        over_quota: Some(c.over_quota),
+    }
+}
+
+fn index(c: &IndexConfig) -> RawIndex {
+    RawIndex {
+        enabled: Some(c.enabled),
+        uids: Some(c.uids),
+        special_use: Some(c.special_use.clone()),
+    }
+}
+
+fn metrics(c: &MetricsConfig) -> RawMetrics {
+    RawMetrics {
+        listen: c.listen.map(|a| a.to_string()),
+    }
+}
+
+fn managesieve(m: &ManagesieveConfig) -> RawManagesieve {
+    RawManagesieve {
+        listen: listen(&m.listen),
+        plaintext_on_loopback: Some(m.plaintext_on_loopback),
+        max_scripts: Some(m.max_scripts),
+        max_storage: Some(m.max_storage),
+        max_connections: Some(m.max_connections),
+        auth_failure_delay: secs(m.auth_failure_delay),
+        max_auth_failures: Some(m.max_auth_failures),
+        idle_timeout: secs(m.idle_timeout),
     }
 }
 

@@ -1,6 +1,13 @@
 //! Configuration: the TOML file parsed raw, then validated once into typed
 //! values shared as `Arc<Config>`. Must not be re-read deep in the code; every
 //! other module takes the typed values it needs from here.
+//!
+//! - `raw`: the file as written, one serde struct per section.
+//! - `sections`: each raw section checked into its typed value, defaults
+//!   filled in; `Config::parse` calls them in turn.
+//! - `tls`: the `[tls]` certificate and key loaded.
+//! - `effective`: a [`Config`] written back as TOML (`config check`).
+//! - `check`: what a loaded [`Config`] needs from the system.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +19,8 @@ mod check;
 mod effective;
 #[cfg(test)]
 mod example_file;
+mod raw;
+mod sections;
 mod tls;
 
 pub use crate::users::UsersConfig;
@@ -19,6 +28,8 @@ pub use check::{check, check_config_file, Finding, Findings, Scope};
 pub use mailstow_index::{IndexConfig, UidMode, SPECIAL_USES};
 pub use mailstow_maildir::FolderEncoding;
 pub use mailstow_sieve::{ScoreHeader, ScoreType, SieveConfig};
+// The raw form by name here too, for `effective` and the example-file test.
+use raw::*;
 
 /// A configuration problem, naming the file and the key.
 #[derive(Debug, Error)]
@@ -255,191 +266,6 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-// ---- raw form, exactly as written in the file ----
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    hostname: Option<String>,
-    user: Option<String>,
-    group: Option<String>,
-    #[serde(default)]
-    lmtp: RawLmtp,
-    #[serde(default)]
-    smtp: RawSmtp,
-    #[serde(default)]
-    tls: RawTls,
-    #[serde(default)]
-    storage: RawStorage,
-    #[serde(default)]
-    users: RawUsers,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    delivery: RawDelivery,
-    #[serde(default)]
-    log: RawLog,
-    #[serde(default)]
-    sieve: RawSieve,
-    #[serde(default)]
-    outbound: RawOutbound,
-    #[serde(default)]
-    quota: RawQuota,
-    #[serde(default)]
-    index: RawIndex,
-    #[serde(default)]
-    metrics: RawMetrics,
-    #[serde(default)]
-    managesieve: RawManagesieve,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawManagesieve {
-    listen: Option<Vec<String>>,
-    plaintext_on_loopback: Option<bool>,
-    max_scripts: Option<usize>,
-    max_storage: Option<u64>,
-    max_connections: Option<usize>,
-    auth_failure_delay: Option<u64>,
-    max_auth_failures: Option<u32>,
-    idle_timeout: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    listen: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawIndex {
-    enabled: Option<bool>,
-    uids: Option<UidMode>,
-    special_use: Option<std::collections::BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawQuota {
-    /// Dovecot quota rule syntax, e.g. "*:storage=1G:messages=10000";
-    /// short for `rules = [rule]`.
-    rule: Option<String>,
-    /// Several rules, in Dovecot's order (`quota_rule`, `quota_rule2`, ...),
-    /// e.g. ["*:storage=1G", "Trash:ignore"].
-    rules: Option<Vec<String>>,
-    over_quota: Option<OverQuota>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawSieve {
-    enabled: Option<bool>,
-    script: Option<String>,
-    user_dir: Option<String>,
-    before: Option<Vec<PathBuf>>,
-    after: Option<Vec<PathBuf>>,
-    global_dir: Option<PathBuf>,
-    max_script_size: Option<usize>,
-    max_actions: Option<usize>,
-    max_redirects: Option<usize>,
-    max_cpu: Option<usize>,
-    max_include_depth: Option<usize>,
-    user_editheader: Option<bool>,
-    autocreate: Option<bool>,
-    vacation_min_period: Option<u64>,
-    vacation_default_period: Option<u64>,
-    vacation_max_period: Option<u64>,
-    spam_header: Option<String>,
-    spam_type: Option<ScoreType>,
-    spam_max: Option<f64>,
-    virus_header: Option<String>,
-    virus_type: Option<ScoreType>,
-    virus_max: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutbound {
-    smtp: Option<String>,
-    sendmail: Option<PathBuf>,
-    redirect_sender: Option<SenderPolicy>,
-    vacation_sender: Option<SenderPolicy>,
-    timeout: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawLmtp {
-    listen: Option<Vec<String>>,
-    socket_mode: Option<String>,
-    save_to_detail_mailbox: Option<bool>,
-    tls: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    listen: Option<Vec<String>>,
-    domains: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    certificate: Option<PathBuf>,
-    key: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawStorage {
-    mail_root: Option<PathBuf>,
-    folder_encoding: Option<FolderEncoding>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawUsers {
-    passwd_file: Option<PathBuf>,
-    recipient_delimiter: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_message_size: Option<u64>,
-    max_recipients: Option<usize>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    max_commands: Option<usize>,
-    max_errors: Option<usize>,
-    max_line_length: Option<usize>,
-    idle_timeout: Option<u64>,
-    data_timeout: Option<u64>,
-    data_total_timeout: Option<u64>,
-    shutdown_grace: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawDelivery {
-    threads: Option<usize>,
-    queue_depth: Option<usize>,
-    spool_memory_max: Option<usize>,
-    spool_dir: Option<PathBuf>,
-    duplicate_suppression: Option<bool>,
-    duplicate_window: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    level: Option<String>,
-    format: Option<LogFormat>,
-}
-
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
 
 impl Config {
@@ -476,470 +302,46 @@ impl Config {
     }
 
     fn parse(text: &str, path: &Path, base: &Path, load_tls: bool) -> Result<Config, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            reason,
-        };
-        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-
-        let hostname = match raw.hostname {
-            Some(h) => h,
-            None => nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "localhost".to_owned()),
-        };
-        if hostname.is_empty()
-            || hostname
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'/')
-        {
-            return Err(invalid(
-                "hostname",
-                format!("{hostname:?} is not a host name (no spaces, control characters or '/')"),
-            ));
-        }
-
-        let mut listen = Vec::new();
-        for s in raw
-            .lmtp
-            .listen
-            .unwrap_or_else(|| vec!["127.0.0.1:24".to_owned()])
-        {
-            let addr = match parse_listen(&s).map_err(|r| invalid("lmtp.listen", r))? {
-                ListenAddr::Unix(p) => ListenAddr::Unix(resolve(p)),
-                tcp => tcp,
-            };
-            listen.push(addr);
-        }
-        let mut smtp_listen = Vec::new();
-        for s in raw.smtp.listen.unwrap_or_default() {
-            let addr = match parse_listen(&s).map_err(|r| invalid("smtp.listen", r))? {
-                ListenAddr::Unix(p) => ListenAddr::Unix(resolve(p)),
-                tcp => tcp,
-            };
-            smtp_listen.push(addr);
-        }
-        let mut domains = Vec::new();
-        for d in raw.smtp.domains.unwrap_or_default() {
-            if d.is_empty()
-                || d.starts_with('[')
-                || d.chars()
-                    .any(|c| c == '@' || c.is_whitespace() || c.is_control())
-            {
-                return Err(invalid(
-                    "smtp.domains",
-                    format!("{d:?} is not a domain name"),
-                ));
-            }
-            domains.push(d.to_lowercase());
-        }
-        if !smtp_listen.is_empty() && domains.is_empty() {
-            return Err(invalid(
-                "smtp.domains",
-                "is required with smtp.listen: the domains mail is accepted for (never relayed)"
-                    .into(),
-            ));
-        }
-        let tls = match (raw.tls.certificate, raw.tls.key) {
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(invalid(
-                    "tls.key",
-                    "is required with tls.certificate".into(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "tls.certificate",
-                    "is required with tls.key".into(),
-                ))
-            }
-            (Some(cert), Some(key)) if load_tls => {
-                let (certificate, key) = (resolve(cert), resolve(key));
-                let server =
-                    tls::server_config(&certificate, &key).map_err(|(k, r)| invalid(k, r))?;
-                Some(TlsConfig {
-                    certificate,
-                    key,
-                    server,
-                })
-            }
-            (Some(_), Some(_)) => None,
-        };
-        let lmtp_tls = raw.lmtp.tls.unwrap_or(false);
-        if lmtp_tls && tls.is_none() && load_tls {
-            return Err(invalid(
-                "lmtp.tls",
-                "needs [tls] certificate and key".into(),
-            ));
-        }
-        let socket_mode = match raw.lmtp.socket_mode {
-            None => 0o660,
-            Some(s) => u32::from_str_radix(&s, 8)
-                .ok()
-                .filter(|m| !s.is_empty() && *m <= 0o7777)
-                .ok_or_else(|| {
-                    invalid(
-                        "lmtp.socket_mode",
-                        format!("{s:?} is not an octal mode like \"0660\""),
-                    )
-                })?,
-        };
-
-        let mail_root = raw
-            .storage
-            .mail_root
-            .map(resolve)
-            .ok_or_else(|| invalid("storage.mail_root", "is required".into()))?;
-        let passwd_file = raw
-            .users
-            .passwd_file
-            .map(resolve)
-            .ok_or_else(|| invalid("users.passwd_file", "is required".into()))?;
-        let recipient_delimiter = raw.users.recipient_delimiter.unwrap_or_default();
-        if recipient_delimiter
-            .chars()
-            .any(|c| c == '@' || c.is_whitespace() || c.is_control())
-        {
-            return Err(invalid(
-                "users.recipient_delimiter",
-                "must not contain '@', spaces or control characters".into(),
-            ));
-        }
-
-        let l = raw.limits;
-        let positive = |key: &str, v: Option<u64>, default: u64| -> Result<u64, ConfigError> {
-            match v {
-                Some(0) => Err(invalid(key, "must be greater than 0".into())),
-                Some(v) => Ok(v),
-                None => Ok(default),
-            }
-        };
-        let max_line_length = l.max_line_length.unwrap_or(4096);
-        if max_line_length < 512 {
-            return Err(invalid(
-                "limits.max_line_length",
-                "must be at least 512 (RFC 5321 4.5.3.1.4)".into(),
-            ));
-        }
-        let limits = Limits {
-            max_message_size: positive(
-                "limits.max_message_size",
-                l.max_message_size,
-                DEFAULT_MAX_MESSAGE_SIZE,
-            )?,
-            max_recipients: positive(
-                "limits.max_recipients",
-                l.max_recipients.map(|v| v as u64),
-                1000,
-            )? as usize,
-            max_connections: positive(
-                "limits.max_connections",
-                l.max_connections.map(|v| v as u64),
-                256,
-            )? as usize,
-            max_connections_per_ip: positive(
-                "limits.max_connections_per_ip",
-                l.max_connections_per_ip.map(|v| v as u64),
-                20,
-            )? as usize,
-            max_commands: positive(
-                "limits.max_commands",
-                l.max_commands.map(|v| v as u64),
-                10_000,
-            )? as usize,
-            max_errors: positive("limits.max_errors", l.max_errors.map(|v| v as u64), 10)? as usize,
-            max_line_length,
-            idle_timeout: Duration::from_secs(positive(
-                "limits.idle_timeout",
-                l.idle_timeout,
-                300,
-            )?),
-            data_timeout: Duration::from_secs(positive(
-                "limits.data_timeout",
-                l.data_timeout,
-                180,
-            )?),
-            data_total_timeout: Duration::from_secs(positive(
-                "limits.data_total_timeout",
-                l.data_total_timeout,
-                600,
-            )?),
-            shutdown_grace: Duration::from_secs(l.shutdown_grace.unwrap_or(600)),
-        };
-
-        let d = raw.delivery;
-        let threads = d.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get() * 8)
-                .unwrap_or(16)
-        });
-        if threads == 0 {
-            return Err(invalid("delivery.threads", "must be greater than 0".into()));
-        }
-        let delivery = DeliveryConfig {
-            threads,
-            queue_depth: d.queue_depth.unwrap_or(threads * 2).max(1),
-            spool_memory_max: d.spool_memory_max.unwrap_or(1024 * 1024),
-            spool_dir: d.spool_dir.map(resolve).unwrap_or_else(std::env::temp_dir),
-            duplicate_window: d
-                .duplicate_suppression
-                .unwrap_or(false)
-                .then(|| Duration::from_secs(d.duplicate_window.unwrap_or(86_400))),
-        };
-
-        let sv = raw.sieve;
-        let score = |key: &str,
-                     header: Option<String>,
-                     kind: Option<ScoreType>,
-                     max: Option<f64>|
-         -> Result<Option<ScoreHeader>, ConfigError> {
-            let Some(header) = header else {
-                return Ok(None);
-            };
-            if header.is_empty() || header.contains(':') || header.contains(char::is_whitespace) {
-                return Err(invalid(key, format!("{header:?} is not a header name")));
-            }
-            let max = max.unwrap_or(10.0);
-            if !(max > 0.0 && max.is_finite()) {
-                return Err(invalid(key, "the maximum must be a positive number".into()));
-            }
-            Ok(Some(ScoreHeader {
-                header,
-                kind: kind.unwrap_or(ScoreType::Score),
-                max,
-            }))
-        };
-        let sd = SieveConfig::default();
-        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
-        let sieve = SieveConfig {
-            enabled: sv.enabled.unwrap_or(sd.enabled),
-            script: sv.script.unwrap_or(sd.script),
-            user_dir: sv.user_dir.unwrap_or(sd.user_dir),
-            before: sv
-                .before
-                .unwrap_or_default()
-                .into_iter()
-                .map(resolve)
-                .collect(),
-            after: sv
-                .after
-                .unwrap_or_default()
-                .into_iter()
-                .map(resolve)
-                .collect(),
-            global_dir: sv.global_dir.map(resolve),
-            max_script_size: sv.max_script_size.unwrap_or(sd.max_script_size),
-            max_actions: sv.max_actions.unwrap_or(sd.max_actions),
-            max_redirects: sv.max_redirects.unwrap_or(sd.max_redirects),
-            max_cpu: sv.max_cpu.unwrap_or(sd.max_cpu),
-            max_include_depth: sv.max_include_depth.unwrap_or(sd.max_include_depth),
-            user_editheader: sv.user_editheader.unwrap_or(sd.user_editheader),
-            autocreate: sv.autocreate.unwrap_or(sd.autocreate),
-            vacation_min_period: secs(sv.vacation_min_period, sd.vacation_min_period),
-            vacation_default_period: secs(sv.vacation_default_period, sd.vacation_default_period),
-            vacation_max_period: secs(sv.vacation_max_period, sd.vacation_max_period),
-            spam: score(
-                "sieve.spam_header",
-                sv.spam_header,
-                sv.spam_type,
-                sv.spam_max,
-            )?,
-            virus: score(
-                "sieve.virus_header",
-                sv.virus_header,
-                sv.virus_type,
-                sv.virus_max,
-            )?,
-        };
-        if sieve.vacation_min_period > sieve.vacation_default_period
-            || sieve.vacation_default_period > sieve.vacation_max_period
-        {
-            return Err(invalid(
-                "sieve.vacation_default_period",
-                "must lie between vacation_min_period and vacation_max_period".into(),
-            ));
-        }
-        let ob = raw.outbound;
-        if let Some(s) = &ob.smtp {
-            if s.rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_none()
-            {
-                return Err(invalid("outbound.smtp", format!("{s:?} is not host:port")));
-            }
-        }
-        let outbound = OutboundConfig {
-            sendmail: match (&ob.smtp, ob.sendmail) {
-                (_, Some(p)) => Some(resolve(p)),
-                (Some(_), None) => None,
-                (None, None) => Some(PathBuf::from("/usr/sbin/sendmail")),
-            },
-            smtp: ob.smtp,
-            redirect_sender: ob.redirect_sender.unwrap_or(SenderPolicy::Sender),
-            vacation_sender: ob.vacation_sender.unwrap_or(SenderPolicy::Null),
-            timeout: secs(ob.timeout, Duration::from_secs(60)),
-        };
-
-        let (key, rules) = match (raw.quota.rule, raw.quota.rules) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "quota.rule",
-                    "set either rule or rules, not both".into(),
-                ))
-            }
-            (Some(r), None) => ("quota.rule", vec![r]),
-            (None, r) => ("quota.rules", r.unwrap_or_default()),
-        };
-        let mut check = mailstow_maildir::quota::Rules::default();
-        for rule in &rules {
-            if rule.is_empty() {
-                return Err(invalid(key, "an empty rule".into()));
-            }
-            check.apply(rule).map_err(|e| invalid(key, e))?;
-        }
-        let quota = QuotaConfig {
-            rules,
-            over_quota: raw.quota.over_quota.unwrap_or(OverQuota::Permanent),
-        };
-
-        let special_use = match raw.index.special_use {
-            // Dovecot's default namespace (10-mail.conf in Debian).
-            None => [
-                ("Drafts", "\\Drafts"),
-                ("Junk", "\\Junk"),
-                ("Trash", "\\Trash"),
-                ("Sent", "\\Sent"),
-                ("Sent Messages", "\\Sent"),
-            ]
-            .into_iter()
-            .map(|(f, u)| (f.to_owned(), u.to_owned()))
-            .collect(),
-            Some(map) => {
-                for (folder, attr) in &map {
-                    if !SPECIAL_USES.iter().any(|u| u.eq_ignore_ascii_case(attr)) {
-                        return Err(invalid(
-                            "index.special_use",
-                            format!(
-                                "{folder:?}: {attr:?} is not one of {}",
-                                SPECIAL_USES.join(" ")
-                            ),
-                        ));
-                    }
-                }
-                map
-            }
-        };
-        let index = IndexConfig {
-            enabled: raw.index.enabled.unwrap_or(true),
-            uids: raw.index.uids.unwrap_or(UidMode::Own),
-            special_use,
-        };
-
-        let run_as = match (&raw.user, &raw.group) {
-            (Some(u), g) => {
-                Some(crate::privilege::resolve(u, g.as_deref()).map_err(|r| invalid("user", r))?)
-            }
-            (None, Some(_)) => {
-                return Err(invalid("group", "needs user as well".into()));
-            }
-            (None, None) => None,
-        };
-
-        let metrics = MetricsConfig {
-            listen: match raw.metrics.listen {
-                None => None,
-                Some(s) => {
-                    let addr: std::net::SocketAddr = s.parse().map_err(|_| {
-                        invalid("metrics.listen", format!("{s:?} is not host:port"))
-                    })?;
-                    if !addr.ip().is_loopback() {
-                        return Err(invalid(
-                            "metrics.listen",
-                            format!(
-                                "{addr} is not a loopback address (the endpoint has no \
-                                 authentication: put a proxy in front to export it)"
-                            ),
-                        ));
-                    }
-                    Some(addr)
-                }
-            },
-        };
-
-        let ms = raw.managesieve;
-        let mut ms_listen = Vec::new();
-        for s in ms.listen.unwrap_or_default() {
-            ms_listen.push(s.parse().map_err(|_| {
-                invalid(
-                    "managesieve.listen",
-                    format!("{s:?} is not host:port or [ipv6]:port (ManageSieve is TCP only)"),
-                )
-            })?);
-        }
-        let managesieve = ManagesieveConfig {
-            listen: ms_listen,
-            plaintext_on_loopback: ms.plaintext_on_loopback.unwrap_or(false),
-            max_scripts: ms.max_scripts.unwrap_or(100),
-            max_storage: ms.max_storage.unwrap_or(10 * 1024 * 1024),
-            max_connections: positive(
-                "managesieve.max_connections",
-                ms.max_connections.map(|v| v as u64),
-                64,
-            )? as usize,
-            auth_failure_delay: Duration::from_secs(ms.auth_failure_delay.unwrap_or(2)),
-            max_auth_failures: positive(
-                "managesieve.max_auth_failures",
-                ms.max_auth_failures.map(u64::from),
-                3,
-            )? as u32,
-            idle_timeout: Duration::from_secs(positive(
-                "managesieve.idle_timeout",
-                ms.idle_timeout,
-                1800,
-            )?),
-        };
-
+        let cx = sections::Context { path, base };
+        // In the order errors are reported in: of several mistakes in a
+        // file, the first one here is named.
+        let hostname = sections::hostname(raw.hostname, &cx)?;
+        let lmtp_listen = sections::lmtp_listen(raw.lmtp.listen.take(), &cx)?;
+        let smtp = sections::smtp(raw.smtp, &cx)?;
+        let tls = sections::tls(raw.tls, load_tls, &cx)?;
+        let lmtp = sections::lmtp(raw.lmtp, lmtp_listen, tls.as_ref(), load_tls, &cx)?;
+        let storage = sections::storage(raw.storage, &cx)?;
+        let users = sections::users(raw.users, &cx)?;
+        let limits = sections::limits(raw.limits, &cx)?;
+        let delivery = sections::delivery(raw.delivery, &cx)?;
+        let sieve = sections::sieve(raw.sieve, &cx)?;
+        let outbound = sections::outbound(raw.outbound, &cx)?;
+        let quota = sections::quota(raw.quota, &cx)?;
+        let index = sections::index(raw.index, &cx)?;
+        let run_as = sections::run_as(raw.user, raw.group, &cx)?;
+        let metrics = sections::metrics(raw.metrics, &cx)?;
+        let managesieve = sections::managesieve(raw.managesieve, &cx)?;
         Ok(Config {
-            run_as,
-            metrics,
-            managesieve,
-            index,
-            quota,
-            sieve,
-            outbound,
             hostname,
-            lmtp: LmtpConfig {
-                listen,
-                socket_mode,
-                save_to_detail_mailbox: raw.lmtp.save_to_detail_mailbox.unwrap_or(false),
-                tls: lmtp_tls && tls.is_some(),
-            },
-            smtp: SmtpConfig {
-                listen: smtp_listen,
-                domains,
-            },
+            run_as,
+            lmtp,
+            smtp,
             tls,
-            storage: StorageConfig {
-                mail_root,
-                folder_encoding: raw.storage.folder_encoding.unwrap_or(FolderEncoding::Utf7),
-            },
-            users: UsersConfig {
-                passwd_file,
-                recipient_delimiter,
-            },
+            storage,
+            users,
             limits,
             delivery,
-            log: LogConfig {
-                level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
-                format: raw.log.format.unwrap_or(LogFormat::Text),
-            },
+            log: sections::log(raw.log),
+            sieve,
+            outbound,
+            quota,
+            index,
+            metrics,
+            managesieve,
         })
     }
 }
@@ -1000,19 +402,6 @@ impl Config {
         self.managesieve.listen = running.managesieve.listen.clone();
         changed
     }
-}
-
-/// `host:port`, `[v6]:port` or `unix:PATH` (relative to the config file).
-fn parse_listen(s: &str) -> Result<ListenAddr, String> {
-    if let Some(p) = s.strip_prefix("unix:") {
-        if p.is_empty() {
-            return Err(format!("{s:?}: the unix socket path is empty"));
-        }
-        return Ok(ListenAddr::Unix(PathBuf::from(p)));
-    }
-    s.parse()
-        .map(ListenAddr::Tcp)
-        .map_err(|_| format!("{s:?} is neither host:port, [ipv6]:port nor unix:/path"))
 }
 
 #[cfg(test)]
