@@ -56,9 +56,26 @@
 //! - at most `max_actions` actions; vacation periods clamped to the
 //!   configured minimum and maximum.
 
+//!
+//! # Modules
+//!
+//! - this file: the host's surface ([`Filter`], [`Lookups`], [`Mailboxes`],
+//!   [`Account`]), where scripts are found, the compile cache and the
+//!   user's log;
+//! - `run`: running the chain ([`Filter::run`]) and answering the
+//!   interpreter's events;
+//! - [`compile`]: compiling a script with our checks and the allowed
+//!   extensions;
+//! - [`plan`]: the result, as values;
+//! - [`vacation`]: the auto-reply rules sieve-rs misses;
+//! - `spamtest`: spam and virus scores from configured headers;
+//! - `config`: the settings ([`SieveConfig`]).
+
 pub mod compile;
 mod config;
 pub mod plan;
+mod run;
+mod spamtest;
 pub mod vacation;
 
 use std::collections::HashMap;
@@ -69,9 +86,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sieve::compiler::grammar::Capability;
-use sieve::{
-    Envelope, Event, Input, Mailbox, Recipient, Runtime, Script, Sieve, SpamStatus, VirusStatus,
-};
+use sieve::{Runtime, Sieve};
 
 use compile::{CompileFailure, CompileLimits};
 pub use config::{ScoreHeader, ScoreType, SieveConfig};
@@ -135,10 +150,13 @@ pub struct Filter {
     cache: Mutex<HashMap<PathBuf, Cached>>,
 }
 
+/// A compiled script, or why it does not compile.
+type Compiled = Result<Arc<Sieve>, CompileFailure>;
+
 #[derive(Clone)]
 struct Cached {
     stamp: Stamp,
-    compiled: Result<Arc<Sieve>, CompileFailure>,
+    compiled: Compiled,
 }
 
 /// Identity of a script file's contents: a change of any part recompiles.
@@ -152,8 +170,6 @@ struct Stamp {
 }
 
 const CACHE_MAX: usize = 10_000;
-/// A message with this many Received headers is looping.
-const MAX_RECEIVED: usize = 30;
 
 /// A script in the chain.
 #[derive(Clone, Debug)]
@@ -226,104 +242,33 @@ impl Filter {
         PathBuf::from(expand(&self.cfg.script, user))
     }
 
-    /// Run the chain for one recipient: before scripts, the user's script
-    /// (`script`, or the configured one), after scripts.
-    pub fn run(
+    /// The chain for one recipient, the scripts that exist only (so that
+    /// each knows whether it is the last), compiled: before scripts, the
+    /// user's script (`script`, or the configured one), after scripts.
+    fn load_chain(
         &self,
         user: &Account<'_>,
         script: Option<&Path>,
-        env: &MessageEnvelope<'_>,
-        message: &[u8],
-        look: &mut Lookups<'_>,
-    ) -> Result<Plan, TempFailure> {
-        let mut chain: Vec<ScriptRef> = self
-            .cfg
-            .before
-            .iter()
-            .map(|p| ScriptRef {
-                path: p.clone(),
-                admin: true,
-                explicit: false,
-            })
-            .collect();
+    ) -> Result<Vec<(ScriptRef, Compiled)>, TempFailure> {
+        let admin = |p: &PathBuf| ScriptRef {
+            path: p.clone(),
+            admin: true,
+            explicit: false,
+        };
+        let mut chain: Vec<ScriptRef> = self.cfg.before.iter().map(admin).collect();
         chain.push(ScriptRef {
             path: script.map_or_else(|| self.user_script(user), Path::to_owned),
             admin: false,
             explicit: script.is_some(),
         });
-        chain.extend(self.cfg.after.iter().map(|p| ScriptRef {
-            path: p.clone(),
-            admin: true,
-            explicit: false,
-        }));
-
-        let mut plan = Plan::default();
-        let mut current: Option<Arc<Vec<u8>>> = None;
-        let mut keep_flags: Option<Vec<String>> = Some(Vec::new());
-        // Scripts that exist, so that each knows whether it is the last.
+        chain.extend(self.cfg.after.iter().map(admin));
         let mut loaded = Vec::new();
         for sref in chain {
             if let Some(c) = self.load(&sref, user)? {
                 loaded.push((sref, c));
             }
         }
-        let n = loaded.len();
-        for (i, (sref, compiled)) in loaded.into_iter().enumerate() {
-            let compiled = match compiled {
-                Ok(s) => s,
-                Err(e) => {
-                    let msg = format!("{}: {e}", sref.path.display());
-                    tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script does not compile; keeping the message");
-                    plan.errors.push(PlanError {
-                        kind: ErrorKind::Compile,
-                        text: msg,
-                    });
-                    keep_flags = Some(keep_flags.unwrap_or_default());
-                    break;
-                }
-            };
-            let msg: &[u8] = current.as_deref().map_or(message, Vec::as_slice);
-            let flags = keep_flags.clone().unwrap_or_default();
-            let last = i + 1 == n;
-            match self.run_one(
-                &sref, compiled, user, env, msg, look, &mut plan, &flags, last,
-            ) {
-                Ok(outcome) => {
-                    if let Some(edited) = outcome.edited {
-                        current = Some(edited);
-                    }
-                    keep_flags = outcome.keep;
-                    if keep_flags.is_none() {
-                        break;
-                    }
-                }
-                Err(ScriptError::Temp(t)) => return Err(t),
-                Err(ScriptError::Failed(e)) => {
-                    let msg = format!("{}: {e}", sref.path.display());
-                    tracing::warn!(user = %user.name, script = %sref.path.display(), error = %e, "sieve script failed; its actions are dropped and the message kept");
-                    if !sref.admin {
-                        self.user_log(user, &sref.path, &e);
-                    }
-                    plan.errors.push(PlanError {
-                        kind: ErrorKind::Runtime,
-                        text: msg,
-                    });
-                    keep_flags = Some(Vec::new());
-                    break;
-                }
-            }
-        }
-        if let Some(flags) = keep_flags {
-            plan.store(Store {
-                folder: "INBOX".into(),
-                flags,
-                create: false,
-                implicit: true,
-                message: current.clone(),
-            });
-        }
-        plan.ran = n > 0;
-        Ok(plan)
+        Ok(loaded)
     }
 
     /// Where `include :personal` looks: the user's script directory, or the
@@ -348,12 +293,7 @@ impl Filter {
     }
 
     /// The compiled script, None when there is none, or its compile error.
-    #[allow(clippy::type_complexity)]
-    fn load(
-        &self,
-        sref: &ScriptRef,
-        user: &Account<'_>,
-    ) -> Result<Option<Result<Arc<Sieve>, CompileFailure>>, TempFailure> {
+    fn load(&self, sref: &ScriptRef, user: &Account<'_>) -> Result<Option<Compiled>, TempFailure> {
         let limits = self.limits(sref.admin);
         match self.compile_cached(&sref.path, limits)? {
             None => Ok(None),
@@ -377,12 +317,11 @@ impl Filter {
 
     /// Compile `path` unless the cached result is for the same file
     /// contents. Returns the result and whether it was compiled just now.
-    #[allow(clippy::type_complexity)]
     fn compile_cached(
         &self,
         path: &Path,
         limits: CompileLimits,
-    ) -> Result<Option<(Result<Arc<Sieve>, CompileFailure>, bool)>, TempFailure> {
+    ) -> Result<Option<(Compiled, bool)>, TempFailure> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -466,406 +405,6 @@ impl Filter {
             }
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_one(
-        &self,
-        sref: &ScriptRef,
-        script: Arc<Sieve>,
-        user: &Account<'_>,
-        env: &MessageEnvelope<'_>,
-        message: &[u8],
-        look: &mut Lookups<'_>,
-        plan: &mut Plan,
-        flags: &[String],
-        last: bool,
-    ) -> Result<ScriptOutcome, ScriptError> {
-        let rt = if sref.admin {
-            &self.admin_rt
-        } else {
-            &self.user_rt
-        };
-        let mut ctx = rt.filter(message);
-        ctx.set_envelope(Envelope::From, env.from.unwrap_or(""));
-        ctx.set_envelope(Envelope::To, env.to);
-        if let Some(o) = env.orcpt {
-            ctx.set_envelope(Envelope::Orcpt, o);
-        }
-        if let Some(d) = user.detail {
-            ctx.set_env_variable("vnd.mailstow.detail", d.to_owned());
-        }
-        // The recipient's domain: what a virtual-domain MDA serves.
-        ctx.set_env_variable("domain", user.domain.to_owned());
-        // imap4flags' internal variable carries across the script chain.
-        if !flags.is_empty() {
-            ctx.set_global_variable("__flags", flags.join(" "));
-        }
-        ctx.set_spam_status(
-            self.cfg
-                .spam
-                .as_ref()
-                .map_or(SpamStatus::Unknown, |h| spam_status(h, message)),
-        );
-        ctx.set_virus_status(
-            self.cfg
-                .virus
-                .as_ref()
-                .map_or(VirusStatus::Unknown, |h| virus_status(h, message)),
-        );
-
-        let mut run = Run::default();
-        let mut input = Input::script(script_name(&sref.path), script);
-        let received = count_header(message, "received");
-        let redirected_by_us = header_values(message, "x-sieve-redirected-from")
-            .iter()
-            .any(|v| addr_eq(v, user.name) || addr_eq(v, env.to));
-        let delivered_to_us = header_values(message, "delivered-to")
-            .iter()
-            .any(|v| addr_eq(v, user.name) || addr_eq(v, env.to));
-        loop {
-            // The interpreter is a dependency: a panic in it fails this
-            // script (implicit keep), never the delivery.
-            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.run(input)))
-                .map_err(|_| {
-                    ScriptError::Failed("the Sieve interpreter failed (internal error)".into())
-                })?;
-            let event = match step {
-                None => break,
-                Some(Ok(e)) => e,
-                Some(Err(e)) => return Err(ScriptError::Failed(format!("runtime error: {e:?}"))),
-            };
-            plan.trace.push(trace_line(&event));
-            input = Input::True;
-            match event {
-                Event::IncludeScript { name, optional } => {
-                    let (dir, n, admin) = match &name {
-                        Script::Personal(n) => (self.personal_dir(sref, user), n, sref.admin),
-                        Script::Global(n) => match &self.cfg.global_dir {
-                            Some(d) => (d.clone(), n, true),
-                            None => {
-                                return Err(ScriptError::Failed(format!(
-                                    "include :global \"{n}\": no [sieve] global_dir configured"
-                                )))
-                            }
-                        },
-                    };
-                    if !valid_script_name(n) {
-                        return Err(ScriptError::Failed(format!(
-                            "include \"{n}\": invalid script name"
-                        )));
-                    }
-                    let path = dir.join(format!("{n}.sieve"));
-                    match self
-                        .compile_cached(&path, self.limits(admin))
-                        .map_err(ScriptError::Temp)?
-                    {
-                        Some((Ok(s), _)) => input = Input::script(name, s),
-                        Some((Err(e), _)) => {
-                            return Err(ScriptError::Failed(format!(
-                                "include {}: {e}",
-                                path.display()
-                            )))
-                        }
-                        None if optional => input = Input::False,
-                        None => {
-                            return Err(ScriptError::Failed(format!(
-                                "include: {} does not exist",
-                                path.display()
-                            )))
-                        }
-                    }
-                }
-                Event::MailboxExists {
-                    mailboxes,
-                    special_use,
-                } => {
-                    let all = special_use.is_empty()
-                        && mailboxes.iter().all(|m| match m {
-                            Mailbox::Name(n) => look.mailboxes.exists(n),
-                            Mailbox::Id(_) => false,
-                        });
-                    input = if all { Input::True } else { Input::False };
-                }
-                Event::DuplicateId { id, expiry, .. } => {
-                    let vacation = id.starts_with("_v");
-                    if vacation {
-                        run.vacations += 1;
-                        if run.vacations > 1 {
-                            return Err(ScriptError::Failed("duplicate vacation action".into()));
-                        }
-                    }
-                    let expiry = if vacation {
-                        expiry.clamp(
-                            self.cfg.vacation_min_period.as_secs(),
-                            self.cfg.vacation_max_period.as_secs(),
-                        )
-                    } else {
-                        expiry
-                    };
-                    // RFC 3834/5230 rules the crate misses (Auto-Submitted,
-                    // Precedence junk/list, system senders, injected header
-                    // lines): answering "already replied" cancels the reply.
-                    let suppressed = if vacation {
-                        vacation::suppress_reason_after_recipient_check(
-                            message,
-                            env.from,
-                            &[user.name.to_owned(), env.to.to_owned()],
-                        )
-                    } else {
-                        None
-                    };
-                    if let Some(why) = suppressed {
-                        plan.trace.push(format!("vacation suppressed: {why}"));
-                        tracing::info!(user = %user.name, reason = why, "vacation reply suppressed");
-                        run.pending_vacation = None;
-                        input = Input::True;
-                        continue;
-                    }
-                    let seen = (look.duplicate)(&id).map_err(|e| {
-                        ScriptError::Temp(TempFailure(format!("duplicate tracking: {e}")))
-                    })?;
-                    input = if seen { Input::True } else { Input::False };
-                    if vacation {
-                        run.pending_vacation = (!seen).then_some((id, expiry));
-                    } else if !seen {
-                        run.remember.push((id, expiry));
-                    }
-                }
-                Event::ListContains { .. } => input = Input::False,
-                Event::Function { .. } => {
-                    input = Input::result(sieve::runtime::Variable::default())
-                }
-                Event::SetEnvelope { .. } => {}
-                Event::CreatedMessage {
-                    message_id,
-                    message,
-                } => {
-                    let kind = if run.pending_vacation.is_some() {
-                        Created::Vacation
-                    } else if header_values(&message, "auto-submitted")
-                        .iter()
-                        .any(|v| v.trim().eq_ignore_ascii_case("auto-notified"))
-                    {
-                        Created::Notify
-                    } else {
-                        Created::Edited
-                    };
-                    let m = Arc::new(message);
-                    if kind == Created::Edited {
-                        run.edited = Some(Arc::clone(&m));
-                    }
-                    run.created.insert(message_id, (kind, m));
-                }
-                Event::Keep { flags, message_id } => {
-                    run.keep = Some((flags, message_id));
-                }
-                Event::Discard => run.discard = true,
-                Event::Reject { extended, reason } => {
-                    run.count_action(self.cfg.max_actions)?;
-                    run.reject = Some(Reject { reason, extended });
-                }
-                Event::FileInto {
-                    folder,
-                    flags,
-                    create,
-                    message_id,
-                    ..
-                } => {
-                    run.count_action(self.cfg.max_actions)?;
-                    // As Pigeonhole: a name no IMAP server could use is a
-                    // runtime error, not a silent INBOX.
-                    if let Some(why) = look.mailboxes.refuse_name(&folder) {
-                        return Err(ScriptError::Failed(format!("fileinto: {why}")));
-                    }
-                    run.stores.push(Store {
-                        folder,
-                        flags: valid_flags(flags, look.mailboxes),
-                        create,
-                        implicit: false,
-                        message: run.message(message_id),
-                    });
-                }
-                Event::SendMessage {
-                    recipient,
-                    message_id,
-                    ..
-                } => {
-                    run.count_action(self.cfg.max_actions)?;
-                    let to = match recipient {
-                        Recipient::Address(a) => vec![a],
-                        Recipient::List(a) => vec![a],
-                        Recipient::Group(g) => g,
-                    };
-                    match run
-                        .created
-                        .get(&message_id)
-                        .map(|(k, m)| (*k, Arc::clone(m)))
-                    {
-                        Some((Created::Vacation, m)) => {
-                            let remember = run.pending_vacation.take();
-                            run.outgoing.push(Outgoing {
-                                kind: OutKind::Vacation,
-                                to,
-                                note: header_values(&m, "subject")
-                                    .into_iter()
-                                    .next()
-                                    .unwrap_or_default(),
-                                message: Some(m),
-                                remember,
-                            });
-                        }
-                        // RFC 5436 2.7: no notification about auto-submitted mail.
-                        Some((Created::Notify, _)) if auto_submitted(message) => {
-                            plan.trace.push("notify suppressed: Auto-Submitted".into());
-                        }
-                        Some((Created::Notify, m)) => run.outgoing.push(Outgoing {
-                            kind: OutKind::Notify,
-                            note: format!("mailto:{}", to.join(",")),
-                            to,
-                            message: Some(m),
-                            remember: None,
-                        }),
-                        other => {
-                            run.redirects += 1;
-                            if run.redirects > self.cfg.max_redirects {
-                                return Err(ScriptError::Failed(format!(
-                                    "more than {} redirects",
-                                    self.cfg.max_redirects
-                                )));
-                            }
-                            let message = other.map(|(_, m)| m);
-                            let target = to.first().cloned().unwrap_or_default();
-                            // A redirect to the user's own address is allowed
-                            // (as in Pigeonhole); it comes back marked.
-                            let loop_reason = if redirected_by_us {
-                                Some("already redirected by this user (X-Sieve-Redirected-From)")
-                            } else if delivered_to_us {
-                                Some("already delivered to this user (Delivered-To)")
-                            } else if received >= MAX_RECEIVED {
-                                Some("too many Received headers")
-                            } else {
-                                None
-                            };
-                            if let Some(why) = loop_reason {
-                                tracing::warn!(user = %user.name, redirect_to = %target, reason = why, "redirect skipped: mail loop; the message is kept");
-                                plan.notes.push(format!(
-                                    "{}: redirect to {target} skipped: {why}",
-                                    sref.path.display()
-                                ));
-                                run.keep_instead = true;
-                            } else {
-                                run.outgoing.push(Outgoing {
-                                    kind: OutKind::Redirect,
-                                    to,
-                                    message,
-                                    remember: None,
-                                    note: String::new(),
-                                });
-                            }
-                        }
-                    }
-                }
-                Event::Notify { method, .. } => {
-                    tracing::info!(user = %user.name, method = %method, "sieve notify method not supported; ignored");
-                }
-            }
-        }
-        if run.reject.is_some() && (!run.stores.is_empty() || !run.outgoing.is_empty()) {
-            return Err(ScriptError::Failed(
-                "reject conflicts with keep, fileinto, redirect and vacation".into(),
-            ));
-        }
-        let mut keep = match run.keep.take() {
-            Some((flags, _)) => Some(valid_flags(flags, look.mailboxes)),
-            None if run.keep_instead => Some(Vec::new()),
-            None => None,
-        };
-        if !last {
-            // Pigeonhole defers an explicit keep of a script that is not the
-            // last one: it becomes the keep in effect, which the next script
-            // may still cancel.
-            let (inbox, rest): (Vec<Store>, Vec<Store>) = std::mem::take(&mut run.stores)
-                .into_iter()
-                .partition(|s| s.folder.eq_ignore_ascii_case("INBOX") && s.message.is_none());
-            if !inbox.is_empty() {
-                let k = keep.get_or_insert_with(Vec::new);
-                for f in inbox.into_iter().flat_map(|s| s.flags) {
-                    if !k.iter().any(|g| g.eq_ignore_ascii_case(&f)) {
-                        k.push(f);
-                    }
-                }
-            }
-            run.stores = rest;
-        }
-        plan.discarded |= run.discard;
-        for s in run.stores {
-            plan.store(s);
-        }
-        if run.reject.is_some() {
-            plan.reject = run.reject;
-        }
-        plan.outgoing.extend(run.outgoing);
-        plan.remember.extend(run.remember);
-        Ok(ScriptOutcome {
-            keep,
-            edited: run.edited,
-        })
-    }
-}
-
-enum ScriptError {
-    /// The script failed: drop its actions, keep the message.
-    Failed(String),
-    Temp(TempFailure),
-}
-
-struct ScriptOutcome {
-    /// The implicit keep is in effect, with these flags.
-    keep: Option<Vec<String>>,
-    edited: Option<Arc<Vec<u8>>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Created {
-    Edited,
-    Vacation,
-    Notify,
-}
-
-/// One script's actions, applied to the plan only if the script succeeds.
-#[derive(Default)]
-struct Run {
-    stores: Vec<Store>,
-    outgoing: Vec<Outgoing>,
-    reject: Option<Reject>,
-    discard: bool,
-    keep: Option<(Vec<String>, usize)>,
-    keep_instead: bool,
-    remember: Vec<(String, u64)>,
-    pending_vacation: Option<(String, u64)>,
-    created: HashMap<usize, (Created, Arc<Vec<u8>>)>,
-    edited: Option<Arc<Vec<u8>>>,
-    actions: usize,
-    redirects: usize,
-    vacations: usize,
-}
-
-impl Run {
-    fn count_action(&mut self, max: usize) -> Result<(), ScriptError> {
-        self.actions += 1;
-        if self.actions > max {
-            return Err(ScriptError::Failed(format!("more than {max} actions")));
-        }
-        Ok(())
-    }
-
-    /// The message an action refers to: an edited one, or None (original).
-    fn message(&self, id: usize) -> Option<Arc<Vec<u8>>> {
-        match self.created.get(&id) {
-            Some((Created::Edited, m)) => Some(Arc::clone(m)),
-            _ => None,
-        }
-    }
 }
 
 trait NoFollow {
@@ -877,19 +416,6 @@ impl NoFollow for std::fs::OpenOptions {
         use std::os::unix::fs::OpenOptionsExt;
         self.custom_flags(libc::O_NOFOLLOW).mode(0o600)
     }
-}
-
-fn script_name(path: &Path) -> Script {
-    Script::Personal(path.to_string_lossy().into_owned())
-}
-
-/// Include names: a file name in the script directory, never a path.
-fn valid_script_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 255
-        && !n.starts_with('.')
-        && !n.contains(['/', '\0', '\\'])
-        && !n.chars().any(char::is_control)
 }
 
 /// Expand %h (home), %u (user), %d (domain), %n (local part), %% and a
@@ -953,110 +479,6 @@ pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
     }
     values.extend(current.map(|v| v.trim().to_owned()));
     values
-}
-
-/// An Auto-Submitted header other than "no".
-fn auto_submitted(message: &[u8]) -> bool {
-    header_values(message, "auto-submitted").iter().any(|v| {
-        !v.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("no")
-    })
-}
-
-/// Only flags the store can keep (Pigeonhole ignores the others).
-fn valid_flags(flags: Vec<String>, mailboxes: &dyn Mailboxes) -> Vec<String> {
-    flags
-        .into_iter()
-        .filter(|f| mailboxes.keeps_flag(f))
-        .collect()
-}
-
-fn count_header(message: &[u8], name: &str) -> usize {
-    header_values(message, name).len()
-}
-
-/// Addresses equal: domain case-insensitive, angle brackets ignored.
-fn addr_eq(a: &str, b: &str) -> bool {
-    let clean = |s: &str| {
-        s.trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_owned()
-    };
-    let (a, b) = (clean(a), clean(b));
-    match (a.rsplit_once('@'), b.rsplit_once('@')) {
-        (Some((la, da)), Some((lb, db))) => {
-            la.eq_ignore_ascii_case(lb) && da.eq_ignore_ascii_case(db)
-        }
-        _ => a.eq_ignore_ascii_case(&b),
-    }
-}
-
-/// Pigeonhole's spamtest value 1..=10 from the configured header, mapped to
-/// the crate's status (its value is Ham 1, MaybeSpam 2..9, Spam 10).
-fn spam_status(h: &ScoreHeader, message: &[u8]) -> SpamStatus {
-    match score(h, message) {
-        None => SpamStatus::Unknown,
-        Some(1) => SpamStatus::Ham,
-        Some(10) => SpamStatus::Spam,
-        Some(n) => SpamStatus::MaybeSpam(n as f64 / 10.0),
-    }
-}
-
-fn virus_status(h: &ScoreHeader, message: &[u8]) -> VirusStatus {
-    match score(h, message) {
-        None => VirusStatus::Unknown,
-        Some(1) => VirusStatus::Clean,
-        Some(10) => VirusStatus::Virus,
-        Some(_) => VirusStatus::MaybeVirus,
-    }
-}
-
-/// 1 (certainly not) to 10 (certainly), None when the header is absent or
-/// unreadable.
-fn score(h: &ScoreHeader, message: &[u8]) -> Option<u8> {
-    let v = header_values(message, &h.header.to_ascii_lowercase())
-        .into_iter()
-        .next()?;
-    let frac = match h.kind {
-        ScoreType::Yesno => {
-            let w = v.trim().to_ascii_lowercase();
-            if w.starts_with("yes") {
-                1.0
-            } else if w.starts_with("no") {
-                0.0
-            } else {
-                return None;
-            }
-        }
-        ScoreType::Strlen => v.trim().chars().count() as f64 / h.max,
-        ScoreType::Score => {
-            let num: String = v
-                .trim()
-                .chars()
-                .skip_while(|c| !(c.is_ascii_digit() || *c == '-' || *c == '.'))
-                .take_while(|c| c.is_ascii_digit() || *c == '-' || *c == '.')
-                .collect();
-            num.parse::<f64>().ok()? / h.max
-        }
-    };
-    let frac = frac.clamp(0.0, 1.0);
-    Some((1.0 + (9.0 * frac).round()) as u8)
-}
-
-fn trace_line(e: &Event) -> String {
-    match e {
-        Event::CreatedMessage {
-            message_id,
-            message,
-        } => {
-            format!("created message {message_id} ({} bytes)", message.len())
-        }
-        other => format!("{other:?}"),
-    }
 }
 
 #[cfg(test)]
