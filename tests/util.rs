@@ -555,14 +555,17 @@ impl Mailstow {
     fn wait_ready(&mut self) {
         let mut tcp = vec![self.tcp];
         tcp.extend(self.tcp6);
+        // A greeting, not only a connect: the listeners are bound (and
+        // connects succeed) while the process is still root; it greets
+        // only once it has given root up and started serving.
         for addr in tcp {
-            self.wait_until(&format!("{addr} to accept"), |_| {
-                TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()
+            self.wait_until(&format!("{addr} to greet"), |_| {
+                LmtpClient::try_tcp(addr).ok()
             });
         }
         if let Some(path) = self.unix.clone() {
-            self.wait_until(&format!("{} to accept", path.display()), |_| {
-                UnixStream::connect(&path).ok()
+            self.wait_until(&format!("{} to greet", path.display()), |_| {
+                LmtpClient::try_unix(&path).ok()
             });
         }
     }
