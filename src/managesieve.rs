@@ -14,7 +14,7 @@ use std::sync::Arc;
 use mailstow_maildir::sieve_scripts::{
     InvalidScript, ScriptCheck, ScriptError, ScriptLimits, ScriptStore,
 };
-use mailstow_maildir::{Owner, StoreError};
+use mailstow_maildir::StoreError;
 use mailstow_proto::managesieve::parse::Limits;
 use mailstow_proto::managesieve::session::{self, Failure, Scripts};
 
@@ -30,14 +30,10 @@ use mailstow_sieve::expand;
 /// root, judged as `mailstow sieve check` judges a user's script.
 /// `limits.max_script_size` is taken from `cfg`.
 pub fn script_store(cfg: &SieveConfig, user: &User, limits: ScriptLimits) -> ScriptStore {
-    let owner = match (user.uid, user.gid) {
-        (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
-        _ => None,
-    };
     ScriptStore::new(
         PathBuf::from(expand(&cfg.user_dir, &user.account())),
         PathBuf::from(expand(&cfg.script, &user.account())),
-        owner,
+        user.owner(),
         ScriptLimits {
             max_script_size: cfg.max_script_size as u64,
             ..limits

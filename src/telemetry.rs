@@ -415,7 +415,7 @@ mod tests {
         use crate::deliver::headers::Origin;
         use crate::deliver::log::{self as pipeline, Logged};
         use crate::deliver::outcome::{Failure, RcptOutcome};
-        use crate::deliver::pipeline::{Envelope, Recipient};
+        use crate::deliver::{Envelope, Recipient};
         use std::time::{Instant, SystemTime};
 
         let env = Envelope {

@@ -12,10 +12,11 @@ use mailstow_index::scan::HEAD_MAX;
 use mailstow_maildir::{self as store, Body, Content, Flags, Maildir, StoreError};
 use mailstow_sieve::{OutKind, Outgoing, Plan, Store};
 
+use super::envelope::{Envelope, Recipient};
 use super::headers::{self, Trace};
 use super::indexer::{self, Row};
 use super::outcome::{Failure, RcptOutcome};
-use super::pipeline::{Deliverer, Envelope, Recipient};
+use super::pipeline::Deliverer;
 use super::spool::Spool;
 use super::state::LazyState;
 use crate::config::SenderPolicy;

@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use super::envelope::{Envelope, Recipient};
 use super::outcome::RcptOutcome;
-use super::pipeline::{Envelope, Recipient};
 
 /// The span a recipient's delivery runs in: `to=<address>`, named as the
 /// per-recipient line names it, so that the text log prints it once.

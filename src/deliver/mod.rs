@@ -4,6 +4,7 @@
 //! the sender). Nothing here is async and nothing here
 //! parses protocol lines; a job handed to the pool always runs to its end.
 
+mod envelope;
 mod execute;
 mod folders;
 pub mod headers;
@@ -18,9 +19,10 @@ pub mod report;
 pub mod spool;
 mod state;
 
+pub use envelope::{Envelope, Recipient};
 pub use execute::Refiled;
 pub use folders::Folders;
 pub use outcome::{Failure, RcptOutcome};
-pub use pipeline::{Deliverer, Envelope, Recipient};
+pub use pipeline::Deliverer;
 pub use pool::{Job, Pool};
 pub use spool::Spool;

@@ -4,14 +4,13 @@
 //! in pipe mode's main thread). Must not parse protocol lines or reply.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use mailstow_index::scan::HEAD_MAX;
-use mailstow_maildir::{Maildir, Owner};
+use mailstow_maildir::Maildir;
 use mailstow_sieve::{Filter, Lookups, MessageEnvelope, Plan, Store};
 
+use super::envelope::{Envelope, Recipient};
 use super::folders::Folders;
-use super::headers::Origin;
 use super::indexer::IndexWriters;
 use super::log::{log_outcome, rcpt_span, Logged};
 use super::outcome::{Failure, RcptOutcome};
@@ -23,33 +22,6 @@ use crate::users::{Directory, User, UsersError};
 
 /// Recipients of one transaction delivered at once, at most.
 const RCPT_PARALLEL: usize = 8;
-
-/// What is the same for every recipient of one transaction.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    /// The delivery id (headers, logs, replies).
-    pub id: String,
-    /// Envelope sender as text, None for `<>`.
-    pub mail_from: Option<String>,
-    pub origin: Origin,
-    /// When the data was complete: the Received date and the files' mtime.
-    pub received: SystemTime,
-    /// When the data began (DATA or the first BDAT; in pipe mode, when
-    /// reading stdin began), for `delay=`.
-    pub started: Instant,
-}
-
-/// One accepted recipient.
-#[derive(Debug, Clone)]
-pub struct Recipient {
-    /// The address as given in RCPT TO (or -d).
-    pub address: String,
-    /// The original recipient (ORCPT), when the client sent one.
-    pub orcpt: Option<String>,
-    pub user: User,
-    /// A folder chosen by the caller (pipe mode's -m), created if missing.
-    pub folder: Option<String>,
-}
 
 /// Shared by all delivery threads: configuration, user directory, the
 /// Sieve host and the outbound submitter.
@@ -373,17 +345,10 @@ fn refuse_root(user: &User) -> Result<(), Failure> {
 pub fn maildir_of(cfg: &Config, user: &User) -> Maildir {
     Maildir::new(
         user.maildir.clone(),
-        owner(user),
+        user.owner(),
         cfg.storage.folder_encoding,
         &cfg.hostname,
     )
-}
-
-pub(super) fn owner(user: &User) -> Option<Owner> {
-    match (user.uid, user.gid) {
-        (Some(uid), Some(gid)) => Some(Owner { uid, gid }),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

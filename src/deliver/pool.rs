@@ -9,8 +9,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::envelope::{Envelope, Recipient};
 use super::outcome::{Failure, RcptOutcome};
-use super::pipeline::{Deliverer, Envelope, Recipient};
+use super::pipeline::Deliverer;
 use super::spool::Spool;
 
 /// One transaction to deliver.

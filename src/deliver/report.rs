@@ -7,8 +7,9 @@
 
 use std::time::SystemTime;
 
+use super::envelope::{Envelope, Recipient};
 use super::outcome::{self, RcptOutcome, SmtpVerdict};
-use super::pipeline::{Deliverer, Envelope, Recipient};
+use super::pipeline::Deliverer;
 use crate::outbound::dsn;
 use mailstow_proto::Reply;
 

@@ -7,7 +7,6 @@ use std::time::SystemTime;
 use mailstow_index::state::UserState;
 use mailstow_maildir::Maildir;
 
-use super::pipeline::owner;
 use crate::users::User;
 
 /// The user's Sieve state, opened on first use (most deliveries never need
@@ -35,7 +34,7 @@ impl<'a> LazyState<'a> {
                 self.maildir.create().map_err(|e| e.to_string())?;
             }
             *slot = Some(
-                UserState::open(&self.user.home, owner(self.user)).map_err(|e| e.to_string())?,
+                UserState::open(&self.user.home, self.user.owner()).map_err(|e| e.to_string())?,
             );
         }
         match slot.as_ref() {

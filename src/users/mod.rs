@@ -99,6 +99,15 @@ pub struct User {
 }
 
 impl User {
+    /// Who owns what is created for this user (files chowned to it when
+    /// running as root): the entry's uid and gid, when it has both.
+    pub fn owner(&self) -> Option<mailstow_maildir::Owner> {
+        match (self.uid, self.gid) {
+            (Some(uid), Some(gid)) => Some(mailstow_maildir::Owner { uid, gid }),
+            _ => None,
+        }
+    }
+
     /// The user as the Sieve host sees a script's owner.
     pub fn account(&self) -> mailstow_sieve::Account<'_> {
         mailstow_sieve::Account {

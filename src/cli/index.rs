@@ -1,6 +1,7 @@
 //! `mailstow index ...`: rebuild, verify, list, search and stats over a
 //! user's mailbox index, each after a reconcile so nothing stale is shown.
-//! Must not hold index logic (src/index does) and must not deliver.
+//! Must not hold index logic (the mailstow-index crate does) and must not
+//! deliver.
 //! Exit codes: 0 done, 1 verify found differences, 67 unknown user,
 //! 75 temporary failure (I/O, lock), 78 configuration.
 
@@ -13,8 +14,8 @@ use mailstow::users::{Directory, User};
 use mailstow_index::{Index, MessageRow, Search};
 use mailstow_proto::date::{iso_datetime, parse_iso_date};
 
-use crate::cli::DEFAULT_CONFIG;
-use crate::sieve_cli::{config_and_user, config_or_default, lookup};
+use super::common::{config_and_user, config_or_default, lookup, DEFAULT_CONFIG};
+use super::exit::{EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_USAGE, FOUND_PROBLEMS};
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
@@ -113,7 +114,7 @@ pub fn run(cmd: IndexCommand) -> u8 {
                 ch.folders_removed,
                 ch.folders_renamed
             );
-            Ok(0)
+            Ok(EX_OK)
         }),
         IndexCommand::Verify(u) => with_index(&u.config, &u.user, false, |ix| {
             let diffs = ix.verify().map_err(fail)?;
@@ -122,9 +123,9 @@ pub fn run(cmd: IndexCommand) -> u8 {
             }
             if diffs.is_empty() {
                 println!("{}: matches the Maildir", ix.path().display());
-                Ok(0)
+                Ok(EX_OK)
             } else {
-                Ok(1)
+                Ok(FOUND_PROBLEMS)
             }
         }),
         IndexCommand::List { user, folder, json } => {
@@ -156,7 +157,7 @@ pub fn run(cmd: IndexCommand) -> u8 {
                         Some(t) => *slot = Some(t),
                         None => {
                             eprintln!("mailstow: {name} {s:?}: expected YYYY-MM-DD");
-                            return 64;
+                            return EX_USAGE;
                         }
                     }
                 }
@@ -183,7 +184,7 @@ pub fn run(cmd: IndexCommand) -> u8 {
                             ch.folders_renamed
                         );
                     }
-                    0
+                    EX_OK
                 }
                 Err(code) => code,
             }
@@ -200,14 +201,14 @@ fn each_user<T>(
 ) -> Result<Vec<(String, T)>, u8> {
     let cfg = config_or_default(Some(config)).map_err(|e| {
         eprintln!("mailstow: {e}");
-        78
+        EX_CONFIG
     })?;
     let users = match user {
         Some(address) => vec![lookup(&cfg, address)?],
         None => Directory::open(&cfg.users, &cfg.storage.mail_root)
             .map_err(|e| {
                 eprintln!("mailstow: {e}");
-                78
+                EX_CONFIG
             })?
             .users(),
     };
@@ -236,7 +237,7 @@ fn stats(config: &Path, user: Option<&str>, json: bool) -> u8 {
             .map(|(name, f)| serde_json::json!({ "user": name, "folders": f }))
             .collect();
         println!("{}", serde_json::Value::Array(v));
-        return 0;
+        return EX_OK;
     }
     println!("user\tfolder\tmessages\tunseen\tbytes\tuidvalidity\tuidnext\thighestmodseq");
     for (name, folders) in &all {
@@ -247,7 +248,7 @@ fn stats(config: &Path, user: Option<&str>, json: bool) -> u8 {
             );
         }
     }
-    0
+    EX_OK
 }
 
 fn print_rows(rows: &[MessageRow], json: bool) -> Result<u8, u8> {
@@ -256,10 +257,10 @@ fn print_rows(rows: &[MessageRow], json: bool) -> Result<u8, u8> {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("mailstow: {e}");
-                return Err(75);
+                return Err(EX_TEMPFAIL);
             }
         }
-        return Ok(0);
+        return Ok(EX_OK);
     }
     for r in rows {
         println!(
@@ -277,7 +278,7 @@ fn print_rows(rows: &[MessageRow], json: bool) -> Result<u8, u8> {
             r.subject.as_deref().unwrap_or("")
         );
     }
-    Ok(0)
+    Ok(EX_OK)
 }
 
 /// Loads the config, finds the user, opens the index and runs `f`.
@@ -301,7 +302,7 @@ fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
     if !user.home.is_dir() {
         if let Err(e) = maildir.create() {
             eprintln!("mailstow: {e}");
-            return Err(75);
+            return Err(EX_TEMPFAIL);
         }
     }
     match Index::open(maildir.clone(), &user.home, &cfg.index) {
@@ -329,7 +330,7 @@ fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
                 if from.exists() {
                     if let Err(e) = std::fs::rename(&from, &to) {
                         eprintln!("mailstow: rename {}: {e}", from.display());
-                        return Err(75);
+                        return Err(EX_TEMPFAIL);
                     }
                 }
             }
@@ -341,5 +342,5 @@ fn open(cfg: &Config, user: &User, rebuild: bool) -> Result<Index, u8> {
 
 fn fail(e: mailstow_index::IndexError) -> u8 {
     eprintln!("mailstow: {e}");
-    75
+    EX_TEMPFAIL
 }

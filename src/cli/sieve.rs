@@ -1,32 +1,18 @@
-//! `mailstow sieve check|test`: compile scripts and show what a script
-//! would do with a message. Must never deliver or send anything; it wires
-//! the filter module to the terminal.
+//! `mailstow sieve check|test|filter`: compile scripts, show what a script
+//! would do with a message, and re-filter a stored folder. `check` and
+//! `test` never deliver or send anything; `filter --apply` refiles through
+//! the delivery's executor. Wires the Sieve host to the terminal.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use mailstow::config::Config;
 use mailstow::deliver::Folders;
-use mailstow::users::{Directory, User};
+use mailstow::users::User;
+
+use super::common::{config_and_user, config_or_default, lookup};
+use super::exit::{EX_CONFIG, EX_NOINPUT, EX_OK, EX_TEMPFAIL, FOUND_PROBLEMS};
 use mailstow_maildir::Maildir;
 use mailstow_sieve::{Filter, Lookups, MessageEnvelope};
-
-/// A config for commands that can run without one.
-pub(crate) fn config_or_default(path: Option<&Path>) -> Result<Arc<Config>, String> {
-    match path {
-        Some(p) => Config::load_without_tls(p)
-            .map(Arc::new)
-            .map_err(|e| e.to_string()),
-        None => Config::from_toml(
-            "[storage]\nmail_root = \"/nonexistent\"\n[users]\npasswd_file = \"/nonexistent\"\n",
-            Path::new("(defaults)"),
-            Path::new("/"),
-        )
-        .map(Arc::new)
-        .map_err(|e| e.to_string()),
-    }
-}
 
 /// `sieve check FILE...`: exit 0 when all compile, 1 otherwise.
 pub fn check(config: Option<&Path>, admin: bool, files: &[PathBuf]) -> u8 {
@@ -34,7 +20,7 @@ pub fn check(config: Option<&Path>, admin: bool, files: &[PathBuf]) -> u8 {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mailstow: {e}");
-            return 78;
+            return EX_CONFIG;
         }
     };
     let filter = Filter::new(&cfg.sieve, &cfg.hostname);
@@ -56,7 +42,11 @@ pub fn check(config: Option<&Path>, admin: bool, files: &[PathBuf]) -> u8 {
             }
         }
     }
-    u8::from(failed)
+    if failed {
+        FOUND_PROBLEMS
+    } else {
+        EX_OK
+    }
 }
 
 #[derive(clap::Args)]
@@ -88,7 +78,7 @@ pub fn test(a: TestArgs) -> u8 {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mailstow: {e}");
-            return 78;
+            return EX_CONFIG;
         }
     };
     let filter = Filter::new(&cfg.sieve, &cfg.hostname);
@@ -102,22 +92,22 @@ pub fn test(a: TestArgs) -> u8 {
                 e.column,
                 e.message
             );
-            return 1;
+            return FOUND_PROBLEMS;
         }
         Ok(None) => {
             eprintln!("mailstow: {}: no such file", a.script.display());
-            return 66;
+            return EX_NOINPUT;
         }
         Err(e) => {
             eprintln!("mailstow: {e}");
-            return 75;
+            return EX_TEMPFAIL;
         }
     }
     let message = match std::fs::read(&a.message) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("mailstow: {}: {e}", a.message.display());
-            return 66;
+            return EX_NOINPUT;
         }
     };
     let user = match &a.user {
@@ -154,7 +144,7 @@ pub fn test(a: TestArgs) -> u8 {
         Ok(p) => p,
         Err(e) => {
             eprintln!("mailstow: {e}");
-            return 75;
+            return EX_TEMPFAIL;
         }
     };
     if a.json {
@@ -171,7 +161,7 @@ pub fn test(a: TestArgs) -> u8 {
         }
         print!("{}", plan.to_text());
     }
-    0
+    EX_OK
 }
 
 /// `sieve filter`: exit 0 when every message was handled.
@@ -184,7 +174,7 @@ pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
         Ok(d) => d,
         Err(e) => {
             eprintln!("mailstow: {e}");
-            return 78;
+            return EX_CONFIG;
         }
     };
     match mailstow::deliver::refilter::refilter(&d, &user, folder, apply) {
@@ -198,42 +188,11 @@ pub fn filter(config: &Path, address: &str, folder: &str, apply: bool) -> u8 {
                     done.len()
                 );
             }
-            0
+            EX_OK
         }
         Err(e) => {
             eprintln!("mailstow: {e}");
-            75
-        }
-    }
-}
-
-/// Loads the config and looks the user up; the error is an exit code
-/// (78 configuration, 67 unknown user, 75 temporary).
-pub(crate) fn config_and_user(config: &Path, address: &str) -> Result<(Arc<Config>, User), u8> {
-    let cfg = config_or_default(Some(config)).map_err(|e| {
-        eprintln!("mailstow: {e}");
-        78
-    })?;
-    let user = lookup(&cfg, address)?;
-    Ok((cfg, user))
-}
-
-/// Look a user up in the configured users file; the error is an exit code.
-pub(crate) fn lookup(cfg: &Config, address: &str) -> Result<User, u8> {
-    let dir = Directory::open(&cfg.users, &cfg.storage.mail_root).map_err(|e| {
-        eprintln!("mailstow: {e}");
-        78
-    })?;
-    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-    match dir.lookup(local, domain) {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => {
-            eprintln!("mailstow: {address}: user unknown");
-            Err(67)
-        }
-        Err(e) => {
-            eprintln!("mailstow: {e}");
-            Err(75)
+            EX_TEMPFAIL
         }
     }
 }

@@ -1,0 +1,155 @@
+//! The command line (clap): the commands and their arguments, and which
+//! function runs each. Must not hold delivery or protocol logic; each
+//! command's module wires the library together and maps its errors to an
+//! exit code (sysexits, [`exit`]).
+//!
+//! - [`common`]: the default config path, loading it, looking a user up.
+//! - [`serve`]: `serve`, the network service.
+//! - [`deliver`]: `deliver`, pipe mode.
+//! - [`config`]: `config check`.
+//! - [`index`]: `index rebuild|verify|list|search|sync|stats`.
+//! - [`sieve`]: `sieve check|test|filter`.
+
+mod common;
+mod config;
+mod deliver;
+mod exit;
+mod index;
+mod serve;
+mod sieve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use common::DEFAULT_CONFIG;
+pub use exit::EX_USAGE;
+
+#[derive(Parser)]
+#[command(
+    name = "mailstow",
+    version,
+    about = "Final-hop mail delivery agent: LMTP or pipe in, durable Maildir++ out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Sieve tools: check scripts, see what a script does with a message.
+    Sieve {
+        #[command(subcommand)]
+        command: SieveCommand,
+    },
+    /// The per-mailbox index: rebuild, verify, list, search, stats.
+    Index {
+        #[command(subcommand)]
+        command: index::IndexCommand,
+    },
+    /// The configuration file: check it against the system.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the LMTP (and SMTP) service in the foreground.
+    Serve {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Deliver one message read on stdin (for Postfix pipe(8) or
+    /// mailbox_command). Exit codes: 0 delivered, 67 unknown user,
+    /// 75 temporary failure, 65 bad data, 64 usage, 78 configuration.
+    Deliver {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Envelope sender ("" or "<>" for the null sender).
+        #[arg(short = 'f', long = "from", default_value = "")]
+        from: String,
+        /// Recipient address (user@domain).
+        #[arg(short = 'd', long = "recipient")]
+        recipient: String,
+        /// Folder to save into (IMAP name, '.' separated), created if missing.
+        #[arg(short = 'm', long = "mailbox")]
+        mailbox: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate everything the configuration needs (directories writable
+    /// by the configured user, the passwd-file, Sieve scripts, listener
+    /// paths) and print the effective configuration, defaults included.
+    /// Problems go to stderr as `[key]: reason`; exit 78 when any is an
+    /// error, 0 otherwise.
+    Check {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print only the findings, not the configuration.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SieveCommand {
+    /// Compile scripts; errors as file:line:col: message; exit 1 on error.
+    Check {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Check as an admin script (before/after/global: editheader allowed).
+        #[arg(long)]
+        admin: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print what SCRIPT does with MESSAGE (folders and flags, discard,
+    /// reject, redirects, vacation replies). Never delivers or sends.
+    Test(sieve::TestArgs),
+    /// Run a user's script over the messages already in FOLDER (as
+    /// Pigeonhole's sieve-filter). Reports only, unless --apply: then each
+    /// message is copied where its plan files it and leaves FOLDER when the
+    /// plan does not keep it there. Never sends and never deletes a
+    /// discarded message.
+    Filter {
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, short = 'u')]
+        user: String,
+        folder: String,
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+/// Run the command; its exit code.
+pub fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Serve { config } => serve::serve(config),
+        Command::Config {
+            command: ConfigCommand::Check { config, quiet },
+        } => config::check(config, quiet),
+        Command::Deliver {
+            config,
+            from,
+            recipient,
+            mailbox,
+        } => deliver::deliver(config, from, recipient, mailbox),
+        Command::Index { command } => index::run(command),
+        Command::Sieve { command } => match command {
+            SieveCommand::Filter {
+                config,
+                user,
+                folder,
+                apply,
+            } => sieve::filter(&config, &user, &folder, apply),
+            SieveCommand::Check {
+                config,
+                admin,
+                files,
+            } => sieve::check(config.as_deref(), admin, &files),
+            SieveCommand::Test(args) => sieve::test(args),
+        },
+    }
+}
