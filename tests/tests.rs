@@ -10,6 +10,7 @@ mod peers;
 
 mod crash;
 mod debian;
+mod deny;
 mod e2e;
 mod faults;
 mod hostile;

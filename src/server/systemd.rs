@@ -51,7 +51,10 @@ impl Inherited {
     /// three variables so that no child sees them. Must run while the
     /// process has one thread (it changes the environment).
     pub fn take(cfg: &Config) -> Result<Inherited, ActivationError> {
-        let fds = sd_notify::listen_fds_with_names(true)
+        // SAFETY: removing the environment variables is sound only while
+        // no other thread reads the environment; this runs before any
+        // thread starts (see above, and the caller in serve).
+        let fds = unsafe { sd_notify::listen_fds_with_names_and_unset_env() }
             .map_err(|e| ActivationError(format!("reading the environment: {e}")))?;
         let mut handed = Vec::new();
         for (fd, name) in fds {
@@ -216,7 +219,7 @@ fn check_kind(h: &Handed, cfg: &Config) -> Result<(), ActivationError> {
 /// Tells systemd (`NOTIFY_SOCKET`) something; a failure to tell is logged,
 /// never fatal.
 fn notify(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(false, states) {
+    if let Err(e) = sd_notify::notify(states) {
         tracing::warn!(error = %e, "cannot notify systemd (NOTIFY_SOCKET)");
     }
 }

@@ -114,8 +114,8 @@ fn fsync_dir(path: &Path) -> io::Result<()> {
 /// where the file system cannot do that, link(2), leaving `from` for the
 /// caller to unlink. Ok(true) when `from` is gone.
 pub fn move_new(from: &Path, to: &Path) -> io::Result<bool> {
-    use nix::fcntl::{renameat2, RenameFlags};
-    match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(true),
         Err(Errno::EINVAL | Errno::ENOSYS | Errno::ENOTSUP) => {
             fs::hard_link(from, to).map(|()| false)

@@ -8,7 +8,7 @@
 //! symbolic link, leave the mail root, or read new/ or cur/.
 
 use std::ffi::{CStr, OsStr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -153,7 +153,7 @@ pub fn spawn(mail_root: &Path, hostname: &str) {
 /// O_NOFOLLOW, so no symbolic link is followed at any level.
 pub fn sweep(mail_root: &Path, me: &Me, now: SystemTime) -> Report {
     let mut r = Report::default();
-    match open_dir(None, mail_root.as_os_str()) {
+    match open_dir(nix::fcntl::AT_FDCWD, mail_root.as_os_str()) {
         Ok(dir) => walk(dir, mail_root.to_path_buf(), 0, me, now, &mut r),
         // Nothing delivered yet.
         Err(Errno::ENOENT) => {}
@@ -162,7 +162,7 @@ pub fn sweep(mail_root: &Path, me: &Me, now: SystemTime) -> Report {
     r
 }
 
-fn open_dir(parent: Option<RawFd>, name: &OsStr) -> nix::Result<Dir> {
+fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<Dir> {
     Dir::openat(
         parent,
         name,
@@ -184,7 +184,9 @@ struct Entry {
 }
 
 fn entries(dir: &mut Dir, path: &Path, r: &mut Report) -> Vec<Entry> {
-    let fd = dir.as_raw_fd();
+    // SAFETY: `dir` owns this open descriptor and outlives every use of
+    // `fd` below; the iterator borrows `dir` mutably, hence the raw copy.
+    let fd = unsafe { BorrowedFd::borrow_raw(dir.as_raw_fd()) };
     let mut out = Vec::new();
     for e in dir.iter() {
         let e = match e {
@@ -211,8 +213,8 @@ fn entries(dir: &mut Dir, path: &Path, r: &mut Report) -> Vec<Entry> {
     out
 }
 
-fn lstat_at(dir: RawFd, name: &CStr) -> nix::Result<FileStat> {
-    nix::sys::stat::fstatat(Some(dir), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<FileStat> {
+    nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
 }
 
 fn is_type(st: &FileStat, kind: libc::mode_t) -> bool {
@@ -229,7 +231,7 @@ fn walk(mut dir: Dir, path: PathBuf, depth: usize, me: &Me, now: SystemTime, r: 
         for e in list.iter().filter(|e| e.is_dir && is_folder_name(&e.name)) {
             let name = OsStr::from_bytes(&e.name);
             let sub = path.join(name);
-            match open_dir(Some(dir.as_raw_fd()), name) {
+            match open_dir(dir.as_fd(), name) {
                 Ok(folder) => sweep_folder(&folder, &sub, me, now, r),
                 Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => {}
                 Err(e) => failed(r, "open", &sub, e),
@@ -243,7 +245,7 @@ fn walk(mut dir: Dir, path: PathBuf, depth: usize, me: &Me, now: SystemTime, r: 
     for e in list.iter().filter(|e| e.is_dir) {
         let name = OsStr::from_bytes(&e.name);
         let sub = path.join(name);
-        match open_dir(Some(dir.as_raw_fd()), name) {
+        match open_dir(dir.as_fd(), name) {
             Ok(child) => walk(child, sub, depth + 1, me, now, r),
             // Gone, or swapped for a link since the listing.
             Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => {}
@@ -260,14 +262,14 @@ fn is_folder_name(name: &[u8]) -> bool {
 /// Sweeps `folder`/tmp/ (a folder without tmp/ has nothing to sweep).
 fn sweep_folder(folder: &Dir, path: &Path, me: &Me, now: SystemTime, r: &mut Report) {
     let tmp_path = path.join("tmp");
-    let mut tmp = match open_dir(Some(folder.as_raw_fd()), OsStr::new("tmp")) {
+    let mut tmp = match open_dir(folder.as_fd(), OsStr::new("tmp")) {
         Ok(d) => d,
         Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return,
         Err(e) => return failed(r, "open", &tmp_path, e),
     };
     r.folders += 1;
     let list = entries(&mut tmp, &tmp_path, r);
-    let fd = tmp.as_raw_fd();
+    let fd = tmp.as_fd();
     for e in list.iter().filter(|e| !e.is_dir) {
         let Ok(cname) = std::ffi::CString::new(e.name.clone()) else {
             continue;
@@ -291,7 +293,7 @@ fn sweep_folder(folder: &Dir, path: &Path, me: &Me, now: SystemTime, r: &mut Rep
             r.kept += 1;
             continue;
         }
-        match nix::unistd::unlinkat(Some(fd), cname.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+        match nix::unistd::unlinkat(fd, cname.as_c_str(), UnlinkatFlags::NoRemoveDir) {
             Ok(()) => {
                 r.removed += 1;
                 tracing::debug!(path = %tmp_path.join(OsStr::from_bytes(&e.name)).display(), ?verdict, "tmp/ file removed");
