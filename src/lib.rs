@@ -1,26 +1,42 @@
 //! mailstow: the last hop of email. An MTA hands a message over LMTP, SMTP
-//! or a pipe; mailstow finds each recipient and writes the message durably into
-//! the recipient's Maildir++. This file is the map of the crate; it holds no
-//! logic.
+//! or a pipe; mailstow finds each recipient, runs the recipient's Sieve
+//! script and writes the message durably into the recipient's Maildir++.
+//! This package glues the layers together; the layers themselves are crates
+//! of their own, which this one depends on and none of which depends on it:
 //!
-//! - [`config`]: the TOML file, validated once into typed values.
-//! - [`proto`]: LMTP and SMTP commands, addresses, replies, the DATA
-//!   receiver and the session state machine: bytes in, events out. No I/O.
-//! - [`server`]: tokio listeners (TCP, unix, sockets handed over by
-//!   systemd), the connection driver, STARTTLS, timeouts, connection
-//!   limits, graceful shutdown and sd_notify.
+//! - `mailstow_proto`: LMTP and SMTP sessions and the ManageSieve reader
+//!   and session, sans I/O: bytes in, events out.
+//! - `mailstow_maildir`: the durable Maildir++ writer and everything on
+//!   disk beside it (names, keywords, quota, subscriptions, tmp/ cleaning,
+//!   Pigeonhole's script layout).
+//! - `mailstow_index`: the per-mailbox SQLite index, dovecot-uidlist and
+//!   the per-user Sieve state.
+//! - `mailstow_sieve`: the Sieve host; it decides, the delivery acts.
+//!
+//! This file is the map of the package; it holds no logic.
+//!
+//! - [`config`]: the TOML file, validated once into typed values; `config
+//!   check`'s checks; the effective configuration printed back.
 //! - [`users`]: recipient address to user: Dovecot passwd-file, recipient
 //!   delimiter, domain case.
-//! - [`deliver`]: the delivery pool (threads), the per-recipient pipeline,
-//!   added headers, the spool and the one outcome-to-reply table.
-//! - [`store`]: the Maildir++ writer: unique names, folders (modified
-//!   UTF-7), subscriptions, durability (tmp, fsync, rename, fsync dir).
-//! - [`outbound`]: redirects, vacation replies and delivery status
-//!   notifications handed to the MTA.
-//! - [`managesieve`]: ManageSieve (RFC 5804): the protocol, and the user's
-//!   script store in Pigeonhole's layout.
+//! - [`auth`]: password schemes of the passwd-file, and logins against it.
+//! - [`privilege`]: giving root up for good, while the process has one
+//!   thread.
+//! - [`server`]: tokio listeners (TCP, unix, sockets handed over by
+//!   systemd), the LMTP/SMTP and ManageSieve connection drivers, STARTTLS,
+//!   timeouts, connection limits, reload, graceful shutdown and sd_notify.
+//! - [`deliver`]: the delivery pool (threads, the one bridge from async),
+//!   the per-recipient pipeline, the one executor of Sieve plans (also for
+//!   `sieve filter --apply`), added headers, the spool and the one
+//!   outcome-to-reply table.
+//! - [`outbound`]: redirects, vacation replies, notifications and delivery
+//!   status notifications handed to the MTA.
+//! - [`managesieve`]: the ManageSieve backend: session settings, logins,
+//!   each user's scripts.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: tracing setup (text or JSON).
+//!
+//! The command line is the binary's (src/cli/): it holds no logic.
 
 pub mod auth;
 pub mod config;

@@ -63,7 +63,7 @@ impl<'a> Logged<'a> {
 
 /// The longest Message-ID the log shows, in bytes; longer ones are cut and
 /// end in "...".
-const MSGID_LOG_MAX: usize = 200;
+pub const MSGID_LOG_MAX: usize = 200;
 
 /// A Message-ID as the log shows it: one token of printable ASCII (any
 /// other character, spaces and control characters included, becomes '?'),

@@ -21,7 +21,7 @@ use crate::outbound::Outbound;
 use crate::users::{Directory, User, UsersError};
 
 /// Recipients of one transaction delivered at once, at most.
-const RCPT_PARALLEL: usize = 8;
+pub const RCPT_PARALLEL: usize = 8;
 
 /// Shared by all delivery threads: configuration, user directory, the
 /// Sieve host and the outbound submitter.
