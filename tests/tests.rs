@@ -16,6 +16,7 @@ mod faults;
 mod hostile;
 mod index;
 mod install;
+mod layers;
 mod lmtp;
 mod managesieve;
 mod ops;
