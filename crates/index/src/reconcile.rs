@@ -1,7 +1,7 @@
-//! Brings the index in line with the Maildir (STORAGE.md 4.4): folders
-//! created, renamed or deleted; per folder, when new/ or cur/ changed,
-//! files moved from new/ to cur/, renamed for flags, deleted, or added by
-//! another program, matched by base name. Must not hold the write lock
+//! Brings the index in line with the Maildir (docs/maildir.md, 'What the
+//! index reconciles'): folders created, renamed or deleted; per folder, when
+//! new/ or cur/ changed, files moved from new/ to cur/, renamed for flags,
+//! deleted, or added by another program, matched by base name. Must not hold the write lock
 //! while it reads the disk (deliveries wait on it), must not expunge a
 //! file that one listing missed but a second one sees, and must not undo a
 //! change another writer made meanwhile.

@@ -1,5 +1,6 @@
-//! Dovecot's `dovecot-uidlist` protocol (STORAGE.md 5.1), as Dovecot 2.x
-//! implements it in src/lib-storage/index/maildir/maildir-uidlist.c and
+//! Dovecot's `dovecot-uidlist` protocol (docs/maildir.md, 'dovecot-uidlist'),
+//! as Dovecot 2.x implements it in
+//! src/lib-storage/index/maildir/maildir-uidlist.c and
 //! src/lib-storage/mailbox-uidvalidity.c: parses the file the way Dovecot
 //! reads it, reads it without a lock, and under `dovecot-uidlist.lock` gives
 //! delivered messages their UIDs by appending `<uid> :<base>` lines, creating
@@ -895,7 +896,8 @@ mod tests {
     const HOST: &str = "testhost";
     const GUID: &str = "a94d83275fea0a6b4633000083ecc375";
 
-    /// The file of STORAGE.md 5.1 (the header N is stale).
+    /// The file shown in docs/maildir.md, 'dovecot-uidlist' (the header N is
+    /// stale).
     const OBSERVED: &str = "3 V1795877473 N1 Ga94d83275fea0a6b4633000083ecc375\n\
         1 :1795877462.M255352P12901Q1.vm,S=236,W=246\n\
         2 :1795877462.M257310P12901Q2.vm,S=239,W=249\n\

@@ -1,8 +1,9 @@
 //! Dovecot-compatible dotlocks (`dovecot-uidlist.lock`, `subscriptions.lock`;
-//! STORAGE.md 5.1): a file created with O_EXCL holding `<pid>:<host>`, broken
-//! when older than 120 s or when its pid, on this host, no longer exists;
-//! waited for with backoff; unlinked on drop. Must not remove a lock that
-//! another holder has taken meanwhile, and must not hold one for long.
+//! docs/maildir.md, 'Dot-locks'): a file created with O_EXCL holding
+//! `<pid>:<host>`, broken when older than 120 s or when its pid, on this
+//! host, no longer exists; waited for with backoff; unlinked on drop. Must
+//! not remove a lock that another holder has taken meanwhile, and must not
+//! hold one for long.
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};

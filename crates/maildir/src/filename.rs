@@ -1,6 +1,6 @@
 //! Message file names: the unique base name
-//! `<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<vsize>` (STORAGE.md 1.2) and
-//! the bare-LF count that W needs. Must not do I/O, and must never produce a
+//! `<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<vsize>` (docs/maildir.md,
+//! 'File names') and the bare-LF count that W needs. Must not do I/O, and must never produce a
 //! name with '/', ':' or ',' in the host part.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,8 @@
-//! A folder's `dovecot-keywords` file (STORAGE.md 1.3, 1.4): maps IMAP
-//! keywords to the letters a..z of Maildir file names, appending new names
-//! under `dovecot-uidlist.lock` and replacing the file by write-temp, fsync,
-//! rename. Must not edit the file in place, renumber or drop an existing
-//! entry, or give one letter two names.
+//! A folder's `dovecot-keywords` file (docs/maildir.md, 'Keywords' and 'Info
+//! suffix and flags'): maps IMAP keywords to the letters a..z of Maildir file
+//! names, appending new names under `dovecot-uidlist.lock` and replacing the
+//! file by write-temp, fsync, rename. Must not edit the file in place,
+//! renumber or drop an existing entry, or give one letter two names.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

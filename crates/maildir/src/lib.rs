@@ -107,7 +107,8 @@ pub struct Content<'a> {
     pub header: &'a [u8],
     pub body: Body<'a>,
     /// LF bytes not preceded by CR in header + body ([`count_bare_lf`]).
-    /// Trusted: a wrong count makes Dovecot drop the client (STORAGE.md 1.2).
+    /// Trusted: a wrong count makes Dovecot drop the client (docs/maildir.md,
+    /// 'File names').
     pub bare_lf: u64,
 }
 

@@ -1,7 +1,8 @@
 //! Folder names: an IMAP folder name (UTF-8, hierarchy separator '.') to the
 //! name of its Maildir++ directory and back, with Dovecot's validity rules
-//! (STORAGE.md 1.5). Pure functions: must not touch the file system, and must
-//! never let a name through that could leave the Maildir root.
+//! (docs/maildir.md, 'Folder names'). Pure functions: must not touch the file
+//! system, and must never let a name through that could leave the Maildir
+//! root.
 
 use std::borrow::Cow;
 

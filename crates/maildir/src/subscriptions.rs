@@ -1,7 +1,8 @@
 //! The Maildir root's `subscriptions` file in Dovecot's version 2 format
-//! (STORAGE.md 1.7): adds a folder under the dotlock `subscriptions.lock`,
-//! replacing the file by write-temp, fsync, rename. Must not drop, reorder or
-//! duplicate existing entries, and must not edit the file in place.
+//! (docs/maildir.md, 'Subscriptions'): adds a folder under the dotlock
+//! `subscriptions.lock`, replacing the file by write-temp, fsync, rename. Must
+//! not drop, reorder or duplicate existing entries, and must not edit the file
+//! in place.
 
 use std::borrow::Cow;
 use std::path::Path;
