@@ -1,12 +1,63 @@
-//! The per-mailbox SQLite index ({home}/.mailstow/index.sqlite; STORAGE.md
-//! 4, docs/index.md): folders with UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ,
-//! messages with UID, flags, sizes, dates and header fields, expunged UIDs
-//! with their MODSEQ, and a full-text table. Written after each delivery
-//! and reconciled with the Maildir on open. Must not be the truth (the
-//! Maildir is), and must never hand out a UID or MODSEQ a reader may have
-//! seen, even after a power loss undid its last commits (see
-//! [`Index::write`]: durable reservations, and a jump past them after a
-//! reboot).
+//! A per-mailbox SQLite index beside a Maildir++
+//! ({home}/.mailstow/index.sqlite; docs/index.md describes the database):
+//! folders with UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ, messages with UID,
+//! flags, sizes, dates and header fields, expunged UIDs with their MODSEQ,
+//! and a full-text table. A
+//! delivery agent records each message it made durable
+//! ([`Index::add_delivered`]); [`Index::reconcile`] brings the index in line
+//! with whatever other programs did to the Maildir (docs/maildir.md, 'What
+//! the index reconciles'). UIDs are the index's own, or Dovecot's from its
+//! `dovecot-uidlist` ([`UidMode`]). Must not be the truth (the Maildir is),
+//! and must never hand out a UID or MODSEQ a reader may have seen, even after
+//! a power loss undid its last commits (durable reservations, and a jump
+//! past them after a reboot).
+//!
+//! # Example
+//!
+//! ```
+//! use mailstow_index::{Index, IndexConfig, Search, UidMode};
+//! use mailstow_maildir::{save_test_message, FolderEncoding, Maildir};
+//!
+//! let home = tempfile::tempdir().unwrap();
+//! let md = Maildir::new(home.path().join("Maildir"), None, FolderEncoding::Utf7, "mx.example.org");
+//! // Two messages some other program wrote; the second one in a new folder.
+//! save_test_message(&md, "INBOX", "hello", &[]);
+//! save_test_message(&md, "Lists.rust", "release notes", &["\\Seen", "$Important"]);
+//!
+//! let cfg = IndexConfig { enabled: true, uids: UidMode::Own, special_use: Default::default() };
+//! let index = Index::open(md.clone(), home.path(), &cfg).unwrap();
+//! assert_eq!(index.reconcile().unwrap().added, 2);
+//!
+//! // A message we deliver ourselves is recorded at once, with the next UID.
+//! let (saved, bytes) = save_test_message(&md, "INBOX", "invoice 42", &[]);
+//! let uid = index.add_delivered(&saved, &bytes, std::time::SystemTime::now()).unwrap();
+//! assert_eq!(uid, 2);
+//!
+//! let inbox = index.list(Some("INBOX")).unwrap();
+//! let subjects: Vec<_> = inbox.iter().map(|m| (m.uid, m.subject.as_deref())).collect();
+//! assert_eq!(subjects, [(1, Some("hello")), (2, Some("invoice 42"))]);
+//!
+//! // Full-text search over From, To and Subject.
+//! let found = index
+//!     .search(&Search { subject: Some("release".into()), ..Search::default() })
+//!     .unwrap();
+//! assert_eq!(found.len(), 1);
+//! assert_eq!(found[0].folder, "Lists.rust");
+//! assert_eq!(found[0].flags, ["\\Seen", "$Important"]);
+//! ```
+//!
+//! # Modules
+//!
+//! - this file: [`Index`] (open, record deliveries, the durable
+//!   reservations), [`IndexConfig`], [`with_cached`] (a process-wide pool);
+//! - `reconcile`: [`Index::reconcile`] and [`Index::resync_all`];
+//! - `query`: [`Index::list`], [`Index::search`], [`Index::stats`] and
+//!   [`Index::verify`];
+//! - [`scan`]: reading a folder and a message file as they are on disk;
+//! - [`uidlist`]: Dovecot's `dovecot-uidlist` and its UIDVALIDITY counter;
+//! - [`state`]: per-user Sieve state (`duplicate`, vacation) in SQLite;
+//! - `db`: opening a per-user database (WAL, migrations);
+//! - `error`: [`IndexError`].
 
 mod db;
 mod error;
@@ -42,7 +93,7 @@ const MODSEQ_RESERVE: i64 = 4096;
 /// Expunged UIDs kept per folder; older ones raise `vanished_floor`.
 const MAX_TOMBSTONES: i64 = 10_000;
 
-/// Who numbers messages (STORAGE.md 5.3).
+/// Who numbers messages (docs/maildir.md, 'dovecot-uidlist').
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UidMode {
@@ -168,7 +219,7 @@ static POOL: Mutex<Vec<Index>> = Mutex::new(Vec::new());
 /// Runs `f` with an open index of the mailbox whose home is `home`, taken
 /// from the process's pool (opened on first use) and given back after; one
 /// whose file was replaced or removed meanwhile (a rebuild moved it aside)
-/// is opened afresh. The pool keeps the [`POOLED`] most recently used.
+/// is opened afresh. The pool keeps the `POOLED` (128) most recently used.
 pub fn with_cached<T>(
     maildir: &Maildir,
     home: &Path,

@@ -18,7 +18,7 @@ use crate::IndexError;
 const STATE_DIR: &str = ".mailstow";
 const STATE_FILE: &str = "sieve-state.sqlite";
 /// Ids up to this many bytes are stored as they are; longer ones as a
-/// prefix and a hash ([`key_for`]).
+/// prefix and a hash (`key_for`).
 pub const MAX_ID_BYTES: usize = 1024;
 /// Bytes of a long id kept in front of its hash, so a row stays readable.
 const LONG_ID_PREFIX: usize = 128;
@@ -79,7 +79,8 @@ impl UserState {
     /// Records `id` until `now + expiry`, keeping the later expiry when it
     /// is already recorded. RFC 7352 leaves when to call this to the caller:
     /// without `:last`, only for an id not [`seen`](Self::seen). About one
-    /// call in [`PRUNE_ONE_IN`] also prunes; a failed prune is only logged.
+    /// call in 100 (`PRUNE_ONE_IN`) also prunes; a failed prune is only
+    /// logged.
     pub fn record(&self, id: &str, expiry: Duration, now: SystemTime) -> Result<(), IndexError> {
         let expires =
             unix_secs(now).saturating_add(i64::try_from(expiry.as_secs()).unwrap_or(i64::MAX));

@@ -55,7 +55,7 @@ pub struct Mailbox {
     /// The local part, unquoted and unescaped.
     pub local: String,
     /// The domain as given (case kept); address literals keep their
-    /// brackets ("[127.0.0.1]", "[IPv6:::1]"). Empty only for the bare
+    /// brackets (`[127.0.0.1]`, `[IPv6:::1]`). Empty only for the bare
     /// `<Postmaster>` forward path.
     pub domain: String,
 }

@@ -34,14 +34,16 @@
 //! };
 //! // The host's description of a recipient: here just the address.
 //! let mut s: Session<String> = Session::new(cfg);
-//! let mut out = s.greeting().to_string();
+//! // What the host writes to the client, as it would go on the wire.
+//! let mut out = Vec::new();
+//! s.greeting().write_to(&mut out);
 //! let mut body = Vec::new();
 //! s.feed(b"LHLO client.example\r\nMAIL FROM:<a@example.net>\r\n\
 //!          RCPT TO:<b@example.org>\r\nDATA\r\n\
 //!          Subject: hi\r\n\r\nhello\r\n.\r\nQUIT\r\n");
 //! while let Some(ev) = s.poll() {
 //!     match ev {
-//!         Event::Reply(r) => out.push_str(&r.to_string()),
+//!         Event::Reply(r) => r.write_to(&mut out),
 //!         Event::CheckRecipient { rcpt, .. } => s.rcpt_checked(Ok(rcpt.to_string())),
 //!         Event::Body(bytes) => body.extend_from_slice(&bytes),
 //!         Event::Deliver(tx) => {
@@ -52,8 +54,10 @@
 //!     }
 //! }
 //! assert_eq!(body, b"Subject: hi\r\n\r\nhello\r\n");
-//! assert!(out.contains("250 2.0.0 Saved"));
-//! assert!(out.ends_with("221 2.0.0 Bye\r\n") || out.contains("221"));
+//! let out = String::from_utf8(out).unwrap();
+//! assert!(out.starts_with("220 mx.example.org "));
+//! assert!(out.contains("\r\n250 2.0.0 Saved\r\n"));
+//! assert!(out.ends_with("221 2.0.0 mx.example.org closing connection\r\n"));
 //! ```
 
 pub mod address;
