@@ -39,7 +39,8 @@ pub struct CompileLimits {
 
 /// The extensions a script may require. Everything Pigeonhole offers a
 /// user by default that sieve-rs implements; not the vnd.stalwart ones,
-/// extlists, fcc, convert, imapsieve, metadata or mailboxid.
+/// convert, replace, enclose, redirect-dsn, redirect-deliverby, extlists,
+/// fcc, mailboxid, mboxmetadata, servermetadata or imapsieve.
 pub fn allowed(cap: &Capability, editheader: bool) -> bool {
     use Capability as C;
     match cap {

@@ -62,7 +62,8 @@ pub struct SieveConfig {
 
 impl Default for SieveConfig {
     /// Pigeonhole's defaults: Dovecot's script locations, 1 MiB scripts,
-    /// 32 actions, 4 redirects, vacation periods of 1, 7 and 90 days;
+    /// 32 actions, 4 redirects, vacation periods of at least 1 day and 7 by
+    /// default (and at most 90, our own: Pigeonhole has no maximum);
     /// editheader only in admin scripts; no admin scripts, no spam or
     /// virus header.
     fn default() -> SieveConfig {

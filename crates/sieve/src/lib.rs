@@ -44,18 +44,20 @@
 //! assert_eq!(plan.stores[0].folder, "Bills");
 //! ```
 //!
-//! Rules the crate leaves to us (SIEVE-HOST.md), each with a test:
+//! Rules sieve-rs leaves to its host (README.md, 'sieve-rs 0.7.3: what the
+//! host handles'), each with a test:
 //! - the whole plan is buffered; a script that fails (compile error,
 //!   runtime error, a limit) loses all its actions and the message gets an
 //!   implicit keep; the chain stops there;
 //! - explicit `keep` survives a later `fileinto` (see `compile`);
 //! - `keep` and `fileinto "INBOX"` (any case) are one store, flags merged;
-//! - redirects the crate would drop silently are seen and logged here:
-//!   loops (our Delivered-To, Received count), the user's own address, and
-//!   more than `max_redirects` (a runtime error, as in Pigeonhole);
+//! - redirects are judged here, not by the crate's silent limits: more than
+//!   `max_redirects` is a runtime error (as in Pigeonhole); one that would
+//!   loop (our X-Sieve-Redirected-From or Delivered-To, 30 Received
+//!   headers) is skipped, logged and noted, and the message kept; one to the
+//!   user's own address is allowed, as in Pigeonhole;
 //! - at most `max_actions` actions; vacation periods clamped to the
 //!   configured minimum and maximum.
-
 //!
 //! # Modules
 //!

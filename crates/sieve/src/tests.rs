@@ -1,5 +1,6 @@
-//! Tests of the Sieve host: each trap of sieve-rs that SIEVE-HOST.md names,
-//! the chain rules, limits, includes, the compile cache and the user log.
+//! Tests of the Sieve host: each trap of sieve-rs that the crate's README
+//! names ('sieve-rs 0.7.3: what the host handles'), the chain rules, limits,
+//! includes, the compile cache and the user log.
 //! Must not send or store anything: plans only.
 
 use std::cell::RefCell;
