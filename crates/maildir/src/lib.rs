@@ -650,8 +650,12 @@ fn write_durably(
             why,
         )));
     }
+    // The mtime is the INTERNALDATE; the atime stays now, so that a tmp/
+    // sweep (which judges a file by the later of the two) never takes a
+    // message dated back (`sieve filter --apply` refiles old mail) for a
+    // leftover while it is being saved.
     let times = FileTimes::new()
-        .set_accessed(received)
+        .set_accessed(SystemTime::now())
         .set_modified(received);
     file.set_times(times)
         .map_err(io_err("set times of", path))?;
@@ -874,6 +878,10 @@ mod tests {
         let meta = fs::metadata(&saved.path).unwrap();
         assert_eq!(meta.len(), size);
         assert_eq!(meta.modified().unwrap(), received());
+        // Dated back, but not for the tmp/ sweep, which also reads the
+        // atime: that is the time of the save.
+        let a_minute_ago = SystemTime::now() - Duration::from_secs(60);
+        assert!(meta.accessed().unwrap() > a_minute_ago, "{meta:?}");
         assert_eq!(mode(&saved.path), 0o600);
         for sub in ["tmp", "new", "cur"] {
             assert_eq!(mode(&root.join(sub)), 0o700);
