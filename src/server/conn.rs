@@ -6,6 +6,7 @@
 //! the shutdown rule (never cut a transaction in flight). Must not know
 //! about Maildir or parse protocol lines itself.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::deliver::headers::{self, Origin, Protocol};
 use crate::deliver::log::{self, Logged};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
@@ -75,6 +76,8 @@ struct Link<'a> {
     tls: Option<TlsInfo>,
 }
 
+/// Answer what the session asks, flush, then wait for more bytes (or the
+/// shutdown) until the deadline in force; again, to the connection's end.
 async fn drive<S>(
     stream: S,
     peer: &str,
@@ -85,17 +88,228 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // The deliverer and configuration in force when the connection began:
-    // kept to its end, whatever a reload puts in force meanwhile.
-    let d = shared.pool.deliverer();
-    let cfg = &d.config_arc();
-    let mut stream = tls::Stream::Plain(stream);
-    let mut link = Link {
-        peer,
-        mode: service.mode,
-        tls: None,
-    };
-    let mut session: Session<Recipient> = Session::new(SessionConfig {
+    let mut conn = Conn::new(stream, peer, shared, service);
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut timers = Timers::new(&conn.cfg.limits);
+    conn.session.greeting().write_to(&mut conn.out);
+    loop {
+        let answered = match conn.answer().await? {
+            ControlFlow::Break(end) => return Ok(end),
+            ControlFlow::Continue(answered) => answered,
+        };
+        conn.flush().await?;
+        if conn.session.is_closed() {
+            return Ok("closed");
+        }
+        if *shutdown.borrow() && !conn.session.in_transaction() {
+            let bye = conn.session.shutdown_reply();
+            return conn.goodbye(bye, "shutdown").await;
+        }
+        let limits = &conn.cfg.limits;
+        let spooling = conn.spool.is_some();
+        let deadline = timers.next(limits, conn.session.in_data(), spooling, answered);
+        if let ControlFlow::Break(end) = conn.read(&mut buf, deadline, &mut shutdown).await? {
+            return Ok(end);
+        }
+    }
+}
+
+/// One connection while [`drive`] runs it.
+struct Conn<'a, S> {
+    shared: &'a Shared,
+    /// The deliverer and configuration in force when the connection began:
+    /// kept to its end, whatever a reload puts in force meanwhile.
+    d: Arc<Deliverer>,
+    cfg: Arc<Config>,
+    service: &'a Service,
+    stream: tls::Stream<S>,
+    link: Link<'a>,
+    session: Session<Recipient>,
+    /// Replies written and not sent yet.
+    out: Vec<u8>,
+    /// The body of the transaction (Err once the spool failed); None
+    /// outside a body and once it went to delivery.
+    spool: Option<Result<Spool, Failure>>,
+    /// When the last body began (before any, when the connection did).
+    started: Instant,
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
+    fn new(stream: S, peer: &'a str, shared: &'a Shared, service: &'a Service) -> Self {
+        let d = shared.pool.deliverer();
+        let cfg = d.config_arc();
+        let session = Session::new(session_config(&cfg, service));
+        Conn {
+            shared,
+            d,
+            cfg,
+            service,
+            stream: tls::Stream::Plain(stream),
+            link: Link {
+                peer,
+                mode: service.mode,
+                tls: None,
+            },
+            session,
+            out: Vec::with_capacity(1024),
+            spool: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Answer every event the session has ready, in order: Continue(true)
+    /// if there was one, Break with the reason if the connection ends.
+    async fn answer(&mut self) -> std::io::Result<ControlFlow<&'static str, bool>> {
+        let mut answered = false;
+        while let Some(ev) = self.session.poll() {
+            answered = true;
+            match ev {
+                Event::Reply(r) => r.write_to(&mut self.out),
+                Event::CheckRecipient { rcpt, params, size } => {
+                    let result = self.check_rcpt(rcpt, params, size);
+                    self.session.rcpt_checked(result);
+                }
+                Event::DataStart => self.data_start(),
+                Event::Body(chunk) => self.body(&chunk),
+                Event::DataAborted { refused } => self.data_aborted(&refused),
+                Event::Deliver(tx) => {
+                    let spool = self.spool.take();
+                    let replies =
+                        deliver(self.shared, &self.d, &self.link, tx, spool, self.started).await;
+                    self.session.delivered(replies);
+                }
+                Event::StartTls => {
+                    if let ControlFlow::Break(end) = self.start_tls().await? {
+                        return Ok(ControlFlow::Break(end));
+                    }
+                }
+                Event::Close => {
+                    send(&mut self.stream, &self.out, self.cfg.limits.idle_timeout).await?;
+                    return Ok(ControlFlow::Break("quit"));
+                }
+            }
+        }
+        Ok(ControlFlow::Continue(answered))
+    }
+
+    /// The answer to a RCPT: SMTP takes mail for our domains only, never
+    /// a relay; then the user is looked up.
+    fn check_rcpt(
+        &self,
+        rcpt: Mailbox,
+        params: RcptParams,
+        size: Option<u64>,
+    ) -> Result<Recipient, Reply> {
+        if self.link.mode == Mode::Smtp && !self.cfg.smtp.is_local_domain(&rcpt.domain) {
+            let r = outcome::relay_denied();
+            crate::metrics::rcpt_rejected("relay_denied");
+            tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %r, "recipient");
+            return Err(r);
+        }
+        check_recipient(&self.d, rcpt, params, size)
+    }
+
+    /// A body starts: a fresh spool, and its clock.
+    fn data_start(&mut self) {
+        self.started = Instant::now();
+        self.spool = Some(Ok(Spool::new(
+            self.cfg.delivery.spool_dir.clone(),
+            self.cfg.delivery.spool_memory_max,
+        )));
+    }
+
+    /// Body bytes go to the spool, unless it failed already.
+    fn body(&mut self, chunk: &[u8]) {
+        if let Some(Ok(s)) = self.spool.as_mut() {
+            // Only a chunk that reaches the spool file blocks; memory
+            // appends stay on the worker.
+            let appended = if s.touches_disk(chunk.len()) {
+                tokio::task::block_in_place(|| s.append(chunk))
+            } else {
+                s.append(chunk)
+            };
+            if let Err(e) = appended {
+                self.spool = Some(Err(Failure::spool(&e)));
+            }
+        }
+    }
+
+    fn data_aborted(&mut self, refused: &[Recipient]) {
+        self.spool = None;
+        // No queue id, sender or size: the transaction never reached
+        // delivery, and the data was not kept.
+        for r in refused {
+            let o = RcptOutcome::Failed(Failure::TooLarge);
+            log::log_outcome(r, &o, self.started, &Logged::default());
+        }
+    }
+
+    /// The 220 goes out in plaintext, then the handshake; the session
+    /// holds no input (it refused any pipelined after STARTTLS).
+    async fn start_tls(&mut self) -> std::io::Result<ControlFlow<&'static str>> {
+        let limit = self.cfg.limits.idle_timeout;
+        send(&mut self.stream, &self.out, limit).await?;
+        self.out.clear();
+        let Some(acceptor) = self.service.tls.as_ref() else {
+            return Ok(ControlFlow::Break("STARTTLS without a certificate"));
+        };
+        match self.stream.start_tls(acceptor, limit).await {
+            Ok(info) => {
+                tracing::info!(version = %info.version, cipher = %info.cipher, "TLS started");
+                self.link.tls = Some(info);
+                self.session.tls_started();
+                Ok(ControlFlow::Continue(()))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "TLS handshake failed");
+                Ok(ControlFlow::Break("TLS handshake failed"))
+            }
+        }
+    }
+
+    /// Send the replies written, if any: before waiting for input.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            send(&mut self.stream, &self.out, self.cfg.limits.idle_timeout).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn goodbye(&mut self, bye: Reply, why: &'static str) -> std::io::Result<&'static str> {
+        say_goodbye(&mut self.stream, bye, why, self.cfg.limits.idle_timeout).await
+    }
+
+    /// Wait until `deadline` for the client's next bytes and feed them to
+    /// the session. A shutdown wakes it too, but only between transactions:
+    /// one in flight finishes.
+    async fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> std::io::Result<ControlFlow<&'static str>> {
+        let in_tx = self.session.in_transaction();
+        tokio::select! {
+            read = tokio::time::timeout_at(deadline.into(), self.stream.read(buf)) => match read {
+                Err(_) => {
+                    let bye = self.session.timeout_reply();
+                    self.goodbye(bye, "timeout").await.map(ControlFlow::Break)
+                }
+                Ok(Ok(0)) => Ok(ControlFlow::Break(if in_tx { "eof in transaction" } else { "eof" })),
+                Ok(Ok(n)) => {
+                    self.session.feed(&buf[..n]);
+                    Ok(ControlFlow::Continue(()))
+                }
+                Ok(Err(e)) => Err(e),
+            },
+            _ = shutdown.changed(), if !in_tx => Ok(ControlFlow::Continue(())),
+        }
+    }
+}
+
+fn session_config(cfg: &Config, service: &Service) -> SessionConfig {
+    SessionConfig {
         hostname: cfg.hostname.clone(),
         mode: service.mode,
         starttls: service.tls.is_some(),
@@ -104,139 +318,48 @@ where
         max_line_length: cfg.limits.max_line_length,
         max_commands: cfg.limits.max_commands,
         max_errors: cfg.limits.max_errors,
-    });
-    let mut out = Vec::with_capacity(1024);
-    let mut buf = vec![0u8; READ_SIZE];
-    let mut spool: Option<Result<Spool, Failure>> = None;
-    let mut started = Instant::now();
-    // The idle timeout covers a whole command line: it restarts only when
-    // the session answers something, never for bytes that end no line.
-    let mut command_deadline = Instant::now() + cfg.limits.idle_timeout;
-    // The whole body, from its first byte to its end, however fast the
-    // blocks come (a client sending a byte at a time cannot hold it open).
-    let mut data_deadline: Option<Instant> = None;
-    session.greeting().write_to(&mut out);
-    loop {
-        let mut answered = false;
-        while let Some(ev) = session.poll() {
-            answered = true;
-            match ev {
-                Event::Reply(r) => r.write_to(&mut out),
-                Event::CheckRecipient { rcpt, params, size } => {
-                    // SMTP takes mail for our domains only: never a relay.
-                    let result = if link.mode == Mode::Smtp
-                        && !cfg.smtp.is_local_domain(&rcpt.domain)
-                    {
-                        let r = outcome::relay_denied();
-                        crate::metrics::rcpt_rejected("relay_denied");
-                        tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %r, "recipient");
-                        Err(r)
-                    } else {
-                        check_recipient(&d, rcpt, params, size)
-                    };
-                    session.rcpt_checked(result);
-                }
-                Event::DataStart => {
-                    started = Instant::now();
-                    spool = Some(Ok(Spool::new(
-                        cfg.delivery.spool_dir.clone(),
-                        cfg.delivery.spool_memory_max,
-                    )));
-                }
-                Event::Body(chunk) => {
-                    if let Some(Ok(s)) = spool.as_mut() {
-                        // Only a chunk that reaches the spool file blocks;
-                        // memory appends stay on the worker.
-                        let appended = if s.touches_disk(chunk.len()) {
-                            tokio::task::block_in_place(|| s.append(&chunk))
-                        } else {
-                            s.append(&chunk)
-                        };
-                        if let Err(e) = appended {
-                            spool = Some(Err(Failure::spool(&e)));
-                        }
-                    }
-                }
-                Event::DataAborted { refused } => {
-                    spool = None;
-                    // No queue id, sender or size: the transaction never
-                    // reached delivery, and the data was not kept.
-                    for r in &refused {
-                        let o = RcptOutcome::Failed(Failure::TooLarge);
-                        log::log_outcome(r, &o, started, &Logged::default());
-                    }
-                }
-                Event::Deliver(tx) => {
-                    let replies = deliver(shared, &d, &link, tx, spool.take(), started).await;
-                    session.delivered(replies);
-                }
-                Event::StartTls => {
-                    // The 220 goes out in plaintext; the session holds no
-                    // input (it refused any pipelined after STARTTLS).
-                    send(&mut stream, &out, cfg.limits.idle_timeout).await?;
-                    out.clear();
-                    let Some(acceptor) = service.tls.as_ref() else {
-                        return Ok("STARTTLS without a certificate");
-                    };
-                    match stream.start_tls(acceptor, cfg.limits.idle_timeout).await {
-                        Ok(info) => {
-                            tracing::info!(version = %info.version, cipher = %info.cipher, "TLS started");
-                            link.tls = Some(info);
-                            session.tls_started();
-                        }
-                        Err(e) => {
-                            tracing::info!(error = %e, "TLS handshake failed");
-                            return Ok("TLS handshake failed");
-                        }
-                    }
-                }
-                Event::Close => {
-                    send(&mut stream, &out, cfg.limits.idle_timeout).await?;
-                    return Ok("quit");
-                }
-            }
+    }
+}
+
+/// When a read gives up.
+struct Timers {
+    /// The idle timeout covers a whole command line: it restarts only when
+    /// the session answers something, never for bytes that end no line.
+    command: Instant,
+    /// The whole body, from its first byte to its end, however fast the
+    /// blocks come (a client sending a byte at a time cannot hold it open).
+    data: Option<Instant>,
+}
+
+impl Timers {
+    fn new(limits: &Limits) -> Timers {
+        Timers {
+            command: Instant::now() + limits.idle_timeout,
+            data: None,
         }
-        if !out.is_empty() {
-            send(&mut stream, &out, cfg.limits.idle_timeout).await?;
-            out.clear();
-        }
-        if session.is_closed() {
-            return Ok("closed");
-        }
-        if *shutdown.borrow() && !session.in_transaction() {
-            let bye = session.shutdown_reply();
-            return say_goodbye(&mut stream, bye, "shutdown", cfg.limits.idle_timeout).await;
-        }
+    }
+
+    /// The deadline of the next read: `in_data` while a body is read,
+    /// `spooling` while one is held, `answered` if the session just
+    /// answered something.
+    fn next(&mut self, limits: &Limits, in_data: bool, spooling: bool, answered: bool) -> Instant {
         let now = Instant::now();
-        if session.in_data() || spool.is_some() {
-            data_deadline.get_or_insert(now + cfg.limits.data_total_timeout);
+        if in_data || spooling {
+            self.data.get_or_insert(now + limits.data_total_timeout);
         } else {
-            data_deadline = None;
+            self.data = None;
         }
         if answered {
-            command_deadline = now + cfg.limits.idle_timeout;
+            self.command = now + limits.idle_timeout;
         }
-        let mut deadline = if session.in_data() {
-            now + cfg.limits.data_timeout
+        let deadline = if in_data {
+            now + limits.data_timeout
         } else {
-            command_deadline
+            self.command
         };
-        if let Some(d) = data_deadline {
-            deadline = deadline.min(d);
-        }
-        let in_tx = session.in_transaction();
-        tokio::select! {
-            read = tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)) => match read {
-                Err(_) => {
-                    let bye = session.timeout_reply();
-                    return say_goodbye(&mut stream, bye, "timeout", cfg.limits.idle_timeout).await;
-                }
-                Ok(Ok(0)) => return Ok(if in_tx { "eof in transaction" } else { "eof" }),
-                Ok(Ok(n)) => session.feed(&buf[..n]),
-                Ok(Err(e)) => return Err(e),
-            },
-            // Noticed only between transactions: one in flight finishes.
-            _ = shutdown.changed(), if !in_tx => {}
+        match self.data {
+            Some(d) => deadline.min(d),
+            None => deadline,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`Backend`].
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,20 +48,14 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut stream = Stream::Plain(stream);
-    let mut session_cfg = cfg.session.clone();
-    session_cfg.starttls = cfg.tls.is_some();
-    let mut session = Session::new(session_cfg);
-    let mut reader = Reader::new(cfg.limits);
-    // The store of the user logged in (opened at the first command after).
-    let mut scripts: Option<(String, Box<dyn Scripts + Send>)> = None;
-    send(&mut stream, &session.greeting(), cfg.idle_timeout).await?;
+    let mut conn = Conn::new(stream, cfg, backend);
+    send(&mut conn.stream, &conn.session.greeting(), cfg.idle_timeout).await?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match tokio::time::timeout(cfg.idle_timeout, stream.read(&mut buf)).await {
+        let n = match tokio::time::timeout(cfg.idle_timeout, conn.stream.read(&mut buf)).await {
             Err(_) => {
                 let _ = send(
-                    &mut stream,
+                    &mut conn.stream,
                     b"BYE \"Disconnected for inactivity.\"\r\n",
                     cfg.idle_timeout,
                 )
@@ -72,86 +67,145 @@ where
         if n == 0 {
             return Ok("eof");
         }
-        reader.push(&buf[..n]);
-        while let Some(line) = reader.next_line() {
-            let user = session.user().map(str::to_owned);
-            if scripts.as_ref().map(|(u, _)| u) != user.as_ref() {
-                scripts = None;
-                if let Some(u) = user {
-                    let b = Arc::clone(&backend);
-                    let u2 = u.clone();
-                    match tokio::task::spawn_blocking(move || b.scripts(&u2)).await {
-                        Ok(Ok(s)) => scripts = Some((u, s)),
-                        Ok(Err(e)) => {
-                            tracing::warn!(user = %u, error = %e, "managesieve: scripts unavailable")
-                        }
-                        Err(e) => tracing::error!(error = %e, "managesieve: scripts task failed"),
-                    }
-                }
-            }
+        conn.reader.push(&buf[..n]);
+        if let ControlFlow::Break(end) = conn.answer_lines().await? {
+            return Ok(end);
+        }
+    }
+}
+
+/// One connection while [`serve`] runs it.
+struct Conn<'a, S> {
+    stream: Stream<S>,
+    cfg: &'a ConnConfig,
+    backend: Arc<dyn Backend>,
+    session: Session,
+    reader: Reader,
+    /// The store of the user logged in (opened at the first command after).
+    scripts: Option<(String, Box<dyn Scripts + Send>)>,
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
+    fn new(stream: S, cfg: &'a ConnConfig, backend: Arc<dyn Backend>) -> Self {
+        let mut session_cfg = cfg.session.clone();
+        session_cfg.starttls = cfg.tls.is_some();
+        Conn {
+            stream: Stream::Plain(stream),
+            cfg,
+            backend,
+            session: Session::new(session_cfg),
+            reader: Reader::new(cfg.limits),
+            scripts: None,
+        }
+    }
+
+    /// Answer every complete line read so far, in order, and carry out
+    /// what each asks; Break with the reason if the connection ends.
+    async fn answer_lines(&mut self) -> std::io::Result<ControlFlow<&'static str>> {
+        while let Some(line) = self.reader.next_line() {
+            self.open_scripts().await;
             let (out, action) = tokio::task::block_in_place(|| {
-                let s: Option<&mut dyn Scripts> = match scripts.as_mut() {
+                let s: Option<&mut dyn Scripts> = match self.scripts.as_mut() {
                     Some((_, s)) => Some(s.as_mut() as &mut dyn Scripts),
                     None => None,
                 };
-                session.handle(line, s)
+                self.session.handle(line, s)
             });
-            send(&mut stream, &out, cfg.idle_timeout).await?;
-            match action {
-                Action::None => {}
-                Action::Close => return Ok("logout"),
-                Action::StartTls => {
-                    let Some(acceptor) = cfg.tls.as_ref() else {
-                        return Ok("STARTTLS without a certificate");
-                    };
-                    if reader.next_line().is_some() {
-                        // Commands pipelined before the handshake could be
-                        // an injection (CVE-2011-0411 style): hang up.
-                        return Ok("data after STARTTLS");
-                    }
-                    match stream.start_tls(acceptor, cfg.idle_timeout).await {
-                        Ok(info) => tracing::debug!(tls = %info, "managesieve: TLS started"),
-                        Err(e) => {
-                            tracing::info!(error = %e, "managesieve: TLS handshake failed");
-                            return Ok("TLS handshake failed");
-                        }
-                    }
-                    reader = Reader::new(cfg.limits);
-                    let out = session.tls_started();
-                    send(&mut stream, &out, cfg.idle_timeout).await?;
-                }
+            send(&mut self.stream, &out, self.cfg.idle_timeout).await?;
+            let done = match action {
+                Action::None => ControlFlow::Continue(()),
+                Action::Close => ControlFlow::Break("logout"),
+                Action::StartTls => self.start_tls().await?,
                 Action::Authenticate {
                     authc, password, ..
-                } => {
-                    let b = Arc::clone(&backend);
-                    let login = authc.clone();
-                    let verdict =
-                        tokio::task::spawn_blocking(move || b.authenticate(&login, &password))
-                            .await
-                            .unwrap_or_else(|e| Err(format!("authentication task failed: {e}")));
-                    match &verdict {
-                        Ok(Some(user)) => {
-                            crate::metrics::managesieve_login("ok");
-                            tracing::info!(login = %authc, user = %user, "managesieve: logged in")
-                        }
-                        Ok(None) => {
-                            crate::metrics::managesieve_login("failed");
-                            tracing::info!(login = %authc, "managesieve: authentication failed");
-                            tokio::time::sleep(cfg.failure_delay).await;
-                        }
-                        Err(e) => {
-                            crate::metrics::managesieve_login("unavailable");
-                            tracing::error!(login = %authc, error = %e, "managesieve: authentication unavailable")
-                        }
-                    }
-                    let (out, next) = session.authenticated(verdict);
-                    send(&mut stream, &out, cfg.idle_timeout).await?;
-                    if next == Action::Close {
-                        return Ok("too many authentication failures");
-                    }
-                }
+                } => self.authenticate(authc, password).await?,
+            };
+            if done.is_break() {
+                return Ok(done);
             }
         }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Keep `scripts` the store of the user the session has logged in, if
+    /// any; one that cannot be opened is logged, and left None.
+    async fn open_scripts(&mut self) {
+        let user = self.session.user().map(str::to_owned);
+        if self.scripts.as_ref().map(|(u, _)| u) == user.as_ref() {
+            return;
+        }
+        self.scripts = None;
+        let Some(u) = user else {
+            return;
+        };
+        let b = Arc::clone(&self.backend);
+        let u2 = u.clone();
+        match tokio::task::spawn_blocking(move || b.scripts(&u2)).await {
+            Ok(Ok(s)) => self.scripts = Some((u, s)),
+            Ok(Err(e)) => {
+                tracing::warn!(user = %u, error = %e, "managesieve: scripts unavailable")
+            }
+            Err(e) => tracing::error!(error = %e, "managesieve: scripts task failed"),
+        }
+    }
+
+    /// STARTTLS was answered: the handshake, then a fresh reader and the
+    /// capabilities again.
+    async fn start_tls(&mut self) -> std::io::Result<ControlFlow<&'static str>> {
+        let Some(acceptor) = self.cfg.tls.as_ref() else {
+            return Ok(ControlFlow::Break("STARTTLS without a certificate"));
+        };
+        if self.reader.next_line().is_some() {
+            // Commands pipelined before the handshake could be an
+            // injection (CVE-2011-0411 style): hang up.
+            return Ok(ControlFlow::Break("data after STARTTLS"));
+        }
+        match self.stream.start_tls(acceptor, self.cfg.idle_timeout).await {
+            Ok(info) => tracing::debug!(tls = %info, "managesieve: TLS started"),
+            Err(e) => {
+                tracing::info!(error = %e, "managesieve: TLS handshake failed");
+                return Ok(ControlFlow::Break("TLS handshake failed"));
+            }
+        }
+        self.reader = Reader::new(self.cfg.limits);
+        let out = self.session.tls_started();
+        send(&mut self.stream, &out, self.cfg.idle_timeout).await?;
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Check credentials off the runtime, answer a refusal only after the
+    /// failure delay, and close after too many.
+    async fn authenticate(
+        &mut self,
+        authc: String,
+        password: Vec<u8>,
+    ) -> std::io::Result<ControlFlow<&'static str>> {
+        let b = Arc::clone(&self.backend);
+        let login = authc.clone();
+        let verdict = tokio::task::spawn_blocking(move || b.authenticate(&login, &password))
+            .await
+            .unwrap_or_else(|e| Err(format!("authentication task failed: {e}")));
+        match &verdict {
+            Ok(Some(user)) => {
+                crate::metrics::managesieve_login("ok");
+                tracing::info!(login = %authc, user = %user, "managesieve: logged in")
+            }
+            Ok(None) => {
+                crate::metrics::managesieve_login("failed");
+                tracing::info!(login = %authc, "managesieve: authentication failed");
+                tokio::time::sleep(self.cfg.failure_delay).await;
+            }
+            Err(e) => {
+                crate::metrics::managesieve_login("unavailable");
+                tracing::error!(login = %authc, error = %e, "managesieve: authentication unavailable")
+            }
+        }
+        let (out, next) = self.session.authenticated(verdict);
+        send(&mut self.stream, &out, self.cfg.idle_timeout).await?;
+        if next == Action::Close {
+            return Ok(ControlFlow::Break("too many authentication failures"));
+        }
+        Ok(ControlFlow::Continue(()))
     }
 }
 

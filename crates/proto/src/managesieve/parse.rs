@@ -163,146 +163,186 @@ fn is_atom_char(b: u8) -> bool {
         )
 }
 
+impl Step {
+    /// The line broke the grammar at `at`: skip the rest of it.
+    fn bad(at: usize, why: &str) -> Step {
+        Step::Skip {
+            consumed: at,
+            octets: 0,
+            to_eol: true,
+            report: Line::Bad(why.to_owned()),
+        }
+    }
+
+    /// The line is over the limit by `consumed`: skip the rest of it.
+    fn too_long(consumed: usize) -> Step {
+        Step::Skip {
+            consumed,
+            octets: 0,
+            to_eol: true,
+            report: Line::TooLong,
+        }
+    }
+}
+
+/// A token read from a line, or (Err) what to do instead: wait for more
+/// bytes or skip.
+type Scan = Result<Scanned, Step>;
+
+struct Scanned {
+    token: Token,
+    /// The offset just past it.
+    end: usize,
+    /// What it adds to the line's length (literal data does not count).
+    len: usize,
+}
+
 fn parse_line(buf: &[u8], limits: Limits) -> Step {
     let mut tokens = Vec::new();
     let mut i = 0;
     // Bytes of the line outside literals.
     let mut line_len = 0usize;
-    let bad = |at: usize, why: &str| Step::Skip {
-        consumed: at,
-        octets: 0,
-        to_eol: true,
-        report: Line::Bad(why.to_owned()),
-    };
     loop {
         if line_len > limits.max_line {
-            return Step::Skip {
-                consumed: i,
-                octets: 0,
-                to_eol: true,
-                report: Line::TooLong,
-            };
+            return Step::too_long(i);
         }
         let Some(&b) = buf.get(i) else {
             return Step::More;
         };
-        match b {
+        let scan = match b {
             b'\r' => match buf.get(i + 1) {
                 None => return Step::More,
                 Some(b'\n') => return Step::Done(i + 2, Line::Tokens(tokens)),
-                Some(_) => return bad(i, "a CR not followed by LF"),
+                Some(_) => return Step::bad(i, "a CR not followed by LF"),
             },
             // A bare LF ends a line too (Dovecot is as lenient).
             b'\n' => return Step::Done(i + 1, Line::Tokens(tokens)),
             b' ' if !tokens.is_empty() => {
                 i += 1;
                 line_len += 1;
+                continue;
             }
-            b'"' => {
-                let mut s = Vec::new();
-                let mut j = i + 1;
-                loop {
-                    match buf.get(j) {
-                        None => {
-                            if j - i > limits.max_line {
-                                return Step::Skip {
-                                    consumed: j,
-                                    octets: 0,
-                                    to_eol: true,
-                                    report: Line::TooLong,
-                                };
-                            }
-                            return Step::More;
-                        }
-                        Some(b'"') => break,
-                        Some(b'\\') => match buf.get(j + 1) {
-                            None => return Step::More,
-                            Some(&c @ (b'"' | b'\\')) => {
-                                s.push(c);
-                                j += 2;
-                            }
-                            Some(_) => return bad(j, "a backslash before neither \" nor \\"),
-                        },
-                        Some(b'\r' | b'\n' | 0) => {
-                            return bad(j, "a quoted string holds CR, LF or NUL")
-                        }
-                        Some(&c) => {
-                            s.push(c);
-                            j += 1;
-                        }
-                    }
-                }
-                line_len += j + 1 - i;
-                i = j + 1;
-                tokens.push(Token::Str(s));
+            b'"' => quoted(buf, i, limits),
+            b'{' => literal(buf, i, limits),
+            c if is_atom_char(c) => atom(buf, i, limits),
+            _ => return Step::bad(i, "a character that starts no token"),
+        };
+        match scan {
+            Ok(s) => {
+                tokens.push(s.token);
+                line_len += s.len;
+                i = s.end;
             }
-            b'{' => {
-                let Some(close) = buf[i..].iter().take(24).position(|&c| c == b'}') else {
-                    if buf.len() - i >= 24 {
-                        return bad(i, "a literal's length is not a number");
-                    }
-                    return Step::More;
-                };
-                let inner = &buf[i + 1..i + close];
-                let digits = inner.strip_suffix(b"+").unwrap_or(inner);
-                let size = match std::str::from_utf8(digits).ok().and_then(|d| {
-                    (!d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
-                        .then(|| d.parse::<u64>().ok())
-                        .flatten()
-                }) {
-                    Some(n) => n,
-                    None => return bad(i, "a literal's length is not a number"),
-                };
-                let after = i + close + 1;
-                match (buf.get(after), buf.get(after + 1)) {
-                    (None, _) | (Some(b'\r'), None) => return Step::More,
-                    (Some(b'\r'), Some(b'\n')) => {}
-                    _ => return bad(after, "a literal's length is not followed by CRLF"),
-                }
-                let start = after + 2;
-                if size > limits.max_literal {
-                    return Step::Skip {
-                        consumed: start,
-                        octets: size,
-                        to_eol: true,
-                        report: Line::TooBig { size },
-                    };
-                }
-                let end = start + size as usize;
-                if buf.len() < end {
-                    return Step::More;
-                }
-                tokens.push(Token::Str(buf[start..end].to_vec()));
-                line_len += start - i;
-                i = end;
-            }
-            c if is_atom_char(c) => {
-                let n = buf[i..].iter().take_while(|&&c| is_atom_char(c)).count();
-                if i + n == buf.len() {
-                    // The atom may go on in the next read.
-                    if n > limits.max_line {
-                        return Step::Skip {
-                            consumed: i + n,
-                            octets: 0,
-                            to_eol: true,
-                            report: Line::TooLong,
-                        };
-                    }
-                    return Step::More;
-                }
-                // Atom characters are ASCII.
-                let atom = String::from_utf8_lossy(&buf[i..i + n]).into_owned();
-                tokens.push(Token::Atom(atom));
-                line_len += n;
-                i += n;
-                match buf.get(i) {
-                    Some(b' ' | b'\r' | b'\n') => {}
-                    _ => return bad(i, "an atom runs into another token"),
-                }
-            }
-            _ => return bad(i, "a character that starts no token"),
+            Err(step) => return step,
         }
     }
+}
+
+/// The quoted string that starts at `buf[i]`.
+fn quoted(buf: &[u8], i: usize, limits: Limits) -> Scan {
+    let mut s = Vec::new();
+    let mut j = i + 1;
+    loop {
+        match buf.get(j) {
+            None if j - i > limits.max_line => return Err(Step::too_long(j)),
+            None => return Err(Step::More),
+            Some(b'"') => break,
+            Some(b'\\') => match buf.get(j + 1) {
+                None => return Err(Step::More),
+                Some(&c @ (b'"' | b'\\')) => {
+                    s.push(c);
+                    j += 2;
+                }
+                Some(_) => return Err(Step::bad(j, "a backslash before neither \" nor \\")),
+            },
+            Some(b'\r' | b'\n' | 0) => {
+                return Err(Step::bad(j, "a quoted string holds CR, LF or NUL"))
+            }
+            Some(&c) => {
+                s.push(c);
+                j += 1;
+            }
+        }
+    }
+    Ok(Scanned {
+        token: Token::Str(s),
+        end: j + 1,
+        len: j + 1 - i,
+    })
+}
+
+/// The literal that starts at `buf[i]`: its data is held whole, or, over
+/// `max_literal`, skipped.
+fn literal(buf: &[u8], i: usize, limits: Limits) -> Scan {
+    let (size, start) = literal_header(buf, i)?;
+    if size > limits.max_literal {
+        return Err(Step::Skip {
+            consumed: start,
+            octets: size,
+            to_eol: true,
+            report: Line::TooBig { size },
+        });
+    }
+    let end = start + size as usize;
+    if buf.len() < end {
+        return Err(Step::More);
+    }
+    Ok(Scanned {
+        token: Token::Str(buf[start..end].to_vec()),
+        end,
+        len: start - i,
+    })
+}
+
+/// `{n}` or `{n+}` and CRLF at `buf[i]`: the size, and where the data starts.
+fn literal_header(buf: &[u8], i: usize) -> Result<(u64, usize), Step> {
+    let Some(close) = buf[i..].iter().take(24).position(|&c| c == b'}') else {
+        if buf.len() - i >= 24 {
+            return Err(Step::bad(i, "a literal's length is not a number"));
+        }
+        return Err(Step::More);
+    };
+    let inner = &buf[i + 1..i + close];
+    let digits = inner.strip_suffix(b"+").unwrap_or(inner);
+    let size = match std::str::from_utf8(digits).ok().and_then(|d| {
+        (!d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| d.parse::<u64>().ok())
+            .flatten()
+    }) {
+        Some(n) => n,
+        None => return Err(Step::bad(i, "a literal's length is not a number")),
+    };
+    let after = i + close + 1;
+    match (buf.get(after), buf.get(after + 1)) {
+        (None, _) | (Some(b'\r'), None) => Err(Step::More),
+        (Some(b'\r'), Some(b'\n')) => Ok((size, after + 2)),
+        _ => Err(Step::bad(
+            after,
+            "a literal's length is not followed by CRLF",
+        )),
+    }
+}
+
+/// The atom that starts at `buf[i]`.
+fn atom(buf: &[u8], i: usize, limits: Limits) -> Scan {
+    let n = buf[i..].iter().take_while(|&&c| is_atom_char(c)).count();
+    let end = i + n;
+    if end == buf.len() {
+        // The atom may go on in the next read.
+        if n > limits.max_line {
+            return Err(Step::too_long(end));
+        }
+        return Err(Step::More);
+    }
+    if !matches!(buf[end], b' ' | b'\r' | b'\n') {
+        return Err(Step::bad(end, "an atom runs into another token"));
+    }
+    Ok(Scanned {
+        // Atom characters are ASCII.
+        token: Token::Atom(String::from_utf8_lossy(&buf[i..end]).into_owned()),
+        end,
+        len: n,
+    })
 }
 
 #[cfg(test)]
