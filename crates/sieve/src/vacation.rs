@@ -12,9 +12,11 @@
 //!   whose runtime raises the crate's `Received` limit for redirects: see
 //!   the README); and a user that is not named in To/Cc/Bcc/Resent-*
 //!   (exactly, so `user+tag@` is missed);
-//! - its `Auto-Submitted` check never fires with mail-parser 0.11 (the crate
-//!   looks for `HeaderName::Other`, mail-parser now has a named variant), so
-//!   two auto-responders would answer each other;
+//! - its `Auto-Submitted` check never fired with mail-parser 0.11 (the
+//!   crate looked for `HeaderName::Other`, mail-parser now has a named
+//!   variant), so two auto-responders would answer each other; the
+//!   workspace's patched sieve-rs fixes it (crates/sieve-rs/PATCHES.md,
+//!   patch 1), and this check stays as a second guard;
 //! - it misses `Precedence: junk/list`, `postmaster`, `LISTSERV`,
 //!   `majordomo`;
 //! - a header that decodes to line breaks could inject header lines into a
