@@ -38,7 +38,8 @@ fn sends(events: &[Event]) -> usize {
         .count()
 }
 
-const PLAIN: &str = "From: Sender <sender@example.net>\r\nTo: Me <me@example.org>\r\nSubject: Hi\r\n\r\nHello\r\n";
+const PLAIN: &str =
+    "From: Sender <sender@example.net>\r\nTo: Me <me@example.org>\r\nSubject: Hi\r\n\r\nHello\r\n";
 
 // ---------------------------------------------------------------------------
 // Patch 1: Auto-Submitted (RFC 3834 5, RFC 5230 4.5, RFC 5435 3.8)
@@ -47,7 +48,11 @@ const PLAIN: &str = "From: Sender <sender@example.net>\r\nTo: Me <me@example.org
 #[test]
 fn vacation_does_not_answer_auto_submitted_mail() {
     let script = "require \"vacation\"; vacation \"away\";";
-    assert_eq!(sends(&events(script, PLAIN)), 1, "a plain message is answered");
+    assert_eq!(
+        sends(&events(script, PLAIN)),
+        1,
+        "a plain message is answered"
+    );
     let auto = format!("Auto-Submitted: auto-replied\r\n{PLAIN}");
     assert_eq!(sends(&events(script, &auto)), 0, "an auto-reply is not");
     let no = format!("Auto-Submitted: no\r\n{PLAIN}");
