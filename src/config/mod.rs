@@ -435,6 +435,16 @@ mod tests {
     }
 
     #[test]
+    fn a_script_size_past_64_mib_is_refused_before_it_can_overflow() {
+        let at = |n: u64| parse(&format!("{MINIMAL}[sieve]\nmax_script_size = {n}\n"));
+        assert_eq!(at(64 << 20).unwrap().sieve.max_script_size, 64 << 20);
+        for n in [(64 << 20) + 1, u64::MAX / 2, i64::MAX as u64] {
+            let e = at(n).unwrap_err().to_string();
+            assert!(e.contains("sieve.max_script_size"), "{e}");
+        }
+    }
+
+    #[test]
     fn index_settings_are_validated() {
         let cfg = parse(&format!(
             "{MINIMAL}[index]\nuids = \"dovecot\"\nspecial_use = {{ Archive = \"\\\\Archive\" }}\n"

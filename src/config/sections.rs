@@ -327,6 +327,9 @@ pub(super) fn log(raw: RawLog) -> LogConfig {
 }
 
 /// `[sieve]`: the defaults are [`SieveConfig::default`] (Pigeonhole's).
+/// The largest `[sieve] max_script_size` accepted.
+const MAX_SCRIPT_SIZE: usize = 64 << 20;
+
 pub(super) fn sieve(sv: RawSieve, cx: &Context) -> Result<SieveConfig, ConfigError> {
     let sd = SieveConfig::default();
     let paths = |v: Option<Vec<PathBuf>>| {
@@ -367,6 +370,14 @@ pub(super) fn sieve(sv: RawSieve, cx: &Context) -> Result<SieveConfig, ConfigErr
             cx,
         )?,
     };
+    // A script is read into memory, and ManageSieve adds room for a
+    // command around it: a size past this is a typo, not a script.
+    if sieve.max_script_size > MAX_SCRIPT_SIZE {
+        return Err(cx.invalid(
+            "sieve.max_script_size",
+            &format!("must be at most {MAX_SCRIPT_SIZE} bytes (64 MiB)"),
+        ));
+    }
     if sieve.vacation_min_period > sieve.vacation_default_period
         || sieve.vacation_default_period > sieve.vacation_max_period
     {

@@ -52,7 +52,12 @@ where
     send(&mut conn.stream, &conn.session.greeting(), cfg.idle_timeout).await?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match tokio::time::timeout(cfg.idle_timeout, conn.stream.read(&mut buf)).await {
+        // The whole next line (literals and an oversized literal being
+        // skipped included) must come within the idle timeout: bytes that
+        // end no line do not restart it, so a client sending a byte at a
+        // time cannot hold the connection.
+        let read = conn.stream.read(&mut buf);
+        let n = match tokio::time::timeout_at(conn.line_deadline, read).await {
             Err(_) => {
                 let _ = send(
                     &mut conn.stream,
@@ -83,6 +88,8 @@ struct Conn<'a, S> {
     reader: Reader,
     /// The store of the user logged in (opened at the first command after).
     scripts: Option<(String, Box<dyn Scripts + Send>)>,
+    /// When the next complete line is due (`idle_timeout` after the last).
+    line_deadline: tokio::time::Instant,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
@@ -96,6 +103,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             session: Session::new(session_cfg),
             reader: Reader::new(cfg.limits),
             scripts: None,
+            line_deadline: tokio::time::Instant::now() + cfg.idle_timeout,
         }
     }
 
@@ -103,6 +111,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     /// what each asks; Break with the reason if the connection ends.
     async fn answer_lines(&mut self) -> std::io::Result<ControlFlow<&'static str>> {
         while let Some(line) = self.reader.next_line() {
+            self.line_deadline = tokio::time::Instant::now() + self.cfg.idle_timeout;
             self.open_scripts().await;
             let (out, action) = tokio::task::block_in_place(|| {
                 let s: Option<&mut dyn Scripts> = match self.scripts.as_mut() {
@@ -344,5 +353,34 @@ mod tests {
         }
         assert_eq!(task.await.unwrap().unwrap(), "logout");
         assert_eq!(store.lock().unwrap().active.as_deref(), Some("a"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_dripping_one_line_byte_by_byte_is_cut_at_the_idle_timeout() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let backend = Arc::new(Fake {
+            store: Arc::new(Mutex::new(Memory::default())),
+        });
+        let mut c = cfg(Duration::ZERO);
+        c.idle_timeout = Duration::from_secs(1);
+        let task = tokio::spawn(async move { serve(server, &c, backend).await });
+        let (mut r, mut w) = tokio::io::split(client);
+        // A byte every 200 ms never ends the line; each alone is well
+        // within the timeout. The server must hang up all the same, long
+        // before the 60 s this would otherwise take.
+        for _ in 0..300 {
+            if task.is_finished() || w.write_all(b"N").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(task.is_finished(), "still connected after 60 s of drip");
+        assert_eq!(task.await.unwrap().unwrap(), "timeout");
+        let mut said = String::new();
+        let _ = r.read_to_string(&mut said).await;
+        assert!(
+            said.ends_with("BYE \"Disconnected for inactivity.\"\r\n"),
+            "{said}"
+        );
     }
 }
