@@ -375,7 +375,7 @@ pub(super) fn sieve(sv: RawSieve, cx: &Context) -> Result<SieveConfig, ConfigErr
     if sieve.max_script_size > MAX_SCRIPT_SIZE {
         return Err(cx.invalid(
             "sieve.max_script_size",
-            &format!("must be at most {MAX_SCRIPT_SIZE} bytes (64 MiB)"),
+            format!("must be at most {MAX_SCRIPT_SIZE} bytes (64 MiB)"),
         ));
     }
     if sieve.vacation_min_period > sieve.vacation_default_period
