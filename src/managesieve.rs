@@ -109,16 +109,10 @@ impl Backend for FileBackend {
 
 /// The session settings `cfg` gives a client at `peer`.
 pub fn conn_config(cfg: &Config, peer: SocketAddr) -> ConnConfig {
-    let editheader = cfg.sieve.user_editheader;
-    let extensions: Vec<String> = sieve::compiler::grammar::Capability::all()
-        .iter()
-        .filter(|c| mailstow_sieve::compile::allowed(c, editheader))
-        .map(ToString::to_string)
-        .collect();
     ConnConfig {
         session: session::Config {
             implementation: format!("mailstow {}", env!("CARGO_PKG_VERSION")),
-            extensions: extensions.join(" "),
+            extensions: mailstow_sieve::compile::user_extensions(cfg.sieve.user_editheader),
             max_redirects: cfg.sieve.max_redirects,
             notify: "mailto".into(),
             starttls: cfg.tls.is_some(),

@@ -37,6 +37,18 @@ pub struct CompileLimits {
     pub editheader: bool,
 }
 
+/// The names of the extensions a user's script may require (with
+/// editheader when `editheader`), space-separated in sieve-rs's order: the
+/// SIEVE capability a ManageSieve server announces.
+pub fn user_extensions(editheader: bool) -> String {
+    Capability::all()
+        .iter()
+        .filter(|c| allowed(c, editheader))
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The extensions a script may require. Everything Pigeonhole offers a
 /// user by default that sieve-rs implements; not the vnd.stalwart ones,
 /// convert, replace, enclose, redirect-dsn, redirect-deliverby, extlists,
