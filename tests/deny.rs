@@ -5,7 +5,7 @@
 //! Must not reach the network: advisories need a database download and
 //! are not checked here.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::debian::output;
 use crate::util;
@@ -14,33 +14,9 @@ use crate::util;
 /// builds with Rust 1.95).
 const CARGO_DENY_VERSION: &str = "0.20.2";
 
-fn ensure_cargo_deny() {
-    let works = || {
-        Command::new("cargo")
-            .args(["deny", "--version"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if works() {
-        return;
-    }
-    let _lock = util::host_lock();
-    if !works() {
-        util::run(Command::new("cargo").args([
-            "install",
-            "cargo-deny",
-            "--locked",
-            "--version",
-            CARGO_DENY_VERSION,
-        ]));
-    }
-}
-
 #[test]
 fn dependencies_have_allowed_licenses_pinned_versions_and_known_sources() {
-    ensure_cargo_deny();
+    util::ensure_cargo_subcommand("deny", "cargo-deny", CARGO_DENY_VERSION);
     let (status, text) = output(
         Command::new("cargo")
             .current_dir(env!("CARGO_MANIFEST_DIR"))

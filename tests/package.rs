@@ -162,7 +162,7 @@ pub(crate) fn deb() -> &'static Path {
     DEB.get_or_init(|| {
         let started = Instant::now();
         ensure_tools();
-        ensure_cargo_deb();
+        util::ensure_cargo_subcommand("deb", "cargo-deb", CARGO_DEB_VERSION);
         let bin = Path::new(env!("CARGO_BIN_EXE_mailstow"));
         // .../target/debug/mailstow: the target dir and the profile's dir.
         let profile_dir = bin.parent().expect("binary has a directory");
@@ -196,30 +196,6 @@ pub(crate) fn deb() -> &'static Path {
         );
         deb
     })
-}
-
-fn ensure_cargo_deb() {
-    let works = || {
-        Command::new("cargo")
-            .args(["deb", "--version"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if works() {
-        return;
-    }
-    let _lock = util::host_lock();
-    if !works() {
-        run(Command::new("cargo").args([
-            "install",
-            "cargo-deb",
-            "--locked",
-            "--version",
-            CARGO_DEB_VERSION,
-        ]));
-    }
 }
 
 /// `dpkg-deb -c` as (mode string, owner/group, path without the leading `.`).

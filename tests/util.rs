@@ -116,6 +116,27 @@ pub fn apt_install_missing(paths: &[&str], packages: &[&str]) {
     );
 }
 
+/// Make `cargo SUBCOMMAND` work: install crate `krate` at `version` with
+/// `cargo install --locked` when it is missing (as on a fresh machine),
+/// under the host lock, checking again once the lock is held.
+pub fn ensure_cargo_subcommand(subcommand: &str, krate: &str, version: &str) {
+    let works = || {
+        Command::new("cargo")
+            .args([subcommand, "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works() {
+        return;
+    }
+    let _lock = host_lock();
+    if !works() {
+        run(Command::new("cargo").args(["install", krate, "--locked", "--version", version]));
+    }
+}
+
 /// Run a command to completion; panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
