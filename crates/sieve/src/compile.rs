@@ -221,6 +221,12 @@ fn position_of(text: &[u8], needle: &str) -> (usize, usize) {
     (line, column)
 }
 
+/// The mailbox id an explicit keep's `fileinto :copy "INBOX"` carries, so
+/// that the host tells it from a script's own `fileinto "INBOX"` (which
+/// Pigeonhole does not defer). No script can give a mailbox id: the
+/// `mailboxid` extension is refused to every script (see [`allowed`]).
+pub(crate) const EXPLICIT_KEEP: &str = "\u{0}mailstow:explicit-keep";
+
 /// The compiled form of `fileinto :copy "INBOX"`, used as the template for
 /// explicit keeps.
 fn inbox_copy_template() -> Option<&'static Value> {
@@ -255,8 +261,14 @@ fn rewrite_keeps(program: &mut Value) -> Result<(), CompileFailure> {
                 column: 0,
                 message: "internal error: no fileinto template".into(),
             })?;
-        if let (Some(obj), Some(flags)) = (fi.as_object_mut(), flags) {
-            obj.insert("flags".into(), flags);
+        if let Some(obj) = fi.as_object_mut() {
+            if let Some(flags) = flags {
+                obj.insert("flags".into(), flags);
+            }
+            obj.insert(
+                "mailbox_id".into(),
+                serde_json::json!({ "Text": EXPLICIT_KEEP }),
+            );
         }
         *ins = serde_json::json!({ "FileInto": fi });
     }

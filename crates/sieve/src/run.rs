@@ -9,6 +9,7 @@
 //! script to script), [`Run`] (one script: `script`, then `answer` with one
 //! method per event), [`Actions`] (the end-of-script rules).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use sieve::{Envelope, Event, Input, Mailbox, Recipient, Script, Sieve, SpamStatus, VirusStatus};
 
-use crate::compile::CompileFailure;
+use crate::compile::{CompileFailure, EXPLICIT_KEEP};
 use crate::spamtest::{spam_status, virus_status};
 use crate::{
     header_values, vacation, Account, ErrorKind, Filter, Lookups, Mailboxes, MessageEnvelope,
@@ -28,7 +29,8 @@ const MAX_RECEIVED: usize = 30;
 
 impl Filter {
     /// Run the chain for one recipient: before scripts, the user's script
-    /// (`script`, or the configured one), after scripts.
+    /// (`script`, or the configured one), after scripts. The scripts see
+    /// `message` as it is (a stored message, a message to try a script on).
     pub fn run(
         &self,
         user: &Account<'_>,
@@ -37,16 +39,50 @@ impl Filter {
         message: &[u8],
         look: &mut Lookups<'_>,
     ) -> Result<Plan, TempFailure> {
+        self.run_with_trace(user, script, env, b"", message, look)
+    }
+
+    /// As [`Filter::run`], for a message being delivered: `trace` is the
+    /// header fields the host will put before `message` in every copy it
+    /// stores (Return-Path, Delivered-To, Received), and the scripts see
+    /// `trace` then `message`, the bytes of the stored file, as they do
+    /// under Dovecot's LMTP. That takes one copy of the message, made only
+    /// when the chain has a script. The loop and auto-reply rules judge the
+    /// message as it arrived, without `trace`.
+    pub fn run_with_trace(
+        &self,
+        user: &Account<'_>,
+        script: Option<&Path>,
+        env: &MessageEnvelope<'_>,
+        trace: &[u8],
+        message: &[u8],
+        look: &mut Lookups<'_>,
+    ) -> Result<Plan, TempFailure> {
         let scripts = self.load_chain(user, script)?;
         let n = scripts.len();
         let mut chain = Chain::new();
+        if n == 0 {
+            return Ok(chain.finish(false));
+        }
+        let delivered: Cow<'_, [u8]> = if trace.is_empty() {
+            Cow::Borrowed(message)
+        } else {
+            Cow::Owned([trace, message].concat())
+        };
+        let arrival = Arrival {
+            user,
+            env,
+            message,
+            loops: LoopFacts::of(message, user, env),
+        };
         for (i, (sref, compiled)) in scripts.into_iter().enumerate() {
             let flow = match compiled {
                 Err(e) => chain.did_not_compile(user, &sref, &e),
                 Ok(script) => {
-                    let msg: &[u8] = chain.current.as_deref().map_or(message, Vec::as_slice);
+                    let msg: &[u8] = chain.current.as_deref().map_or(&delivered, Vec::as_slice);
                     let flags = chain.keep.clone().unwrap_or_default();
-                    let run = Run::new(self, &sref, user, env, msg, look, &mut chain.plan);
+                    let base = chain.current.clone();
+                    let run = Run::new(self, &sref, &arrival, msg, base, look, &mut chain.plan);
                     match run.script(script, &flags, i + 1 == n) {
                         Ok(outcome) => chain.succeeded(outcome),
                         Err(ScriptError::Temp(t)) => return Err(t),
@@ -58,8 +94,18 @@ impl Filter {
                 break;
             }
         }
-        Ok(chain.finish(n > 0))
+        Ok(chain.finish(true))
     }
+}
+
+/// What is the same for every script of one recipient's chain.
+struct Arrival<'a> {
+    user: &'a Account<'a>,
+    env: &'a MessageEnvelope<'a>,
+    /// The message as it arrived (without the host's trace fields): what
+    /// the loop and auto-reply rules judge.
+    message: &'a [u8],
+    loops: LoopFacts,
 }
 
 /// What one recipient's chain carries from script to script.
@@ -169,15 +215,19 @@ struct ScriptOutcome {
 struct Run<'r, 'l> {
     filter: &'r Filter,
     sref: &'r ScriptRef,
+    arrival: &'r Arrival<'r>,
     user: &'r Account<'r>,
     env: &'r MessageEnvelope<'r>,
     /// The message as this script sees it.
     message: &'r [u8],
+    /// The message as earlier scripts of the chain edited it (None: not
+    /// edited): what this script's actions on "the message" (the
+    /// interpreter's id 0) mean.
+    base: Option<Arc<Vec<u8>>>,
     look: &'r mut Lookups<'l>,
     /// The trace and notes go straight into the plan, whether or not the
     /// script succeeds; its actions wait in `acts`.
     plan: &'r mut Plan,
-    loops: LoopFacts,
     acts: Actions,
 }
 
@@ -185,19 +235,20 @@ impl<'r, 'l> Run<'r, 'l> {
     fn new(
         filter: &'r Filter,
         sref: &'r ScriptRef,
-        user: &'r Account<'r>,
-        env: &'r MessageEnvelope<'r>,
+        arrival: &'r Arrival<'r>,
         message: &'r [u8],
+        base: Option<Arc<Vec<u8>>>,
         look: &'r mut Lookups<'l>,
         plan: &'r mut Plan,
     ) -> Self {
         Run {
-            loops: LoopFacts::of(message, user, env),
             filter,
             sref,
-            user,
-            env,
+            arrival,
+            user: arrival.user,
+            env: arrival.env,
             message,
+            base,
             look,
             plan,
             acts: Actions::default(),
@@ -229,7 +280,8 @@ impl<'r, 'l> Run<'r, 'l> {
             self.plan.trace.push(trace_line(&event));
             input = self.answer(event)?;
         }
-        self.acts.finish(self.plan, self.look.mailboxes, last)
+        self.acts
+            .finish(self.plan, self.look.mailboxes, last, self.base.as_ref())
     }
 
     /// The interpreter's context for this script and message: envelope,
@@ -302,8 +354,12 @@ impl<'r, 'l> Run<'r, 'l> {
                 flags,
                 create,
                 message_id,
+                mailbox_id,
                 ..
-            } => self.file_into(folder, flags, create, message_id)?,
+            } => {
+                let keep = mailbox_id.as_deref() == Some(EXPLICIT_KEEP);
+                self.file_into(folder, flags, create, message_id, keep)?
+            }
             Event::SendMessage {
                 recipient,
                 message_id,
@@ -404,7 +460,7 @@ impl<'r, 'l> Run<'r, 'l> {
         );
         let addresses = [self.user.name.to_owned(), self.env.to.to_owned()];
         let suppressed = vacation::suppress_reason_after_recipient_check(
-            self.message,
+            self.arrival.message,
             self.env.from,
             &addresses,
         );
@@ -447,28 +503,30 @@ impl<'r, 'l> Run<'r, 'l> {
         self.acts.created.insert(message_id, (kind, m));
     }
 
-    /// `fileinto` (and explicit `keep`, compiled as `fileinto :copy
-    /// "INBOX"`). As Pigeonhole: a name no IMAP server could use is a
-    /// runtime error, not a silent INBOX; flags the store cannot keep are
-    /// dropped.
+    /// `fileinto`, and an explicit `keep` (`keep`: compiled as `fileinto
+    /// :copy "INBOX"`, see `compile`). As Pigeonhole: a name no IMAP server
+    /// could use is a runtime error, not a silent INBOX; flags the store
+    /// cannot keep are dropped.
     fn file_into(
         &mut self,
         folder: String,
         flags: Vec<String>,
         create: bool,
         message_id: usize,
+        keep: bool,
     ) -> Result<(), ScriptError> {
         self.count_action()?;
         if let Some(why) = self.look.mailboxes.refuse_name(&folder) {
             return Err(ScriptError::Failed(format!("fileinto: {why}")));
         }
-        self.acts.stores.push(Store {
+        let store = Store {
             folder,
             flags: valid_flags(flags, self.look.mailboxes),
             create,
             implicit: false,
             message: self.acts.message(message_id),
-        });
+        };
+        self.acts.stores.push(Pending { store, keep });
         Ok(())
     }
 
@@ -497,7 +555,7 @@ impl<'r, 'l> Run<'r, 'l> {
                 });
             }
             // RFC 5436 2.7: no notification about auto-submitted mail.
-            Some((Created::Notify, _)) if auto_submitted(self.message) => {
+            Some((Created::Notify, _)) if auto_submitted(self.arrival.message) => {
                 self.plan
                     .trace
                     .push("notify suppressed: Auto-Submitted".into());
@@ -530,13 +588,13 @@ impl<'r, 'l> Run<'r, 'l> {
         let target = to.first().cloned().unwrap_or_default();
         // A redirect to the user's own address is allowed (as in
         // Pigeonhole); it comes back marked.
-        if let Some(why) = self.loops.reason() {
+        if let Some(why) = self.arrival.loops.reason() {
             tracing::warn!(user = %self.user.name, redirect_to = %target, reason = why, "redirect skipped: mail loop; the message is kept");
             self.plan.notes.push(format!(
                 "{}: redirect to {target} skipped: {why}",
                 self.sref.path.display()
             ));
-            self.acts.keep_instead = true;
+            self.acts.skipped_redirect = true;
         } else {
             self.acts.outgoing.push(Outgoing {
                 kind: OutKind::Redirect,
@@ -596,18 +654,26 @@ enum Created {
     Notify,
 }
 
+/// A store a script asked for, and whether it is an explicit `keep`.
+struct Pending {
+    store: Store,
+    keep: bool,
+}
+
 /// One script's actions, applied to the plan only if the script succeeds.
 #[derive(Default)]
 struct Actions {
-    stores: Vec<Store>,
+    /// Message None: the message as this script got it.
+    stores: Vec<Pending>,
     outgoing: Vec<Outgoing>,
     reject: Option<Reject>,
     discard: bool,
     /// The final `Keep` event: the implicit keep (explicit keeps are
     /// compiled as `fileinto :copy "INBOX"`), with its flags.
     keep: Option<(Vec<String>, usize)>,
-    /// A redirect was skipped as a loop: keep the message.
-    keep_instead: bool,
+    /// A redirect was skipped as a loop: keep the message. Still an
+    /// action the script took (a reject beside it is a conflict).
+    skipped_redirect: bool,
     remember: Vec<(String, u64)>,
     /// A vacation check said "not replied yet": the reply comes next.
     pending_vacation: Option<(String, u64)>,
@@ -627,7 +693,8 @@ impl Actions {
         Ok(())
     }
 
-    /// The message an action refers to: an edited one, or None (original).
+    /// The message an action refers to: one this script edited, or None
+    /// (the message as this script got it).
     fn message(&self, id: usize) -> Option<Arc<Vec<u8>>> {
         match self.created.get(&id) {
             Some((Created::Edited, m)) => Some(Arc::clone(m)),
@@ -636,43 +703,47 @@ impl Actions {
     }
 
     /// The end-of-script rules, for a script that ran without error:
-    /// reject conflicts with anything that stores or sends; the keep in
-    /// effect; a non-last script's explicit keep deferred. Then the
-    /// actions join the plan.
+    /// reject conflicts with anything that stores or sends (a redirect
+    /// skipped as a loop included, as in Pigeonhole); the keep in effect; a
+    /// non-last script's explicit keep deferred. Then the actions join the
+    /// plan, "the message" meaning `base` (the chain's edits so far).
     fn finish(
         mut self,
         plan: &mut Plan,
         mailboxes: &dyn Mailboxes,
         last: bool,
+        base: Option<&Arc<Vec<u8>>>,
     ) -> Result<ScriptOutcome, ScriptError> {
-        if self.reject.is_some() && (!self.stores.is_empty() || !self.outgoing.is_empty()) {
+        if self.reject.is_some()
+            && (!self.stores.is_empty() || !self.outgoing.is_empty() || self.skipped_redirect)
+        {
             return Err(ScriptError::Failed(
                 "reject conflicts with keep, fileinto, redirect and vacation".into(),
             ));
         }
         let mut keep = match self.keep.take() {
             Some((flags, _)) => Some(valid_flags(flags, mailboxes)),
-            None if self.keep_instead => Some(Vec::new()),
+            None if self.skipped_redirect => Some(Vec::new()),
             None => None,
         };
         if !last {
             self.defer_explicit_keep(&mut keep);
         }
         let edited = self.edited.take();
-        self.apply(plan);
+        self.apply(plan, base);
         Ok(ScriptOutcome { keep, edited })
     }
 
     /// Pigeonhole defers an explicit keep of a script that is not the last
     /// one: it becomes the keep in effect, which the next script may still
-    /// cancel.
+    /// cancel. A `fileinto "INBOX"` is not a keep and is not deferred.
     fn defer_explicit_keep(&mut self, keep: &mut Option<Vec<String>>) {
-        let (inbox, rest): (Vec<Store>, Vec<Store>) = std::mem::take(&mut self.stores)
+        let (inbox, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.stores)
             .into_iter()
-            .partition(|s| s.folder.eq_ignore_ascii_case("INBOX") && s.message.is_none());
+            .partition(|p| p.keep && p.store.message.is_none());
         if !inbox.is_empty() {
             let k = keep.get_or_insert_with(Vec::new);
-            for f in inbox.into_iter().flat_map(|s| s.flags) {
+            for f in inbox.into_iter().flat_map(|p| p.store.flags) {
                 if !k.iter().any(|g| g.eq_ignore_ascii_case(&f)) {
                     k.push(f);
                 }
@@ -681,15 +752,23 @@ impl Actions {
         self.stores = rest;
     }
 
-    fn apply(self, plan: &mut Plan) {
+    fn apply(self, plan: &mut Plan, base: Option<&Arc<Vec<u8>>>) {
         plan.discarded |= self.discard;
-        for s in self.stores {
-            plan.store(s);
+        for Pending { mut store, .. } in self.stores {
+            if store.message.is_none() {
+                store.message = base.cloned();
+            }
+            plan.store(store);
         }
         if self.reject.is_some() {
             plan.reject = self.reject;
         }
-        plan.outgoing.extend(self.outgoing);
+        plan.outgoing.extend(self.outgoing.into_iter().map(|mut o| {
+            if o.kind == OutKind::Redirect && o.message.is_none() {
+                o.message = base.cloned();
+            }
+            o
+        }));
         plan.remember.extend(self.remember);
     }
 }

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::*;
 
@@ -482,5 +483,241 @@ fn recursive_includes_stop_at_the_depth_limit_and_keep() {
         p.errors[0].text.contains("TooManyIncludes"),
         "{:?}",
         p.errors
+    );
+}
+
+/// A host with `before` as its only before-script, and this user's script.
+fn chain(t: &T, before: &str, user: &str) -> Filter {
+    let path = t.dir.path().join("before.sieve");
+    std::fs::write(&path, before).unwrap();
+    t.script(user);
+    let cfg = SieveConfig {
+        before: vec![path],
+        ..SieveConfig::default()
+    };
+    Filter::new(&cfg, "mx.example.org")
+}
+
+fn run_chain(t: &T, filter: &Filter, msg: &[u8]) -> Plan {
+    let mut dup = |_: &str| Ok(false);
+    let mut look = Lookups {
+        duplicate: &mut dup,
+        mailboxes: &Store,
+    };
+    let env = MessageEnvelope {
+        from: Some("sender@example.net"),
+        to: "alice@example.org",
+        orcpt: None,
+    };
+    filter.run(&t.user(), None, &env, msg, &mut look).unwrap()
+}
+
+fn has_tag(m: &Option<Arc<Vec<u8>>>) -> bool {
+    m.as_deref()
+        .is_some_and(|m| String::from_utf8_lossy(m).starts_with("X-Tag: yes\r\n"))
+}
+
+#[test]
+fn a_before_scripts_header_edits_reach_a_later_scripts_fileinto_and_redirect() {
+    // Pigeonhole: the user's fileinto and redirect carry the admin's
+    // addheader (checked with dovecot-lda).
+    let t = setup();
+    let filter = chain(
+        &t,
+        "require \"editheader\"; addheader \"X-Tag\" \"yes\";",
+        "require [\"fileinto\", \"copy\"]; fileinto \"Work\"; redirect :copy \"bob@example.net\";",
+    );
+    let p = run_chain(&t, &filter, MSG);
+    assert_eq!(folders(&p), vec![("Work".into(), false)]);
+    assert!(has_tag(&p.stores[0].message), "stored copy: {:?}", p.stores);
+    assert!(has_tag(&p.outgoing[0].message), "redirected copy");
+    // An implicit keep after the edit stores the edited message too.
+    let filter = chain(
+        &t,
+        "require \"editheader\"; addheader \"X-Tag\" \"yes\";",
+        "keep;",
+    );
+    let p = run_chain(&t, &filter, MSG);
+    assert!(has_tag(&p.stores[0].message), "{:?}", p.stores);
+}
+
+#[test]
+fn redirect_skipped_as_a_loop_still_conflicts_with_reject() {
+    // Pigeonhole: "reject/ereject action conflicts with other action: the
+    // redirect action", a runtime error, and the message is kept.
+    let t = setup();
+    t.script("require \"reject\"; redirect \"bob@example.net\"; reject \"no\";");
+    let looped = [
+        b"X-Sieve-Redirected-From: alice@example.org\r\n".as_slice(),
+        MSG,
+    ]
+    .concat();
+    let p = t.run_with(&looped, &HashSet::new());
+    assert!(p.reject.is_none(), "{p:?}");
+    assert!(
+        p.errors[0].text.contains("reject conflicts"),
+        "{:?}",
+        p.errors
+    );
+    assert_eq!(folders(&p), vec![("INBOX".into(), true)]);
+}
+
+#[test]
+fn before_script_flags_survive_a_compile_error_and_not_a_runtime_error() {
+    // As Pigeonhole (dovecot-lda, sieve_before with `addflag "\\Flagged";
+    // keep;`): a user's script that does not compile leaves the message
+    // flagged; one that fails while running ends in the failsafe keep,
+    // without the before-script's flags, whose own fileinto stays.
+    let t = setup();
+    let before = "require [\"imap4flags\", \"fileinto\", \"copy\"]; fileinto :copy :flags \"\\\\Seen\" \"Work\"; addflag \"\\\\Flagged\"; keep;";
+    let filter = chain(&t, before, "frobnicate;");
+    let p = run_chain(&t, &filter, MSG);
+    let flags: Vec<_> = p
+        .stores
+        .iter()
+        .map(|s| (s.folder.as_str(), s.flags.clone()))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            ("Work", vec!["\\Seen".to_owned()]),
+            ("INBOX", vec!["\\Flagged".to_owned()])
+        ]
+    );
+    let filter = chain(&t, before, "require \"ihave\"; error \"boom\";");
+    let p = run_chain(&t, &filter, MSG);
+    let flags: Vec<_> = p
+        .stores
+        .iter()
+        .map(|s| (s.folder.as_str(), s.flags.clone()))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![("Work", vec!["\\Seen".to_owned()]), ("INBOX", vec![])]
+    );
+}
+
+#[test]
+fn fileinto_inbox_in_a_before_script_is_a_store_not_a_deferred_keep() {
+    // Pigeonhole: `fileinto "INBOX"` (with or without :copy) is stored
+    // whatever a later script does; only an explicit `keep` is deferred
+    // and cancelled by a later discard or fileinto.
+    let t = setup();
+    let filter = chain(
+        &t,
+        "require [\"fileinto\", \"copy\"]; fileinto :copy \"INBOX\";",
+        "discard;",
+    );
+    assert_eq!(
+        folders(&run_chain(&t, &filter, MSG)),
+        vec![("INBOX".into(), false)]
+    );
+    let filter = chain(&t, "require \"fileinto\"; fileinto \"INBOX\";", "discard;");
+    assert_eq!(
+        folders(&run_chain(&t, &filter, MSG)),
+        vec![("INBOX".into(), false)],
+        "fileinto cancels the keep: the chain stops before the discard"
+    );
+    let filter = chain(&t, "keep;", "discard;");
+    assert!(run_chain(&t, &filter, MSG).stores.is_empty());
+    let filter = chain(&t, "keep;", "require \"fileinto\"; fileinto \"Work\";");
+    assert_eq!(
+        folders(&run_chain(&t, &filter, MSG)),
+        vec![("Work".into(), false)]
+    );
+}
+
+#[test]
+fn a_script_cannot_pass_for_an_explicit_keep() {
+    // The keep's marker is a mailbox id, which no script may set.
+    let t = setup();
+    t.script("require [\"fileinto\", \"mailboxid\"]; fileinto :mailboxid \"x\" \"INBOX\";");
+    assert!(!t.run().errors.is_empty());
+}
+
+#[test]
+fn vacation_is_not_sent_past_ten_received_fields() {
+    let t = setup();
+    t.script("require \"vacation\"; vacation \"away\";");
+    let hop = b"Received: from a.example by b.example; Mon, 1 Jan 2024 10:00:00 +0000\r\n";
+    let msg = |n: usize| [hop.repeat(n).as_slice(), MSG].concat();
+    let p = t.run_with(&msg(10), &HashSet::new());
+    assert_eq!(p.outgoing.len(), 1, "{:?}", p.trace);
+    let p = t.run_with(&msg(11), &HashSet::new());
+    assert!(p.outgoing.is_empty());
+    assert!(
+        p.trace.iter().any(|l| l.contains("Received")),
+        "{:?}",
+        p.trace
+    );
+}
+
+const TRACE: &[u8] = b"Return-Path: <sender@example.net>\r\nDelivered-To: alice+shop@example.org\r\nReceived: from mta.example ([127.0.0.1])\r\n\tby mx.example.org (mailstow) with LMTP\r\n\tid X1\r\n\tfor <alice+shop@example.org>; Sun, 7 Jan 2024 10:00:00 +0000\r\n";
+
+fn run_traced(t: &T, msg: &[u8]) -> Plan {
+    let mut dup = |_: &str| Ok(false);
+    let mut look = Lookups {
+        duplicate: &mut dup,
+        mailboxes: &Store,
+    };
+    let env = MessageEnvelope {
+        from: Some("sender@example.net"),
+        to: "alice+shop@example.org",
+        orcpt: None,
+    };
+    t.filter
+        .run_with_trace(&t.user(), None, &env, TRACE, msg, &mut look)
+        .unwrap()
+}
+
+#[test]
+fn scripts_see_the_trace_fields_the_host_will_store_before_the_message() {
+    let t = setup();
+    t.script(
+        "require [\"fileinto\", \"variables\", \"date\", \"relational\", \"comparator-i;ascii-numeric\"];
+         if header :matches \"Delivered-To\" \"*\" { fileinto \"DT-${1}\"; }
+         if header :contains \"Received\" \"for <alice+shop@example.org>\" { fileinto \"Mine\"; }
+         if date :is \"received\" \"weekday\" \"0\" { fileinto \"Sunday\"; }
+         if header :count \"eq\" :comparator \"i;ascii-numeric\" \"Return-Path\" \"1\" { fileinto \"RP\"; }",
+    );
+    let names: Vec<String> = run_traced(&t, MSG)
+        .stores
+        .into_iter()
+        .map(|s| s.folder)
+        .collect();
+    assert_eq!(
+        names,
+        ["DT-alice+shop@example.org", "Mine", "Sunday", "RP"],
+        "in the order of the script"
+    );
+    // Without the trace, none of it is there.
+    assert_eq!(folders(&t.run()), vec![("INBOX".into(), true)]);
+}
+
+#[test]
+fn the_hosts_own_trace_fields_do_not_make_a_redirect_a_loop_or_a_hop() {
+    let t = setup();
+    // Our Delivered-To names the recipient: it must not stop the redirect.
+    t.script("redirect \"bob@example.net\";");
+    let p = run_traced(&t, MSG);
+    assert_eq!(p.outgoing.len(), 1, "{:?}", p.notes);
+    assert!(p.notes.is_empty());
+    // Our Received is not a hop the vacation bound counts: 10 arrived.
+    t.script("require \"vacation\"; vacation :addresses \"alice@example.org\" \"away\";");
+    let hop = b"Received: from a.example by b.example; Mon, 1 Jan 2024 10:00:00 +0000\r\n";
+    let ten = [hop.repeat(10).as_slice(), MSG].concat();
+    assert_eq!(run_traced(&t, &ten).outgoing.len(), 1);
+}
+
+#[test]
+fn an_edited_message_already_holds_the_trace_fields() {
+    let t = setup_with(|c| c.user_editheader = true);
+    t.script("require \"editheader\"; addheader \"X-Tag\" \"yes\";");
+    let p = run_traced(&t, MSG);
+    let stored = p.stores[0].message.as_deref().expect("edited copy");
+    let expected = [b"X-Tag: yes\r\n".as_slice(), TRACE, MSG].concat();
+    assert_eq!(
+        String::from_utf8_lossy(stored),
+        String::from_utf8_lossy(&expected)
     );
 }

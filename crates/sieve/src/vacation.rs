@@ -10,8 +10,8 @@
 //!   addresses; `List-*` headers; `X-Auto-Response-Suppress: All/OOF`;
 //!   `Precedence: bulk`; more than 10 `Received` headers (off in this host,
 //!   whose runtime raises the crate's `Received` limit for redirects: see
-//!   the README); and a user that is not named in To/Cc/Bcc/Resent-*
-//!   (exactly, so `user+tag@` is missed);
+//!   the README, so the bound is kept here); and a user that is not named
+//!   in To/Cc/Bcc/Resent-* (exactly, so `user+tag@` is missed);
 //! - its `Auto-Submitted` check never fired with mail-parser 0.11 (the
 //!   crate looked for `HeaderName::Other`, mail-parser now has a named
 //!   variant), so two auto-responders would answer each other; the
@@ -22,7 +22,8 @@
 //! - a header that decodes to line breaks could inject header lines into a
 //!   reply that copies it.
 //!
-//! [`suppress_reason`] covers all of these but the `Received` count.
+//! [`suppress_reason`] covers all of these, the crate's `Received` bound
+//! included ([`MAX_RECEIVED`]).
 
 use mail_parser::{HeaderValue, MessageParser};
 
@@ -41,6 +42,11 @@ const LIST_HEADERS: &[&str] = &[
     "list-archive",
 ];
 
+/// A message that arrived with more `Received` header fields than this
+/// may be looping: no auto-reply (sieve-rs's own bound, which its vacation
+/// check applies with the crate's default `Received` limit).
+pub const MAX_RECEIVED: usize = 10;
+
 /// Headers naming the recipients (RFC 5230 4.5).
 const RECIPIENT_HEADERS: &[&str] = &["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"];
 
@@ -50,7 +56,9 @@ const RECIPIENT_HEADERS: &[&str] = &["to", "cc", "bcc", "resent-to", "resent-cc"
 /// sender); `user_addresses` are the user's addresses (the recipient, its
 /// aliases, any `:addresses` of the script). Addresses are compared with
 /// local part and domain case-insensitive and any `+detail` removed.
-/// A message whose headers cannot be found is not answered.
+/// A message whose headers cannot be found is not answered. `message` is
+/// the message as it arrived, without the trace fields the delivering host
+/// adds (its `Received` would count as a hop).
 pub fn suppress_reason(
     message: &[u8],
     envelope_from: Option<&str>,
@@ -105,8 +113,15 @@ fn reason(
         return Some("message has no header section");
     };
     let mut named = false;
+    let mut received = 0;
     for header in parsed.headers() {
         let name = header.name.as_str().to_ascii_lowercase();
+        if name == "received" {
+            received += 1;
+            if received > MAX_RECEIVED {
+                return Some("more than 10 Received header fields (a mail loop?)");
+            }
+        }
         let raw = message
             .get(header.offset_start as usize..header.offset_end as usize)
             .map(String::from_utf8_lossy)

@@ -188,6 +188,18 @@ fn the_user_must_be_named_in_to_cc_bcc_or_resent() {
 }
 
 #[test]
+fn more_than_ten_received_fields_are_not_answered() {
+    let hops = |n: usize| {
+        "Received: from a.example by b.example; Mon, 1 Jan 2024 10:00:00 +0000\r\n".repeat(n)
+    };
+    assert_eq!(reason(&hops(10)), None);
+    assert_eq!(
+        reason(&hops(11)),
+        Some("more than 10 Received header fields (a mail loop?)")
+    );
+}
+
+#[test]
 fn a_message_without_headers_is_not_answered() {
     assert!(suppress_reason(b"", Some("someone@example.com"), &users()).is_some());
     assert!(suppress_reason(b"\r\n\r\nbody", Some("someone@example.com"), &users()).is_some());
