@@ -4,7 +4,7 @@
  * SPDX-License-Identifier: AGPL-3.0-only OR LicenseRef-SEL
  */
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, cmp::Ordering, sync::Arc};
 
 use crate::{
     MatchAs,
@@ -19,14 +19,15 @@ use super::glob::GlobPattern;
 
 pub(crate) trait Comparable {
     fn to_str(&'_ self) -> Cow<'_, str>;
-    fn to_number(&self) -> Number;
 }
 
 impl Comparator {
     pub(crate) fn is(&self, a: &impl Comparable, b: &impl Comparable) -> bool {
         match self {
             Comparator::Octet => a.to_str() == b.to_str(),
-            Comparator::AsciiNumeric => RelationalMatch::Eq.cmp(&a.to_number(), &b.to_number()),
+            Comparator::AsciiNumeric => {
+                ascii_numeric_cmp(a.to_str().as_ref(), b.to_str().as_ref()) == Ordering::Equal
+            }
             _ => a.to_str().to_lowercase() == b.to_str().to_lowercase(),
         }
     }
@@ -47,8 +48,24 @@ impl Comparator {
     ) -> bool {
         match self {
             Comparator::Octet => relation.cmp(a.to_str().as_ref(), b.to_str().as_ref()),
-            Comparator::AsciiNumeric => relation.cmp(&a.to_number(), &b.to_number()),
+            Comparator::AsciiNumeric => relation.cmp(
+                &ascii_numeric_cmp(a.to_str().as_ref(), b.to_str().as_ref()),
+                &Ordering::Equal,
+            ),
             _ => relation.cmp(&a.to_str().to_lowercase(), &b.to_str().to_lowercase()),
+        }
+    }
+
+    /// Compares the number of values a `:count` match found with a key
+    /// (RFC 5231, section 4.2); with "i;ascii-numeric" the key is read as
+    /// that comparator reads it (RFC 4790, section 9.1.1).
+    pub(crate) fn count(&self, relation: &RelationalMatch, count: i64, key: &Variable) -> bool {
+        match self {
+            Comparator::AsciiNumeric => relation.cmp(
+                &ascii_numeric_cmp(&count.to_string(), key.to_string().as_ref()),
+                &Ordering::Equal,
+            ),
+            _ => relation.cmp(&Number::from(count), &key.to_number()),
         }
     }
 
@@ -114,6 +131,25 @@ impl Comparator {
     }
 }
 
+/// Orders two strings as the "i;ascii-numeric" collation does (RFC 4790,
+/// section 9.1.1): a string's value is the number spelled by its leading
+/// digits, of any length; a string that does not begin with a digit is
+/// positive infinity, equal to any other such string and greater than any
+/// number.
+fn ascii_numeric_cmp(a: &str, b: &str) -> Ordering {
+    fn digits(s: &str) -> Option<&str> {
+        let len = s.bytes().take_while(u8::is_ascii_digit).count();
+        (len > 0).then(|| s[..len].trim_start_matches('0'))
+    }
+
+    match (digits(a), digits(b)) {
+        (Some(a), Some(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
 fn eval_regex(
     regex: &fancy_regex::Regex,
     value: &str,
@@ -141,21 +177,11 @@ impl Comparable for Variable {
     fn to_str(&'_ self) -> Cow<'_, str> {
         self.to_string()
     }
-
-    fn to_number(&self) -> Number {
-        self.to_number()
-    }
 }
 
 impl Comparable for &str {
     fn to_str(&'_ self) -> Cow<'_, str> {
         (*self).into()
-    }
-
-    fn to_number(&self) -> Number {
-        self.parse::<f64>()
-            .map(Number::Float)
-            .unwrap_or(Number::Float(0.0))
     }
 }
 

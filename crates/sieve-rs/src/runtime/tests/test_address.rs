@@ -17,10 +17,7 @@ use mail_parser::{
 
 use crate::{
     Context, Event,
-    compiler::{
-        Number,
-        grammar::{AddressPart, MatchType, tests::test_address::TestAddress},
-    },
+    compiler::grammar::{AddressPart, MatchType, tests::test_address::TestAddress},
 };
 
 use super::TestResult;
@@ -126,7 +123,7 @@ impl TestAddress {
 
                 let mut result = false;
                 for key in &key_list {
-                    if rel_match.cmp(&Number::from(count), &key.to_number()) {
+                    if self.comparator.count(rel_match, count, key) {
                         result = true;
                         break;
                     }

@@ -8,12 +8,9 @@ use mail_parser::{MimeHeaders, PartType, decoders::html::html_to_text};
 
 use crate::{
     Context,
-    compiler::{
-        Number,
-        grammar::{
-            MatchType,
-            tests::test_body::{BodyTransform, TestBody},
-        },
+    compiler::grammar::{
+        MatchType,
+        tests::test_body::{BodyTransform, TestBody},
     },
 };
 
@@ -86,7 +83,10 @@ impl TestBody {
             });
 
             for key in &self.key_list {
-                if rel_match.cmp(&Number::from(count), &ctx.eval_value(key).to_number()) {
+                if self
+                    .comparator
+                    .count(rel_match, count, &ctx.eval_value(key))
+                {
                     result = true;
                     break;
                 }

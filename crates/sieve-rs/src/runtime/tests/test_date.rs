@@ -46,7 +46,10 @@ impl TestDate {
 
                 let mut result = false;
                 for key in &self.key_list {
-                    if rel_match.cmp(&Number::from(date_count), &ctx.eval_value(key).to_number()) {
+                    if self
+                        .comparator
+                        .count(rel_match, date_count, &ctx.eval_value(key))
+                    {
                         result = true;
                         break;
                     }

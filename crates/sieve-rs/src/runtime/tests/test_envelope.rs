@@ -8,10 +8,7 @@ use mail_parser::DateTime;
 
 use crate::{
     Context, Envelope, Event,
-    compiler::{
-        Number,
-        grammar::{MatchType, tests::test_envelope::TestEnvelope},
-    },
+    compiler::grammar::{MatchType, tests::test_envelope::TestEnvelope},
 };
 
 use super::TestResult;
@@ -96,7 +93,7 @@ impl TestEnvelope {
 
                 let mut result = false;
                 for key in &key_list {
-                    if rel_match.cmp(&Number::from(count), &key.to_number()) {
+                    if self.comparator.count(rel_match, count, key) {
                         result = true;
                         break;
                     }

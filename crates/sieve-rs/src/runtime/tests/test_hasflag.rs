@@ -7,7 +7,7 @@
 use crate::{
     Context,
     compiler::{
-        Number, VariableType,
+        VariableType,
         grammar::{MatchType, tests::test_hasflag::TestHasFlag},
     },
 };
@@ -36,10 +36,10 @@ impl TestHasFlag {
 
             let mut result = false;
             for key in &self.flags {
-                if rel_match.cmp(
-                    &Number::from(flag_count as i64),
-                    &ctx.eval_value(key).to_number(),
-                ) {
+                if self
+                    .comparator
+                    .count(rel_match, flag_count as i64, &ctx.eval_value(key))
+                {
                     result = true;
                     break;
                 }

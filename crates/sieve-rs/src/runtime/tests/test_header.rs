@@ -9,7 +9,7 @@ use mail_parser::{Header, HeaderName, HeaderValue, parsers::MessageStream};
 use crate::{
     Context, Event,
     compiler::{
-        Number, Value,
+        Value,
         grammar::{MatchType, actions::action_mime::MimeOpts, tests::test_header::TestHeader},
     },
     runtime::Variable,
@@ -145,7 +145,7 @@ impl TestHeader {
 
                 let mut result = false;
                 for key in &key_list {
-                    if rel_match.cmp(&Number::from(count), &key.to_number()) {
+                    if self.comparator.count(rel_match, count, key) {
                         result = true;
                         break;
                     }

@@ -6,10 +6,7 @@
 
 use crate::{
     Context, Event,
-    compiler::{
-        Number,
-        grammar::{MatchType, tests::test_string::TestString},
-    },
+    compiler::grammar::{MatchType, tests::test_string::TestString},
 };
 
 use super::TestResult;
@@ -27,8 +24,9 @@ impl TestString {
                     .count() as i64;
                 if !empty_is_null || num_items > 0 {
                     for key in &self.key_list {
-                        if match_type
-                            .cmp(&Number::from(num_items), &ctx.eval_value(key).to_number())
+                        if self
+                            .comparator
+                            .count(match_type, num_items, &ctx.eval_value(key))
                         {
                             result = true;
                             break;
