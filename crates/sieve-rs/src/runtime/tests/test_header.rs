@@ -224,9 +224,9 @@ impl Context<'_> {
         let mut part_iter = SubpartIterator::new(self, &parts, any_child);
 
         while let Some((part_id, message_part)) = part_iter.next() {
-            'outer: for header_name in header_names {
-                match index {
-                    None => {
+            match index {
+                None => {
+                    for header_name in header_names {
                         for (pos, header) in message_part
                             .headers
                             .iter()
@@ -238,36 +238,29 @@ impl Context<'_> {
                             }
                         }
                     }
-                    Some(index) if index >= 0 => {
-                        let mut header_count = 0;
-
-                        for (pos, header) in message_part.headers.iter().enumerate() {
-                            if &header.name == header_name {
-                                header_count += 1;
-                                if header_count == index {
-                                    if visitor_fnc(header, part_id, pos) {
-                                        return true;
-                                    }
-                                    continue 'outer;
-                                }
-                            }
-                        }
-                    }
-                    Some(index) => {
-                        let index = -index;
-                        let mut header_count = 0;
-
-                        for (pos, header) in message_part.headers.iter().enumerate().rev() {
-                            if &header.name == header_name {
-                                header_count += 1;
-                                if header_count == index {
-                                    if visitor_fnc(header, part_id, pos) {
-                                        return true;
-                                    }
-                                    break;
-                                }
-                            }
-                        }
+                }
+                Some(index) => {
+                    // RFC 5260, section 6: the fields of all the named headers
+                    // are counted together, name after name in the order they
+                    // are given (as Pigeonhole does); ":last" counts back from
+                    // the end of that list.
+                    let mut fields = header_names.iter().flat_map(|header_name| {
+                        message_part
+                            .headers
+                            .iter()
+                            .enumerate()
+                            .filter(move |(_, h)| &h.name == header_name)
+                    });
+                    let nth = (index.unsigned_abs() as usize).checked_sub(1);
+                    let field = if index >= 0 {
+                        nth.and_then(|n| fields.nth(n))
+                    } else {
+                        nth.and_then(|n| fields.nth_back(n))
+                    };
+                    if let Some((pos, header)) = field
+                        && visitor_fnc(header, part_id, pos)
+                    {
+                        return true;
                     }
                 }
             }
