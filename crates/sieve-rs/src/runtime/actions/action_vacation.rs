@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use mail_builder::headers::{date::Date, message_id::generate_message_id_header};
-use mail_parser::{HeaderName, HeaderValue};
+use mail_parser::{Address, HeaderName, HeaderValue, parsers::MessageStream};
 
 use crate::{
     Context, Envelope, Event, Recipient,
@@ -49,11 +49,13 @@ impl TestVacation {
             }
         }
 
-        // Add user specified addresses
+        // Add user specified addresses, by their address when they have a
+        // display name (RFC 5230, section 4.5); an entry that is not one
+        // address is compared as it is.
         for address in &self.addresses {
             let address = ctx.eval_value(address).to_string().into_owned();
             if !address.is_empty() {
-                user_addresses.push(address.into());
+                user_addresses.push(addr_spec(&address).unwrap_or(address).into());
             }
         }
         if !ctx.user_address.is_empty() {
@@ -337,6 +339,20 @@ impl Vacation {
             });
         }
         ctx.queued_events = events.into_iter();
+    }
+}
+
+/// The address of an RFC 5322 mailbox given with a display name
+/// ("Me <me@example.org>", as vacation forms write them) or bare. The user's
+/// ":addresses" (RFC 5230, section 4.5) are compared with the recipients'
+/// addresses, which carry no display name.
+fn addr_spec(mailbox: &str) -> Option<String> {
+    let raw = format!("{mailbox}\n");
+    match MessageStream::new(raw.as_bytes()).parse_address() {
+        HeaderValue::Address(Address::List(list)) if list.len() == 1 => {
+            list[0].address.as_ref().map(|a| a.to_string())
+        }
+        _ => None,
     }
 }
 
