@@ -16,10 +16,11 @@ use crate::compiler::{
 impl CompilerState<'_> {
     fn add_capability(&mut self, capabilities: &mut Vec<Capability>, capability: Capability) {
         if !self.has_capability(&capability) {
-            let parent_capability = if matches!(&capability, Capability::SpamTestPlus) {
-                Some(Capability::SpamTest)
-            } else {
-                None
+            let parent_capability = match &capability {
+                Capability::SpamTestPlus => Some(Capability::SpamTest),
+                // RFC 6131, section 2: "vacation-seconds" implies "vacation".
+                Capability::VacationSeconds => Some(Capability::Vacation),
+                _ => None,
             };
             capabilities.push(capability.clone());
             self.block.capabilities.insert(capability);
