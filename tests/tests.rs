@@ -28,6 +28,7 @@ mod sieve_diff;
 mod sieve_e2e;
 mod sieve_examples;
 mod sieve_filter;
+mod sieve_sends;
 mod sieve_store;
 mod smtp;
 mod uidlist;

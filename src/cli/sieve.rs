@@ -1,16 +1,19 @@
 //! `mailstow sieve check|test|filter`: compile scripts, show what a script
-//! would do with a message, and re-filter a stored folder. `check` and
+//! would do with a message (seen as a delivery would show it: after the
+//! header fields the stored copy gets), and re-filter a stored folder. `check` and
 //! `test` never deliver or send anything; `filter --apply` refiles through
 //! the delivery's executor. Wires the Sieve host to the terminal.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
+use mailstow::deliver::headers::{self, Origin, Trace};
 use mailstow::deliver::Folders;
 use mailstow::users::User;
 
 use super::common::{config_and_user, config_or_default, lookup};
-use super::exit::{EX_CONFIG, EX_NOINPUT, EX_OK, EX_TEMPFAIL, FOUND_PROBLEMS};
+use super::exit::{EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, FOUND_PROBLEMS};
 use mailstow_maildir::Maildir;
 use mailstow_sieve::{Filter, Lookups, MessageEnvelope};
 
@@ -68,6 +71,20 @@ pub struct TestArgs {
     /// Also print the tests and events the interpreter went through.
     #[arg(long)]
     pub trace: bool,
+    /// Show the script MESSAGE after the header fields a delivery adds
+    /// (Return-Path, Delivered-To, Received): built from -f, -t and the
+    /// current time, or with =FILE the fields in FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true,
+        conflicts_with = "no_delivery_headers"
+    )]
+    pub delivery_headers: Option<Option<PathBuf>>,
+    /// Show the script MESSAGE exactly as it is (the default).
+    #[arg(long)]
+    pub no_delivery_headers: bool,
     pub script: PathBuf,
     pub message: PathBuf,
 }
@@ -135,12 +152,24 @@ pub fn test(a: TestArgs) -> u8 {
         duplicate: &mut duplicate,
         mailboxes: &Folders(&maildir),
     };
+    let from = a.from.as_deref().filter(|f| !f.is_empty() && *f != "<>");
+    let trace = match delivery_headers(&a, &cfg.hostname, from, &to) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let env = MessageEnvelope {
-        from: a.from.as_deref().filter(|f| !f.is_empty() && *f != "<>"),
+        from,
         to: &to,
         orcpt: None,
     };
-    let plan = match filter.run(&user.account(), Some(&a.script), &env, &message, &mut look) {
+    let plan = match filter.run_with_trace(
+        &user.account(),
+        Some(&a.script),
+        &env,
+        &trace,
+        &message,
+        &mut look,
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("mailstow: {e}");
@@ -162,6 +191,54 @@ pub fn test(a: TestArgs) -> u8 {
         print!("{}", plan.to_text());
     }
     EX_OK
+}
+
+/// The header fields the script sees before MESSAGE: none (the default,
+/// and `--no-delivery-headers`), the ones a delivery would store the
+/// message with (`--delivery-headers`: built as `mailstow deliver` builds
+/// them, now), or those in a file (`--delivery-headers=FILE`).
+fn delivery_headers(
+    a: &TestArgs,
+    hostname: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Result<Vec<u8>, u8> {
+    let file = match &a.delivery_headers {
+        None => return Ok(Vec::new()),
+        Some(None) => {
+            let now = SystemTime::now();
+            return Ok(headers::build(&Trace {
+                return_path: from,
+                delivered_to: to,
+                origin: &Origin::Local,
+                hostname,
+                id: &headers::new_id(now),
+                received: now,
+            }));
+        }
+        Some(Some(f)) => f,
+    };
+    let mut fields = match std::fs::read(file) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mailstow: {}: {e}", file.display());
+            return Err(EX_NOINPUT);
+        }
+    };
+    fields.truncate(fields.trim_ascii_end().len());
+    if memchr::memmem::find(&fields, b"\n\n").is_some()
+        || memchr::memmem::find(&fields, b"\n\r\n").is_some()
+    {
+        eprintln!(
+            "mailstow: {}: an empty line would end the header section there",
+            file.display()
+        );
+        return Err(EX_DATAERR);
+    }
+    if !fields.is_empty() {
+        fields.extend_from_slice(b"\r\n");
+    }
+    Ok(fields)
 }
 
 /// `sieve filter`: exit 0 when every message was handled.

@@ -13,7 +13,6 @@ use mailstow_maildir::{self as store, Body, Content, Flags, Maildir, StoreError}
 use mailstow_sieve::{OutKind, Outgoing, Plan, Store};
 
 use super::envelope::{Envelope, Recipient};
-use super::headers::{self, Trace};
 use super::indexer::{self, Row};
 use super::outcome::{Failure, RcptOutcome};
 use super::pipeline::Deliverer;
@@ -43,12 +42,16 @@ pub struct Refiled {
 
 impl Deliverer {
     /// Carry out `plan` for one recipient's copy of `body`: the outcome, and
-    /// the size of the (last) file stored, if one was.
+    /// the size of the (last) file stored, if one was. `header` is the trace
+    /// fields the original message is stored with; a message a script
+    /// edited holds them already (the scripts saw them).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn execute(
         &self,
         env: &Envelope,
         rcpt: &Recipient,
         body: &Spool,
+        header: &[u8],
         maildir: &Maildir,
         state: &LazyState<'_>,
         plan: Plan,
@@ -59,16 +62,8 @@ impl Deliverer {
         // Redirects first: if the MTA cannot take one, nothing was stored
         // yet and the whole delivery is retried.
         for o in plan.outgoing.iter().filter(|o| o.kind == OutKind::Redirect) {
-            self.redirect(env, rcpt, body, o)?;
+            self.redirect(env, rcpt, body, header, o)?;
         }
-        let header = headers::build(&Trace {
-            return_path: env.mail_from.as_deref(),
-            delivered_to: &rcpt.address,
-            origin: &env.origin,
-            hostname: &self.cfg.hostname,
-            id: &env.id,
-            received: env.received,
-        });
         let original_head = if plan.stores.iter().any(|s| s.message.is_none()) {
             body.head(HEAD_MAX).unwrap_or_default()
         } else {
@@ -84,9 +79,9 @@ impl Deliverer {
                     _ => (s.folder.clone(), s.create || self.cfg.sieve.autocreate),
                 };
                 let (content, head) = match &s.message {
-                    Some(m) => (with_header(&header, Body::Bytes(m), None), m.as_slice()),
+                    Some(m) => (with_header(b"", Body::Bytes(m), None), m.as_slice()),
                     None => (
-                        with_header(&header, body.body(), Some(body.bare_lf())),
+                        with_header(header, body.body(), Some(body.bare_lf())),
                         original_head.as_slice(),
                     ),
                 };
@@ -123,14 +118,20 @@ impl Deliverer {
         Ok((outcome, size))
     }
 
-    /// Hand one redirect to the MTA, marked so that a loop back to this
-    /// user is recognised (Pigeonhole's X-Sieve-Redirected-From and
-    /// Postfix's Delivered-To; see the Sieve host).
+    /// Hand one redirect to the MTA: the message as delivered (with the
+    /// trace fields it is stored with, `header`, or as the scripts edited
+    /// it, which holds them), as Pigeonhole forwards it, so the copy
+    /// carries our Received line (RFC 5321 4.4) and the Delivered-To of
+    /// this recipient. Return-Path goes (the final delivery adds it, RFC
+    /// 5321 4.4; Pigeonhole drops it too). X-Sieve-Redirected-From names
+    /// the account, so that a loop back to this user is recognised (see the
+    /// Sieve host).
     fn redirect(
         &self,
         env: &Envelope,
         rcpt: &Recipient,
         body: &Spool,
+        header: &[u8],
         o: &Outgoing,
     ) -> Result<(), Failure> {
         let from = match self.cfg.outbound.redirect_sender {
@@ -138,20 +139,16 @@ impl Deliverer {
             SenderPolicy::Recipient => Some(rcpt.address.clone()),
             SenderPolicy::Null => None,
         };
-        let original;
-        let message: &[u8] = match &o.message {
-            Some(m) => m,
+        let mut copy = format!("X-Sieve-Redirected-From: {}\r\n", rcpt.user.name).into_bytes();
+        match &o.message {
+            Some(m) => copy_without_return_path(&mut copy, m),
             None => {
-                original = body.bytes().map_err(|e| Failure::Spool(e.to_string()))?;
-                &original
+                let original = body.bytes().map_err(|e| Failure::Spool(e.to_string()))?;
+                copy.reserve(header.len() + original.len());
+                copy_without_return_path(&mut copy, header);
+                copy_without_return_path(&mut copy, &original);
             }
-        };
-        let mut copy = format!(
-            "X-Sieve-Redirected-From: {0}\r\nDelivered-To: {0}\r\n",
-            rcpt.user.name
-        )
-        .into_bytes();
-        copy.extend_from_slice(message);
+        }
         self.outbound
             .submit(from.as_deref(), &o.to, &copy)
             .map_err(|e| Failure::Io(format!("redirect to {}: {e}", o.to.join(","))))?;
@@ -347,6 +344,40 @@ fn with_header<'a>(header: &'a [u8], body: Body<'a>, body_lf: Option<u64>) -> Co
     }
 }
 
+/// Append `message` to `out` without its Return-Path fields (folded lines
+/// included): the header section ends at the first empty line, or at a
+/// line that is no field; the rest is copied as it is.
+fn copy_without_return_path(out: &mut Vec<u8>, message: &[u8]) {
+    let mut pos = 0;
+    let mut skipping = false;
+    while pos < message.len() {
+        let end = memchr::memchr(b'\n', &message[pos..]).map_or(message.len(), |i| pos + i + 1);
+        let line = &message[pos..end];
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        if bare.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if !skipping {
+                out.extend_from_slice(line);
+            }
+        } else {
+            let Some(colon) = memchr::memchr(b':', bare) else {
+                break;
+            };
+            skipping = bare[..colon]
+                .trim_ascii_end()
+                .eq_ignore_ascii_case(b"return-path");
+            if !skipping {
+                out.extend_from_slice(line);
+            }
+        }
+        pos = end;
+    }
+    out.extend_from_slice(&message[pos..]);
+}
+
 /// The flags a store asks for, as the Maildir keeps them (others dropped).
 fn flags_of(s: &Store) -> Flags {
     let mut flags = Flags::default();
@@ -380,3 +411,32 @@ fn crash_point(point: &str) {
 
 #[cfg(not(feature = "crash-points"))]
 fn crash_point(_point: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stripped(parts: &[&[u8]]) -> String {
+        let mut out = Vec::new();
+        for p in parts {
+            copy_without_return_path(&mut out, p);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_redirected_copy_loses_every_return_path_and_keeps_the_rest_as_it_is() {
+        let trace = b"Return-Path: <s@example.net>\r\nDelivered-To: a+x@example.org\r\nReceived: by mx\r\n\tid 1; Mon, 1 Jan 2024 10:00:00 +0000\r\n";
+        let message = b"return-path :\r\n <old@example.net>\r\nSubject: hi\r\n\r\nReturn-Path: in the body\r\n";
+        assert_eq!(
+            stripped(&[trace, message]),
+            "Delivered-To: a+x@example.org\r\nReceived: by mx\r\n\tid 1; Mon, 1 Jan 2024 10:00:00 +0000\r\nSubject: hi\r\n\r\nReturn-Path: in the body\r\n"
+        );
+        // Bare LF, no body, and a line that is no field ends the header.
+        assert_eq!(
+            stripped(&[b"X-A: 1\nReturn-Path: <x>\nnot a field\nReturn-Path: <y>\n"]),
+            "X-A: 1\nnot a field\nReturn-Path: <y>\n"
+        );
+        assert_eq!(stripped(&[b"Return-Path: <x>"]), "");
+    }
+}

@@ -11,6 +11,7 @@ use mailstow_sieve::{Filter, Lookups, MessageEnvelope, Plan, Store};
 
 use super::envelope::{Envelope, Recipient};
 use super::folders::Folders;
+use super::headers::{self, Trace};
 use super::indexer::IndexWriters;
 use super::log::{log_outcome, rcpt_span, Logged};
 use super::outcome::{Failure, RcptOutcome};
@@ -241,8 +242,17 @@ impl Deliverer {
                 ));
             }
         }
-        let plan = self.plan(env, rcpt, body, &maildir, &state)?;
-        let done = self.execute(env, rcpt, body, &maildir, &state, plan)?;
+        // The header fields every copy gets, which the scripts see too.
+        let trace = headers::build(&Trace {
+            return_path: env.mail_from.as_deref(),
+            delivered_to: &rcpt.address,
+            origin: &env.origin,
+            hostname: &self.cfg.hostname,
+            id: &env.id,
+            received: env.received,
+        });
+        let plan = self.plan(env, rcpt, body, &trace, &maildir, &state)?;
+        let done = self.execute(env, rcpt, body, &trace, &maildir, &state, plan)?;
         if let (Some(id), Some(window)) = (&dup_id, self.cfg.delivery.duplicate_window) {
             state.record(id, window.as_secs());
         }
@@ -250,11 +260,14 @@ impl Deliverer {
     }
 
     /// The recipient's Sieve plan, or the implicit keep when Sieve is off.
+    /// The scripts see `trace` (the fields the copy will be stored with),
+    /// then the message: the stored file's bytes.
     fn plan(
         &self,
         env: &Envelope,
         rcpt: &Recipient,
         body: &Spool,
+        trace: &[u8],
         maildir: &Maildir,
         state: &LazyState<'_>,
     ) -> Result<Plan, Failure> {
@@ -287,7 +300,7 @@ impl Deliverer {
         };
         let plan = self
             .filter
-            .run(&rcpt.user.account(), None, &menv, &bytes, &mut look)
+            .run_with_trace(&rcpt.user.account(), None, &menv, trace, &bytes, &mut look)
             .map_err(|e| Failure::Io(format!("sieve: {e}")))?;
         crate::metrics::sieve_plan(&plan);
         Ok(plan)
