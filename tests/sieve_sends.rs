@@ -1,10 +1,12 @@
 //! What a Sieve script sees of the local hop and what it sends, end to
 //! end: mailstow over LMTP with users' scripts and a sendmail stand-in that
-//! captures every message handed to it, and the same script and message through a private Dovecot
-//! LMTP with Pigeonhole as the reference. Checks the trace fields a script
-//! sees (and that they are the stored file's), `sieve test
-//! --delivery-headers`, and what a redirect sends. Must not send anything anywhere (the stand-in only
-//! writes files), or bind anything but loopback.
+//! captures every message handed to it, and the same script and message
+//! through a private Dovecot LMTP with Pigeonhole as the reference. Checks
+//! the trace fields a script sees (and that they are the stored file's),
+//! `sieve test --delivery-headers`, and what redirect, vacation and notify
+//! send (docs/sieve-compat.md, "What Sieve sends"). Must not send anything
+//! anywhere (the stand-in only writes files), or bind anything but
+//! loopback.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -479,5 +481,118 @@ fn a_redirect_goes_out_as_delivered_as_pigeonhole_forwards_it() {
         ours.header("X-Sieve-Redirected-From").as_deref(),
         Some(ALICE),
         "the account, without the detail: the loop mark"
+    );
+}
+
+/// `<shop@alias.example>` or `Name <a@b>` or `a@b`: the address.
+fn address_in(field: &str) -> String {
+    field
+        .rsplit_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map_or(field, |(a, _)| a)
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn a_vacation_reply_comes_from_the_address_the_correspondent_wrote_to_as_in_pigeonhole() {
+    let script = "require \"vacation\";\n\
+                  vacation :addresses [\"Shop <shop@alias.example>\"] :subject \"away\" \"I am away.\";\n";
+    let (ms, ms_out, dc, dc_out) = both(script, "");
+    // Written to an address of :addresses, delivered to the account.
+    let to_alias = incoming("Shop <shop@alias.example>", "to the alias");
+    deliver_both(&ms, &dc, SENDER, ALICE, &to_alias);
+    // Written to the recipient with its detail (another correspondent: the
+    // first one has had its reply).
+    let to_detail = incoming(SHOP, "to the detail");
+    deliver_both(&ms, &dc, "other@example.net", SHOP, &to_detail);
+    let (ours, theirs) = sent_by_both(&ms_out, &dc_out, 2);
+    for (who, sent) in [("mailstow", &ours), ("Pigeonhole", &theirs)] {
+        let got: Vec<(String, String, Vec<String>)> = sent
+            .iter()
+            .map(|s| {
+                (
+                    address_in(&s.header("From").unwrap_or_default()),
+                    s.from.clone(),
+                    s.to.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "shop@alias.example".to_owned(),
+                    "<>".to_owned(),
+                    vec![SENDER.to_owned()]
+                ),
+                (
+                    SHOP.to_owned(),
+                    "<>".to_owned(),
+                    vec!["other@example.net".to_owned()]
+                ),
+            ],
+            "{who}: {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn a_notification_has_a_from_names_its_owner_and_keeps_the_null_sender() {
+    let script = "require \"enotify\";\n\
+                  if header :contains \"subject\" \"from alice\" {\n\
+                  \x20 notify :from \"Alice <alice@example.org>\" :message \"new mail\" \"mailto:carol@example.net\";\n\
+                  } else {\n\
+                  \x20 notify :message \"new mail\" \"mailto:carol@example.net\";\n\
+                  }\n";
+    let (ms, ms_out, dc, dc_out) = both(script, "");
+    deliver_both(&ms, &dc, SENDER, SHOP, &incoming(SHOP, "plain"));
+    deliver_both(&ms, &dc, "", SHOP, &incoming(SHOP, "null sender"));
+    deliver_both(&ms, &dc, SENDER, SHOP, &incoming(SHOP, "from alice"));
+    let (ours, theirs) = sent_by_both(&ms_out, &dc_out, 3);
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
+    let owner = format!("auto-notified; owner-email=\"{SHOP}\"");
+    for s in ours.iter().chain(&theirs) {
+        assert_eq!(s.to, ["carol@example.net"], "{s:?}");
+        assert_eq!(
+            s.header("Auto-Submitted").as_deref(),
+            Some(owner.as_str()),
+            "{s:?}"
+        );
+        assert!(!s.header("From").unwrap_or_default().is_empty(), "{s:?}");
+    }
+    // Without :from: Pigeonhole writes the postmaster, mailstow the
+    // recipient (RFC 5436 2.7 allows both); the null sender stays null
+    // (2.7: MUST) on both.
+    let got = |sent: &[Sent]| -> Vec<(String, String)> {
+        sent.iter()
+            .map(|s| (s.header("From").unwrap_or_default(), s.from.clone()))
+            .collect()
+    };
+    assert_eq!(
+        got(&theirs),
+        [
+            (
+                "Postmaster <postmaster@example.org>".to_owned(),
+                "postmaster@example.org".to_owned()
+            ),
+            (
+                "Postmaster <postmaster@example.org>".to_owned(),
+                "<>".to_owned()
+            ),
+            (
+                "Alice <alice@example.org>".to_owned(),
+                "alice@example.org".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        got(&ours),
+        [
+            (SHOP.to_owned(), SHOP.to_owned()),
+            (SHOP.to_owned(), "<>".to_owned()),
+            ("Alice <alice@example.org>".to_owned(), SHOP.to_owned()),
+        ]
     );
 }

@@ -166,10 +166,14 @@ impl Deliverer {
         o: &Outgoing,
     ) {
         let Some(m) = &o.message else { return };
-        // A reply comes from the user, or from <> (RFC 3834) when so
-        // configured; "sender" would send it back to where it came from.
+        // A reply comes from <> (RFC 3834 3.3, the default) or the
+        // recipient; "sender" would send it back to where it came from. A
+        // notification comes from the recipient (RFC 5436 2.7 allows it, and
+        // a bounce reaches the script's owner), and from <> when the message
+        // it is about had the null sender (2.7: MUST, against loops).
         let from = match (&o.kind, self.cfg.outbound.vacation_sender) {
             (OutKind::Vacation, SenderPolicy::Null) => None,
+            (OutKind::Notify, _) if env.mail_from.is_none() => None,
             _ => Some(rcpt.address.clone()),
         };
         let marker = if o.kind == OutKind::Notify {

@@ -207,6 +207,29 @@ fn check_requires(program: &Value, text: &[u8], editheader: bool) -> Result<(), 
     Ok(())
 }
 
+/// The addresses the program's vacation tests name in `:addresses` as
+/// plain strings (one given through a variable cannot be known before the
+/// script runs), in the order of the program; an entry with a display name
+/// (`"Shop <shop@example.org>"`) gives its address.
+pub(crate) fn vacation_addresses(program: &Sieve) -> Vec<String> {
+    let Ok(v) = serde_json::to_value(program) else {
+        return Vec::new();
+    };
+    instructions(&v)
+        .iter()
+        .filter_map(|i| i.get("Test")?.get("Vacation")?.get("addresses")?.as_array())
+        .flatten()
+        .filter_map(|a| a.get("Text")?.as_str())
+        .map(|a| {
+            let inner = a
+                .split_once('<')
+                .and_then(|(_, rest)| rest.split_once('>'))
+                .map_or(a, |(addr, _)| addr);
+            inner.trim().to_owned()
+        })
+        .collect()
+}
+
 /// The 1-based line and column of the first occurrence of `needle`
 /// (case-insensitive), or (0, 0).
 fn position_of(text: &[u8], needle: &str) -> (usize, usize) {

@@ -70,11 +70,14 @@
 //!   extensions;
 //! - [`plan`]: the result, as values;
 //! - [`vacation`]: the auto-reply rules sieve-rs misses;
+//! - [`generated`]: the fields of a vacation reply or notification that
+//!   depend on the delivery (who it comes from, whose script sent it);
 //! - `spamtest`: spam and virus scores from configured headers;
 //! - `config`: the settings ([`SieveConfig`]).
 
 pub mod compile;
 mod config;
+pub mod generated;
 pub mod plan;
 mod run;
 mod spamtest;

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use sieve::{Envelope, Event, Input, Mailbox, Recipient, Script, Sieve, SpamStatus, VirusStatus};
 
-use crate::compile::{CompileFailure, EXPLICIT_KEEP};
+use crate::compile::{self, CompileFailure, EXPLICIT_KEEP};
 use crate::spamtest::{spam_status, virus_status};
 use crate::{
-    header_values, vacation, Account, ErrorKind, Filter, Lookups, Mailboxes, MessageEnvelope,
-    OutKind, Outgoing, Plan, PlanError, Reject, ScriptRef, Store, TempFailure,
+    generated, header_values, vacation, Account, ErrorKind, Filter, Lookups, Mailboxes,
+    MessageEnvelope, OutKind, Outgoing, Plan, PlanError, Reject, ScriptRef, Store, TempFailure,
 };
 
 /// A message with this many Received headers is looping.
@@ -229,6 +229,9 @@ struct Run<'r, 'l> {
     /// script succeeds; its actions wait in `acts`.
     plan: &'r mut Plan,
     acts: Actions,
+    /// The script and the scripts it included so far (for a vacation
+    /// reply's `:addresses`).
+    programs: Vec<Arc<Sieve>>,
 }
 
 impl<'r, 'l> Run<'r, 'l> {
@@ -252,6 +255,7 @@ impl<'r, 'l> Run<'r, 'l> {
             look,
             plan,
             acts: Actions::default(),
+            programs: Vec::new(),
         }
     }
 
@@ -264,6 +268,7 @@ impl<'r, 'l> Run<'r, 'l> {
         last: bool,
     ) -> Result<ScriptOutcome, ScriptError> {
         let mut ctx = self.context(flags);
+        self.programs.push(Arc::clone(&script));
         let mut input = Input::script(script_name(&self.sref.path), script);
         loop {
             // The interpreter is a dependency: a panic in it fails this
@@ -379,7 +384,7 @@ impl<'r, 'l> Run<'r, 'l> {
     /// `include`: a script by name (never a path) from the user's directory
     /// or the global one, compiled with the same limits; a missing script
     /// is False when optional and an error otherwise.
-    fn include(&self, name: Script, optional: bool) -> Result<Input, ScriptError> {
+    fn include(&mut self, name: Script, optional: bool) -> Result<Input, ScriptError> {
         let (dir, n, admin) = match &name {
             Script::Personal(n) => (
                 self.filter.personal_dir(self.sref, self.user),
@@ -406,7 +411,10 @@ impl<'r, 'l> Run<'r, 'l> {
             .compile_cached(&path, self.filter.limits(admin))
             .map_err(ScriptError::Temp)?
         {
-            Some((Ok(s), _)) => Ok(Input::script(name, s)),
+            Some((Ok(s), _)) => {
+                self.programs.push(Arc::clone(&s));
+                Ok(Input::script(name, s))
+            }
             Some((Err(e), _)) => Err(ScriptError::Failed(format!(
                 "include {}: {e}",
                 path.display()
@@ -542,6 +550,7 @@ impl<'r, 'l> Run<'r, 'l> {
         let created = self.acts.created.get(&message_id);
         match created.map(|(k, m)| (*k, Arc::clone(m))) {
             Some((Created::Vacation, m)) => {
+                let m = self.vacation_from(m);
                 let remember = self.acts.pending_vacation.take();
                 self.acts.outgoing.push(Outgoing {
                     kind: OutKind::Vacation,
@@ -564,12 +573,40 @@ impl<'r, 'l> Run<'r, 'l> {
                 kind: OutKind::Notify,
                 note: format!("mailto:{}", to.join(",")),
                 to,
-                message: Some(m),
+                message: Some(Arc::new(generated::fix_notification(&m, self.env.to))),
                 remember: None,
             }),
             other => self.redirect(to, other.map(|(_, m)| m))?,
         }
         Ok(())
+    }
+
+    /// A vacation reply from the address the correspondent wrote to, as
+    /// Pigeonhole sends it: sieve-rs, without a `:from`, puts the
+    /// recipient in From (it would put the user's address, which the host
+    /// does not give it). The recipient, the original recipient or the
+    /// first of the script's `:addresses` the message names, in
+    /// Pigeonhole's order; an address given through a variable is not
+    /// known here, and then the recipient stays.
+    fn vacation_from(&self, reply: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
+        let from = header_values(&reply, "from");
+        if !from.first().is_some_and(|f| addr_eq(f, self.env.to)) {
+            return reply; // the script's :from
+        }
+        let listed: Vec<String> = self
+            .programs
+            .iter()
+            .flat_map(|p| compile::vacation_addresses(p))
+            .collect();
+        let mut candidates = vec![self.env.to];
+        candidates.extend(self.env.orcpt);
+        candidates.extend(listed.iter().map(String::as_str));
+        match generated::reply_from(self.message, &candidates) {
+            Some(a) if !addr_eq(a, self.env.to) => {
+                Arc::new(generated::replace_field(&reply, "From", a))
+            }
+            _ => reply,
+        }
     }
 
     /// `redirect`: more than `max_redirects` is a runtime error (as in

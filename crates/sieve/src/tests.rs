@@ -721,3 +721,52 @@ fn an_edited_message_already_holds_the_trace_fields() {
         String::from_utf8_lossy(&expected)
     );
 }
+
+fn from_of(o: &Outgoing) -> String {
+    header_values(o.message.as_deref().expect("a message"), "from")
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_vacation_reply_comes_from_the_address_the_correspondent_wrote_to() {
+    // Pigeonhole (LMTP, checked): From: <shop@alias.example> when the
+    // message was sent to that :addresses entry, the recipient otherwise;
+    // a :from stays as given.
+    let t = setup();
+    t.script("require \"vacation\"; vacation :addresses [\"boss@example.org\", \"Shop <shop@alias.example>\"] \"away\";");
+    let to_alias = String::from_utf8_lossy(MSG)
+        .replace("To: alice@example.org", "To: Shop <Shop@Alias.example>");
+    let p = t.run_with(to_alias.as_bytes(), &HashSet::new());
+    assert_eq!(from_of(&p.outgoing[0]), "shop@alias.example");
+    let p = t.run();
+    assert_eq!(from_of(&p.outgoing[0]), "alice@example.org");
+    // Through an included script too.
+    std::fs::write(
+        t.home.join("sieve/away.sieve"),
+        "require \"vacation\"; vacation :addresses \"shop@alias.example\" \"away\";",
+    )
+    .unwrap();
+    t.script("require \"include\"; include :personal \"away\";");
+    let p = t.run_with(to_alias.as_bytes(), &HashSet::new());
+    assert_eq!(from_of(&p.outgoing[0]), "shop@alias.example");
+    t.script("require \"vacation\"; vacation :from \"Alice <alice@example.org>\" :addresses \"shop@alias.example\" \"away\";");
+    let p = t.run_with(to_alias.as_bytes(), &HashSet::new());
+    assert_eq!(from_of(&p.outgoing[0]), "Alice <alice@example.org>");
+}
+
+#[test]
+fn a_notification_has_a_from_and_names_its_owner() {
+    // sieve-rs leaves From empty without :from (RFC 5322 3.6 wants one).
+    let t = setup();
+    t.script("require \"enotify\"; notify :message \"new mail\" \"mailto:carol@example.net\";");
+    let p = t.run();
+    let n = &p.outgoing[0];
+    assert_eq!(n.kind, OutKind::Notify);
+    assert_eq!(from_of(n), "alice@example.org");
+    let auto = header_values(n.message.as_deref().unwrap(), "auto-submitted");
+    assert_eq!(auto, ["auto-notified; owner-email=\"alice@example.org\""]);
+    t.script("require \"enotify\"; notify :from \"Alice <alice@example.org>\" \"mailto:carol@example.net\";");
+    assert_eq!(from_of(&t.run().outgoing[0]), "Alice <alice@example.org>");
+}
