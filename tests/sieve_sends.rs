@@ -1,12 +1,13 @@
 //! What a Sieve script sees of the local hop and what it sends, end to
 //! end: mailstow over LMTP with users' scripts and a sendmail stand-in that
-//! captures every message handed to it, and the same script and message
-//! through a private Dovecot LMTP with Pigeonhole as the reference. Checks
-//! the trace fields a script sees (and that they are the stored file's),
-//! `sieve test --delivery-headers`, and what redirect, vacation and notify
-//! send (docs/sieve-compat.md, "What Sieve sends"). Must not send anything
-//! anywhere (the stand-in only writes files), or bind anything but
-//! loopback.
+//! captures every message handed to it (its exit code chosen per
+//! recipient), and the same script and message through a private Dovecot
+//! LMTP with Pigeonhole as the reference. Checks the trace fields a script
+//! sees (and that they are the stored file's), `sieve test
+//! --delivery-headers`, what redirect, vacation and notify send
+//! (docs/sieve-compat.md, "What Sieve sends") and what a failed redirect
+//! does. Must not send anything anywhere (the stand-in only writes files),
+//! or bind anything but loopback.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -43,7 +44,9 @@ fn incoming(to: &str, subject: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 
 /// A sendmail that keeps each message in `sent/` (the arguments on a first
-/// `X-Capture-Args:` line) and exits 0.
+/// `X-Capture-Args:` line) and exits 0, or with the code written in
+/// `fail` beside it for a call whose arguments contain the text before it
+/// (`carol@example.net 75`).
 struct Capture {
     dir: TempDir,
 }
@@ -105,6 +108,10 @@ impl Capture {
             "#!/bin/sh\n# sendmail stand-in (tests/sieve_sends.rs): keeps, sends nothing\n\
              f={d}/sent/$(date +%s%N).$$.msg\n\
              {{ echo \"X-Capture-Args: $*\"; cat; }} > \"$f.tmp\" && mv \"$f.tmp\" \"$f\"\n\
+             if [ -r {d}/fail ]; then\n\
+             \x20 read pat rc < {d}/fail\n\
+             \x20 case \"$*\" in *\"$pat\"*) exit \"$rc\";; esac\n\
+             fi\n\
              exit 0\n",
             d = d.display()
         );
@@ -116,6 +123,15 @@ impl Capture {
 
     fn path(&self) -> PathBuf {
         self.dir.path().join("sendmail")
+    }
+
+    /// Calls whose arguments contain `pattern` exit with `code`.
+    fn fail(&self, pattern: &str, code: u8) {
+        fs::write(self.dir.path().join("fail"), format!("{pattern} {code}\n")).expect("write fail");
+    }
+
+    fn clear_failure(&self) {
+        let _ = fs::remove_file(self.dir.path().join("fail"));
     }
 
     /// Everything handed over so far, oldest first.
@@ -595,4 +611,180 @@ fn a_notification_has_a_from_names_its_owner_and_keeps_the_null_sender() {
             ("Alice <alice@example.org>".to_owned(), SHOP.to_owned()),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------
+// 3. A redirect the MTA does not take
+// ---------------------------------------------------------------------------
+
+/// One user per script, so that no compiled script is stale.
+const FAILING: [(&str, &str); 4] = [
+    ("only@example.org", "redirect \"carol@example.net\";\n"),
+    (
+        "filed@example.org",
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Work\";\nredirect \"carol@example.net\";\n",
+    ),
+    (
+        "second@example.org",
+        "redirect \"bob@example.net\";\nredirect \"carol@example.net\";\n",
+    ),
+    (
+        "copied@example.org",
+        "require \"copy\";\nredirect :copy \"carol@example.net\";\n",
+    ),
+];
+
+#[test]
+fn a_redirect_the_mta_cannot_take_defers_only_while_a_retry_repeats_nothing() {
+    let (ms_out, dc_out) = (Capture::new(), Capture::new());
+    let users: Vec<&str> = FAILING.iter().map(|(u, _)| *u).collect();
+    let ms = mailstow(&users, &ms_out, "");
+    let dc = DovecotLmtp::start(&users, &dc_out);
+    for (user, script) in FAILING {
+        ms.install_sieve(user, script);
+        dc.install_sieve(user, script);
+    }
+    ms_out.fail("carol@example.net", 75);
+    dc_out.fail("carol@example.net", 75);
+    let mut results = Vec::new();
+    for (who, addr) in [("mailstow", ms.tcp), ("Pigeonhole", dc.lmtp)] {
+        for (user, _) in FAILING {
+            let r = lmtp(addr, SENDER, &[user], &incoming(user, "outbound down"));
+            let stored = match who {
+                "mailstow" => folders(&ms.maildir(user).root),
+                _ => dc.folders(user),
+            };
+            results.push((who, user, code(&r[0]), stored));
+        }
+    }
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let want = |who, stored_copied: &[&str], copied_code| {
+        vec![
+            // Nothing done yet: deferred, the client retries.
+            (who, "only@example.org", 451, set(&[])),
+            // Stored already: kept as well, never deferred.
+            (who, "filed@example.org", 250, set(&["INBOX", "Work"])),
+            // Another redirect went out: kept, never sent twice.
+            (who, "second@example.org", 250, set(&["INBOX"])),
+            (who, "copied@example.org", copied_code, set(stored_copied)),
+        ]
+    };
+    let mut expected = want("mailstow", &["INBOX"], 250);
+    // The one difference: Pigeonhole defers `redirect :copy` (its implicit
+    // keep comes after the redirect); mailstow has stored the keep first,
+    // so the copy is kept and the redirect only logged.
+    expected.extend(want("Pigeonhole", &[], 451));
+    assert_eq!(results, expected, "mailstow log:\n{}", ms.log());
+    assert!(ms
+        .log()
+        .contains("redirect failed; the message is kept instead"));
+    let to = |sent: &[Sent], rcpt: &str| sent.iter().filter(|s| s.to == [rcpt]).count();
+    let ours = ms_out.sent();
+    assert_eq!(to(&ours, "bob@example.net"), 1, "{ours:?}");
+    assert_eq!(to(&ours, "carol@example.net"), 4, "one try each");
+
+    // The outbound is back: the deferred message goes out on the retry,
+    // once, and nothing is stored for it.
+    ms_out.clear_failure();
+    let r = lmtp(
+        ms.tcp,
+        SENDER,
+        &["only@example.org"],
+        &incoming("only@example.org", "retry"),
+    );
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+    assert_eq!(to(&ms_out.sent(), "carol@example.net"), 5);
+    assert!(folders(&ms.maildir("only@example.org").root).is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// 4. The address test on a header without addresses
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_address_test_compiles_for_the_same_headers_as_under_pigeonhole() {
+    crate::peers::ensure_installed();
+    let dir = temp_dir("mailstow-address-headers-");
+    let headers = [
+        "From",
+        "sender",
+        "Reply-To",
+        "To",
+        "Cc",
+        "Bcc",
+        "Resent-From",
+        "Resent-Sender",
+        "Resent-To",
+        "Resent-Cc",
+        "Resent-Bcc",
+        "Resent-Reply-To",
+        "Return-Receipt-To",
+        "Errors-To",
+        "Delivered-To",
+        "X-Original-To",
+        "Mail-Followup-To",
+        "Mail-Reply-To",
+        "Apparently-To",
+        "X-Delivered-To",
+        "Return-Path",
+        "Envelope-To",
+        "X-Envelope-To",
+        "Original-To",
+        "Original-Recipient",
+        "Disposition-Notification-To",
+        "List-Post",
+        "Message-ID",
+        "In-Reply-To",
+        "Subject",
+        "X-Foo",
+    ];
+    let mut differ = Vec::new();
+    for h in headers {
+        let script = dir.path().join(format!("{h}.sieve"));
+        fs::write(
+            &script,
+            format!("if address :is \"{h}\" \"a@b.example\" {{ discard; }}\n"),
+        )
+        .expect("write script");
+        let pigeonhole = Command::new("sievec")
+            .arg(&script)
+            .arg(dir.path().join(format!("{h}.svbin")))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sievec")
+            .status
+            .success();
+        let ours = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+            .args(["sieve", "check"])
+            .arg(&script)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sieve check");
+        let mailstow = ours.status.success();
+        if pigeonhole != mailstow {
+            differ.push(format!(
+                "{h}: Pigeonhole {pigeonhole}, mailstow {mailstow}: {}",
+                String::from_utf8_lossy(&ours.stdout).trim()
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+#[test]
+fn a_store_that_fails_is_answered_before_any_redirect_goes_out() {
+    // Over quota (552): before, the redirect went out first and the sender
+    // was told the message was not delivered although it was forwarded.
+    let out = Capture::new();
+    let ms = mailstow(&[ALICE], &out, "[quota]\nrule = \"*:storage=1K\"\n");
+    ms.install_sieve(
+        ALICE,
+        "require \"copy\";\nredirect :copy \"carol@example.net\";\n",
+    );
+    let mut big = incoming(ALICE, "too big");
+    big.extend(std::iter::repeat_n(b'x', 2000));
+    big.extend_from_slice(b"\r\n");
+    let r = lmtp(ms.tcp, SENDER, &[ALICE], &big);
+    assert_eq!(code(&r[0]), 552, "{r:?}");
+    assert!(out.sent().is_empty(), "{:?}", out.sent());
 }

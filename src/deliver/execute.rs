@@ -1,6 +1,6 @@
 //! The one executor of Sieve plans: what a delivery does once its plan is
-//! known (redirects first, then each copy saved with quota checked and
-//! counted and its index row, then replies and notifications), and the same
+//! known (each copy saved with quota checked and counted and its index
+//! row, then redirects, then replies and notifications), and the same
 //! saving for `sieve filter --apply`, which refiles a stored message.
 //! Blocking. Must not decide where mail goes (the plan did) nor parse
 //! protocol lines.
@@ -31,6 +31,13 @@ struct Copy<'a> {
     head: &'a [u8],
 }
 
+/// Why a redirect did not go out.
+struct RedirectFailed {
+    detail: String,
+    /// The MTA refused it for good: sending again cannot help.
+    permanent: bool,
+}
+
 /// What `sieve filter --apply` did with one stored message.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Refiled {
@@ -59,43 +66,43 @@ impl Deliverer {
         if let Some(r) = &plan.reject {
             return Err(Failure::Rejected(r.reason.clone()));
         }
-        // Redirects first: if the MTA cannot take one, nothing was stored
-        // yet and the whole delivery is retried.
-        for o in plan.outgoing.iter().filter(|o| o.kind == OutKind::Redirect) {
-            self.redirect(env, rcpt, body, header, o)?;
-        }
-        let original_head = if plan.stores.iter().any(|s| s.message.is_none()) {
-            body.head(HEAD_MAX).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let default_folder = self.default_folder(rcpt);
-        let copies = plan
-            .stores
+        let redirects: Vec<&Outgoing> = plan
+            .outgoing
             .iter()
-            .map(|s| {
-                let (folder, create) = match (&default_folder, s.implicit) {
-                    (Some(d), true) => (d.clone(), true),
-                    _ => (s.folder.clone(), s.create || self.cfg.sieve.autocreate),
-                };
-                let (content, head) = match &s.message {
-                    Some(m) => (with_header(b"", Body::Bytes(m), None), m.as_slice()),
-                    None => (
-                        with_header(header, body.body(), Some(body.bare_lf())),
-                        original_head.as_slice(),
-                    ),
-                };
-                Copy {
-                    folder,
-                    create,
-                    flags: flags_of(s),
-                    content,
-                    head,
-                }
-            })
+            .filter(|o| o.kind == OutKind::Redirect)
             .collect();
-        let (stored, size) =
+        let original_head =
+            if !redirects.is_empty() || plan.stores.iter().any(|s| s.message.is_none()) {
+                body.head(HEAD_MAX).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+        let default_folder = self.default_folder(rcpt);
+        let autocreate = self.cfg.sieve.autocreate;
+        let copy_of = |s| copy_of(s, &default_folder, autocreate, header, body, &original_head);
+        // Stores first, then redirects: a store that fails (quota, disk)
+        // is answered before anything went out, so the retry or the bounce
+        // it causes never duplicates a redirect.
+        let copies = plan.stores.iter().map(copy_of).collect();
+        let (mut stored, mut size) =
             self.save_copies(&rcpt.user, maildir, copies, env.received, Some(env))?;
+        let sent = self.redirects(env, rcpt, body, header, &redirects, !stored.is_empty())?;
+        if sent < redirects.len() {
+            let keep = Store {
+                folder: "INBOX".into(),
+                flags: Vec::new(),
+                create: false,
+                implicit: true,
+                message: None,
+            };
+            let done = sent > 0 || !stored.is_empty();
+            if let Some((folder, s)) =
+                self.keep_instead(env, rcpt, maildir, copy_of(&keep), &stored, done)?
+            {
+                stored.push(folder);
+                size = s.or(size);
+            }
+        }
         // Replies and notifications: a failure is logged, never a reason to
         // defer mail that is already stored.
         for o in plan.outgoing.iter().filter(|o| o.kind != OutKind::Redirect) {
@@ -108,7 +115,7 @@ impl Deliverer {
             RcptOutcome::Delivered {
                 folder: stored.join(","),
             }
-        } else if plan.outgoing.iter().any(|o| o.kind == OutKind::Redirect) {
+        } else if sent > 0 {
             RcptOutcome::Delivered {
                 folder: "(redirected)".into(),
             }
@@ -116,6 +123,69 @@ impl Deliverer {
             RcptOutcome::Discarded
         };
         Ok((outcome, size))
+    }
+
+    /// A redirect failed for good, or when deferring would repeat what is
+    /// done: the message is kept (Pigeonhole's failsafe keep) in the keep's
+    /// folder, unless it is `stored` there already. The folder and size
+    /// saved, if saved. A failure to save is the delivery's only when
+    /// nothing is `done` (stored or sent) yet; otherwise the message is not
+    /// lost and a retry would repeat what is done, so it is logged.
+    fn keep_instead(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        maildir: &Maildir,
+        copy: Copy<'_>,
+        stored: &[String],
+        done: bool,
+    ) -> Result<Option<(String, Option<u64>)>, Failure> {
+        let same = |f: &str| {
+            f == copy.folder
+                || (f.eq_ignore_ascii_case("INBOX") && copy.folder.eq_ignore_ascii_case("INBOX"))
+        };
+        if stored.iter().any(|f| same(f)) {
+            return Ok(None);
+        }
+        match self.save_copies(&rcpt.user, maildir, vec![copy], env.received, Some(env)) {
+            Ok((folders, size)) => Ok(folders.into_iter().next().map(|f| (f, size))),
+            Err(e) if !done => Err(e),
+            Err(e) => {
+                tracing::error!(id = %env.id, error = %e.detail(), "could not keep the message whose redirect failed");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Hand the plan's redirects to the MTA, once the stores are done;
+    /// the number that went out. One the MTA cannot take for now defers
+    /// the whole delivery (Err: 451, the client tries again later) while
+    /// nothing is done that a retry would repeat: nothing `stored`, no
+    /// redirect sent. Otherwise, and when the MTA refuses it for good, it
+    /// is logged and the caller keeps the message instead, as Pigeonhole
+    /// does (a redirect-only script there is deferred too).
+    fn redirects(
+        &self,
+        env: &Envelope,
+        rcpt: &Recipient,
+        body: &Spool,
+        header: &[u8],
+        redirects: &[&Outgoing],
+        stored: bool,
+    ) -> Result<usize, Failure> {
+        let mut sent = 0;
+        for o in redirects {
+            match self.redirect(env, rcpt, body, header, o) {
+                Ok(()) => sent += 1,
+                Err(e) if !e.permanent && !stored && sent == 0 => {
+                    return Err(Failure::Io(e.detail))
+                }
+                Err(e) => {
+                    tracing::error!(id = %env.id, redirect_to = %o.to.join(","), error = %e.detail, "redirect failed; the message is kept instead")
+                }
+            }
+        }
+        Ok(sent)
     }
 
     /// Hand one redirect to the MTA: the message as delivered (with the
@@ -133,7 +203,7 @@ impl Deliverer {
         body: &Spool,
         header: &[u8],
         o: &Outgoing,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), RedirectFailed> {
         let from = match self.cfg.outbound.redirect_sender {
             SenderPolicy::Sender => env.mail_from.clone(),
             SenderPolicy::Recipient => Some(rcpt.address.clone()),
@@ -143,7 +213,10 @@ impl Deliverer {
         match &o.message {
             Some(m) => copy_without_return_path(&mut copy, m),
             None => {
-                let original = body.bytes().map_err(|e| Failure::Spool(e.to_string()))?;
+                let original = body.bytes().map_err(|e| RedirectFailed {
+                    detail: format!("mapping the spool: {e}"),
+                    permanent: false,
+                })?;
                 copy.reserve(header.len() + original.len());
                 copy_without_return_path(&mut copy, header);
                 copy_without_return_path(&mut copy, &original);
@@ -151,7 +224,10 @@ impl Deliverer {
         }
         self.outbound
             .submit(from.as_deref(), &o.to, &copy)
-            .map_err(|e| Failure::Io(format!("redirect to {}: {e}", o.to.join(","))))?;
+            .map_err(|e| RedirectFailed {
+                detail: format!("redirect to {}: {e}", o.to.join(",")),
+                permanent: e.is_permanent(),
+            })?;
         tracing::info!(id = %env.id, redirect_to = %o.to.join(","), "redirected");
         Ok(())
     }
@@ -330,6 +406,38 @@ impl Deliverer {
             None => row,
         };
         indexer::write_rows(&self.cfg.index, &[&row]);
+    }
+}
+
+/// The copy a delivery saves for `s`: an implicit keep goes to the
+/// default folder (created) when there is one; the original message gets
+/// the trace fields `header` (its head is `original_head`), an edited one
+/// holds them already.
+fn copy_of<'a>(
+    s: &'a Store,
+    default_folder: &Option<String>,
+    autocreate: bool,
+    header: &'a [u8],
+    body: &'a Spool,
+    original_head: &'a [u8],
+) -> Copy<'a> {
+    let (folder, create) = match (default_folder, s.implicit) {
+        (Some(d), true) => (d.clone(), true),
+        _ => (s.folder.clone(), s.create || autocreate),
+    };
+    let (content, head) = match &s.message {
+        Some(m) => (with_header(b"", Body::Bytes(m), None), m.as_slice()),
+        None => (
+            with_header(header, body.body(), Some(body.bare_lf())),
+            original_head,
+        ),
+    };
+    Copy {
+        folder,
+        create,
+        flags: flags_of(s),
+        content,
+        head,
     }
 }
 

@@ -128,15 +128,7 @@ impl Failure {
             Failure::OverQuota { temporary: true } => {
                 Reply::new(452, "4.2.2", "Mailbox full: over quota, try again later")
             }
-            Failure::Rejected(reason) => Reply::new(
-                550,
-                "5.7.1",
-                if reason.trim().is_empty() {
-                    "Rejected by the recipient's filter".to_owned()
-                } else {
-                    reason.clone()
-                },
-            ),
+            Failure::Rejected(reason) => reject_reply(reason),
         }
     }
 
@@ -164,6 +156,57 @@ impl Failure {
         }
     }
 }
+
+/// The reply of a Sieve reject or ereject (RFC 5429 2.5): 550 5.7.1 with
+/// the script's reason, one reply line per line of it, each at most
+/// [`REJECT_LINE`] characters, at most [`REJECT_LINES`] lines. A reason that
+/// is not ASCII cannot go in a reply (2.1.1, 2.2: no extension for UTF-8
+/// replies is offered), nor an empty one: a fixed text stands for it.
+fn reject_reply(reason: &str) -> Reply {
+    let mut lines: Vec<String> = Vec::new();
+    if reason.is_ascii() {
+        for line in reason.lines() {
+            let line: String = line
+                .chars()
+                .map(|c| if c.is_ascii_control() { ' ' } else { c })
+                .collect();
+            let mut rest = line.trim_end();
+            loop {
+                let cut = if rest.len() <= REJECT_LINE {
+                    rest.len()
+                } else {
+                    rest[..REJECT_LINE]
+                        .rfind(' ')
+                        .filter(|&i| i > 0)
+                        .unwrap_or(REJECT_LINE)
+                };
+                lines.push(rest[..cut].to_owned());
+                rest = rest[cut..].trim_start();
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        lines.push("Rejected by the recipient's filter".to_owned());
+    }
+    lines.truncate(REJECT_LINES);
+    Reply {
+        code: 550,
+        enhanced: Some("5.7.1"),
+        lines,
+    }
+}
+
+/// Characters of a reject reason per reply line: with "550-5.7.1 " and
+/// CRLF well inside SMTP's 512 octets (RFC 5321 4.5.3.1.5).
+const REJECT_LINE: usize = 400;
+/// Reply lines of a reject reason, at most.
+const REJECT_LINES: usize = 20;
 
 /// What the outcomes of one SMTP transaction add up to: SMTP has one reply
 /// after the data where LMTP has one per recipient.
@@ -260,6 +303,40 @@ pub const EX_CONFIG: u8 = 78;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reject_reason_goes_out_as_ascii_lines_of_bounded_length() {
+        let wire = |reason: &str| {
+            let mut out = Vec::new();
+            Failure::Rejected(reason.into()).reply().write_to(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(wire("Not here."), "550 5.7.1 Not here.\r\n");
+        assert_eq!(
+            wire("Too big.\r\nPut it on a web site.\r\n"),
+            "550-5.7.1 Too big.\r\n550 5.7.1 Put it on a web site.\r\n"
+        );
+        // RFC 5429 2.1.1: no UTF-8 in a reply without an extension for it.
+        assert_eq!(
+            wire("Zu groß"),
+            "550 5.7.1 Rejected by the recipient's filter\r\n"
+        );
+        assert_eq!(
+            wire(" \r\n"),
+            "550 5.7.1 Rejected by the recipient's filter\r\n"
+        );
+        let long = "word ".repeat(200);
+        let out = wire(&long);
+        assert!(out.lines().count() > 1, "{out}");
+        assert!(out.lines().all(|l| l.len() <= 512), "{out}");
+        assert_eq!(
+            out.lines()
+                .map(|l| l[10..].trim_end().len() + 1)
+                .sum::<usize>(),
+            1000,
+            "every word kept: {out}"
+        );
+    }
 
     #[test]
     fn smtp_has_one_reply_per_transaction() {

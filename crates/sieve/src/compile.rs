@@ -146,6 +146,7 @@ pub fn compile(text: &[u8], limits: CompileLimits) -> Result<Arc<Sieve>, Compile
     })?;
     let mut program = serde_json::to_value(&sieve).map_err(internal)?;
     check_requires(&program, text, limits.editheader)?;
+    check_address_headers(&program, text)?;
     rewrite_keeps(&mut program)?;
     let sieve: Sieve = serde_json::from_value(program).map_err(internal)?;
     Ok(Arc::new(sieve))
@@ -228,6 +229,62 @@ pub(crate) fn vacation_addresses(program: &Sieve) -> Vec<String> {
             inner.trim().to_owned()
         })
         .collect()
+}
+
+/// The header fields an `address` test may read: those that hold
+/// addresses, as Pigeonhole 0.5.19 allows them (each one checked with its
+/// compiler; RFC 5228 5.1: "Implementations MUST restrict the address test
+/// to headers that contain addresses").
+const ADDRESS_HEADERS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "resent-reply-to",
+    "return-receipt-to",
+    "errors-to",
+    "delivered-to",
+    "x-original-to",
+    "mail-followup-to",
+    "mail-reply-to",
+    "apparently-to",
+];
+
+/// An `address` test on a header that holds no addresses is refused, as
+/// Pigeonhole refuses it, with its message; sieve-rs compiles it and would
+/// read whatever the field holds as addresses. A name given through a
+/// variable is only known at run time, and is not checked (nor is it by
+/// Pigeonhole).
+fn check_address_headers(program: &Value, text: &[u8]) -> Result<(), CompileFailure> {
+    let names = instructions(program)
+        .iter()
+        .filter_map(|i| {
+            i.get("Test")?
+                .get("Address")?
+                .get("header_list")?
+                .as_array()
+        })
+        .flatten()
+        .filter_map(|h| h.get("Text")?.as_str());
+    for name in names {
+        if ADDRESS_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let (line, column) = position_of(text, &format!("\"{name}\""));
+        return Err(CompileFailure {
+            line,
+            column,
+            message: format!("specified header '{name}' is not allowed for the address test"),
+        });
+    }
+    Ok(())
 }
 
 /// The 1-based line and column of the first occurrence of `needle`
@@ -326,6 +383,37 @@ mod tests {
         assert!(compile(b"require \"editheader\"; addheader \"X\" \"y\";", admin).is_ok());
         let e = compile(b"require \"vnd.stalwart.while\";", LIMITS).unwrap_err();
         assert!(e.message.contains("require"), "{e}");
+    }
+
+    #[test]
+    fn an_address_test_on_a_header_without_addresses_is_refused_as_by_pigeonhole() {
+        let script = |h: &str| {
+            format!(
+                "require \"fileinto\";\nif address :is \"{h}\" \"a@b.example\" {{ discard; }}\n"
+            )
+        };
+        let e = compile(script("X-Delivered-To").as_bytes(), LIMITS).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 16), "{e:?}");
+        assert_eq!(
+            e.message,
+            "specified header 'X-Delivered-To' is not allowed for the address test"
+        );
+        for ok in ["FROM", "Delivered-To", "X-Original-To", "Resent-Sender"] {
+            assert!(compile(script(ok).as_bytes(), LIMITS).is_ok(), "{ok}");
+        }
+        // One bad name in a list, and in anyof, is enough.
+        let e = compile(
+            b"if anyof(true, address :domain [\"to\", \"subject\"] \"x\") { discard; }",
+            LIMITS,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("'subject'"), "{e:?}");
+        // Only known at run time: not refused.
+        assert!(compile(
+            b"require \"variables\"; set \"h\" \"x-foo\"; if address \"${h}\" \"x\" { discard; }",
+            LIMITS
+        )
+        .is_ok());
     }
 
     #[test]
