@@ -57,7 +57,9 @@
 //!   headers) is skipped, logged and noted, and the message kept; one to the
 //!   user's own address is allowed, as in Pigeonhole;
 //! - at most `max_actions` actions; vacation periods clamped to the
-//!   configured minimum and maximum.
+//!   configured minimum and maximum;
+//! - with [`Filter::run_with_trace`] the scripts see the header fields the
+//!   caller stores above the message, as under Dovecot's LMTP.
 //!
 //! # Modules
 //!
