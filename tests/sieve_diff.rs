@@ -461,7 +461,7 @@ impl fmt::Display for Outcome {
 
 /// The uid/gid Pigeonhole runs as: vmail when we are root (Dovecot refuses
 /// root), else ourselves.
-fn mail_owner() -> Owner {
+pub fn mail_owner() -> Owner {
     if nix::unistd::geteuid().is_root() {
         vmail()
     } else {
@@ -472,7 +472,7 @@ fn mail_owner() -> Owner {
     }
 }
 
-fn chown_tree(path: &Path, owner: Owner) {
+pub fn chown_tree(path: &Path, owner: Owner) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
@@ -495,7 +495,7 @@ pub fn system_hostname() -> String {
 }
 
 /// Copy every `*.sieve` of `src` (if it exists) into a new `dst`.
-fn copy_scripts(src: Option<&Path>, dst: &Path) {
+pub fn copy_scripts(src: Option<&Path>, dst: &Path) {
     fs::create_dir_all(dst).expect("mkdir scripts dir");
     let Some(src) = src else { return };
     let Ok(entries) = fs::read_dir(src) else {
@@ -510,7 +510,7 @@ fn copy_scripts(src: Option<&Path>, dst: &Path) {
 }
 
 /// A Maildir++ folder directory (tmp, new, cur), `maildirfolder` unless root.
-fn make_maildir_folder(dir: &Path, sub: bool) {
+pub fn make_maildir_folder(dir: &Path, sub: bool) {
     for d in ["tmp", "new", "cur"] {
         fs::create_dir_all(dir.join(d)).expect("mkdir maildir");
     }
@@ -529,6 +529,9 @@ pub struct Pigeonhole {
     /// Raw output, for failure messages.
     pub lda_log: String,
     pub plan_text: String,
+    /// What dovecot-lda handed to its sendmail (redirects, vacation
+    /// replies, notifications, reject bounces), as captured.
+    pub sent: Vec<Captured>,
 }
 
 /// The dovecot.conf both Pigeonhole tools read.
@@ -673,6 +676,7 @@ pub fn pigeonhole(input: &Input) -> Pigeonhole {
         plan,
         lda_log,
         plan_text,
+        sent: captured(&d.join("sent")),
     }
 }
 
@@ -782,13 +786,17 @@ fn read_delivery(d: &Path, log: &str) -> Outcome {
     o.normalise()
 }
 
-struct Captured {
-    recipients: Vec<String>,
-    bytes: Vec<u8>,
+/// One message a sendmail stand-in kept: its command line (`-f SENDER
+/// -- RCPT...`), the recipients after `--`, and the message.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub args: String,
+    pub recipients: Vec<String>,
+    pub bytes: Vec<u8>,
 }
 
 /// Messages the capture script kept: the argument line, then the message.
-fn captured(dir: &Path) -> Vec<Captured> {
+pub fn captured(dir: &Path) -> Vec<Captured> {
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return out;
@@ -807,6 +815,7 @@ fn captured(dir: &Path) -> Vec<Captured> {
             .map(|(_, r)| r.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         out.push(Captured {
+            args: args.trim_start_matches("X-Capture-Args:").trim().to_owned(),
             recipients,
             bytes: bytes[(nl + 1).min(bytes.len())..].to_vec(),
         });
@@ -815,7 +824,7 @@ fn captured(dir: &Path) -> Vec<Captured> {
 }
 
 /// Every message in a Dovecot Maildir++: (folder, flags), one per file.
-fn read_maildir(root: &Path) -> Vec<(String, Flags)> {
+pub fn read_maildir(root: &Path) -> Vec<(String, Flags)> {
     let mut out = Vec::new();
     let mut folders = vec![("INBOX".to_owned(), root.to_owned())];
     if let Ok(entries) = fs::read_dir(root) {
@@ -1160,7 +1169,7 @@ pub fn mailstow(input: &Input) -> Mailstow {
     Mailstow { outcome, raw }
 }
 
-fn toml_str(s: &str) -> String {
+pub fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
