@@ -30,5 +30,6 @@ mod sieve_examples;
 mod sieve_filter;
 mod sieve_sends;
 mod sieve_store;
+mod sieve_wild;
 mod smtp;
 mod uidlist;
