@@ -7,9 +7,9 @@
 use mail_parser::HeaderName;
 
 use crate::compiler::{
-    CompileError, ErrorType, Number, Value,
+    CompileError, ErrorType, Value,
     grammar::{Capability, Comparator, instruction::CompilerState},
-    lexer::{StringConstant, Token, word::Word},
+    lexer::{Token, word::Word},
 };
 
 use crate::compiler::grammar::{MatchType, test::Test};
@@ -179,7 +179,7 @@ impl CompilerState<'_> {
                 }
                 Token::Tag(Word::Zone) => {
                     self.validate_argument(7, None, token_info.line_num, token_info.line_pos)?;
-                    zone = Zone::Time(self.parse_timezone()?);
+                    zone = self.parse_timezone()?.map_or(Zone::Local, Zone::Time);
                 }
                 _ => {
                     if header_name.is_none() {
@@ -267,7 +267,7 @@ impl CompilerState<'_> {
                 }
                 Token::Tag(Word::Zone) => {
                     self.validate_argument(3, None, token_info.line_num, token_info.line_pos)?;
-                    zone = self.parse_timezone()?.into();
+                    zone = self.parse_timezone()?;
                 }
                 _ => {
                     if date_part.is_none() {
@@ -298,20 +298,30 @@ impl CompilerState<'_> {
         }))
     }
 
-    pub(crate) fn parse_timezone(&mut self) -> Result<i64, CompileError> {
+    /// The offset in seconds, or `None` for a value that is not a valid
+    /// time zone: RFC 5260 4.1 defines time-zone = ( "+" / "-" ) 4DIGIT,
+    /// and an invalid one does not fail the script, the local time zone
+    /// is used instead (as when :zone is omitted), as Pigeonhole does.
+    pub(crate) fn parse_timezone(&mut self) -> Result<Option<i64>, CompileError> {
         let token_info = self.tokens.unwrap_next()?;
         if let Token::StringConstant(value) = &token_info.token {
-            let timezone = match value {
-                StringConstant::String(value) => value.parse::<i64>().unwrap_or(i64::MAX),
-                StringConstant::Number(Number::Integer(n)) => *n,
-                StringConstant::Number(Number::Float(n)) => *n as i64,
+            let value = value.to_string();
+            let timezone = if value.len() == 5
+                && value.starts_with(['+', '-'])
+                && value[1..].bytes().all(|ch| ch.is_ascii_digit())
+            {
+                value.parse::<i64>().ok()
+            } else {
+                None
             };
 
-            return match timezone {
-                0..=1400 => Ok((timezone / 100 * 3600) + (timezone % 100 * 60)),
-                -1200..=-1 => Ok((timezone / 100 * 3600) - (-timezone % 100 * 60)),
-                _ => Err(token_info.expected("invalid timezone")),
-            };
+            return Ok(match timezone {
+                Some(timezone @ 0..=1400) => Some((timezone / 100 * 3600) + (timezone % 100 * 60)),
+                Some(timezone @ -1200..=-1) => {
+                    Some((timezone / 100 * 3600) - (-timezone % 100 * 60))
+                }
+                _ => None,
+            });
         }
         Err(token_info.expected("string containing time zone"))
     }

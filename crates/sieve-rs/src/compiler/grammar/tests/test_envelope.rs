@@ -95,7 +95,7 @@ impl CompilerState<'_> {
                         token_info.line_num,
                         token_info.line_pos,
                     )?;
-                    zone = self.parse_timezone()?.into();
+                    zone = self.parse_timezone()?;
                 }
                 _ => {
                     if envelope_list.is_none() {
