@@ -58,6 +58,7 @@ pub enum ErrorType {
     TooManyNestedTests,
     TooManyNestedForEveryParts,
     TooManyIncludes,
+    TooManyVariables,
     LabelAlreadyDefined(String),
     LabelUndefined(String),
     BreakOutsideLoop,
@@ -547,6 +548,7 @@ impl Display for CompileError {
                 write!(f, "Too many nested foreverypart blocks")
             }
             ErrorType::TooManyIncludes => write!(f, "Too many includes"),
+            ErrorType::TooManyVariables => write!(f, "Too many variables"),
             ErrorType::LabelAlreadyDefined(value) => write!(f, "Label {value:?} already defined"),
             ErrorType::LabelUndefined(value) => write!(f, "Label {value:?} does not exist"),
             ErrorType::BreakOutsideLoop => write!(f, "Break used outside of foreverypart loop"),

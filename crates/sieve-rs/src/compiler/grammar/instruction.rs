@@ -852,8 +852,16 @@ impl CompilerState<'_> {
         if let Some(var_id) = self.get_local_var(&name) {
             var_id
         } else if !register_as_local || self.block_stack.is_empty() {
+            // RFC 5229 4: a variable is visible to the whole script, so one
+            // first set inside a block is registered at the top level of the
+            // script, where it outlives the block (and is not cleared at
+            // its end).
             let var_id = self.vars_num;
-            self.block.vars_local.insert(name, var_id);
+            self.block_stack
+                .first_mut()
+                .unwrap_or(&mut self.block)
+                .vars_local
+                .insert(name, var_id);
             self.vars_num += 1;
             var_id
         } else {

@@ -5,7 +5,7 @@
  */
 
 use crate::{
-    Envelope,
+    Envelope, MAX_LOCAL_VARIABLES,
     compiler::{
         CompileError, ErrorType, Value, VariableType,
         grammar::{
@@ -182,7 +182,15 @@ impl CompilerState<'_> {
             }
         } else {
             Ok(if !self.is_var_global(&name) {
-                VariableType::Local(self.register_local_var(name, register_as_local))
+                let var_id = self.register_local_var(name, register_as_local);
+                // Every variable of the script has its own slot (RFC 5229 4
+                // and 6: "at least 128 distinct variables"), and the
+                // interpreter does not run a script with more than it holds:
+                // refuse it here rather than have it silently do nothing.
+                if self.vars_num + self.vars_local > MAX_LOCAL_VARIABLES as usize {
+                    return Err(ErrorType::TooManyVariables);
+                }
+                VariableType::Local(var_id)
             } else {
                 VariableType::Global(name)
             })
