@@ -10,6 +10,13 @@ use super::Variable;
 
 impl Context<'_> {
     pub(crate) fn set_match_variables(&mut self, set_vars: Vec<(usize, String)>) {
+        // RFC 5229 3.2: a successful match replaces the whole list of
+        // matched strings, and an index it does not have is empty.
+        for var in self.vars_match.iter_mut() {
+            if !var.is_empty() {
+                *var = Variable::default();
+            }
+        }
         for (var_num, value) in set_vars {
             if let Some(var) = self.vars_match.get_mut(var_num) {
                 *var = value.into();

@@ -120,7 +120,6 @@ pub(crate) struct Block {
     pub(crate) if_jmps: Vec<usize>,
     pub(crate) break_jmps: Vec<usize>,
     pub(crate) match_test_pos: Vec<usize>,
-    pub(crate) match_test_vars: u64,
     pub(crate) vars_local: AHashMap<String, usize>,
     pub(crate) capabilities: AHashSet<Capability>,
     pub(crate) require_pos: usize,
@@ -137,6 +136,7 @@ pub(crate) struct CompilerState<'x> {
     pub(crate) vars_num: usize,
     pub(crate) vars_num_max: usize,
     pub(crate) vars_match_max: usize,
+    pub(crate) vars_match_used: u64,
     pub(crate) vars_local: usize,
     pub(crate) param_check: [bool; MAX_PARAMS],
     pub(crate) includes_num: usize,
@@ -163,6 +163,7 @@ impl Compiler {
             vars_num: 0,
             vars_num_max: 0,
             vars_match_max: 0,
+            vars_match_used: 0,
             vars_local: 0,
             param_check: [false; MAX_PARAMS],
             includes_num: 0,
@@ -895,20 +896,15 @@ impl CompilerState<'_> {
     }
 
     pub(crate) fn register_match_var(&mut self, num: usize) -> bool {
-        let mut block = &mut self.block;
+        debug_assert!(num < 63);
 
-        if block.match_test_pos.is_empty() {
-            for block_ in self.block_stack.iter_mut().rev() {
-                if !block_.match_test_pos.is_empty() {
-                    block = block_;
-                    break;
-                }
-            }
-        }
-
-        if !block.match_test_pos.is_empty() {
-            debug_assert!(num < 63);
-
+        // RFC 5229 3.2: a match variable holds what the most recent
+        // successful match of the script captured, wherever that test is,
+        // so every match test parsed so far captures it (the tests of a
+        // block that has ended were moved to the enclosing block), and so
+        // does every later one (a loop can reach this reference again);
+        // before any successful match, it is empty.
+        for block in [&self.block].into_iter().chain(self.block_stack.iter()) {
             for pos in &block.match_test_pos {
                 if let Some(Instruction::Test(test)) = self.instructions.get_mut(*pos) {
                     let match_type = match test {
@@ -932,20 +928,23 @@ impl CompilerState<'_> {
                     if let MatchType::Matches(positions) | MatchType::Regex(positions) = match_type
                     {
                         *positions |= 1 << num;
-                        block.match_test_vars = *positions;
                     } else {
                         debug_assert!(false, "This should not have happened");
                         return false;
                     }
-                } else {
+                } else if !matches!(
+                    self.instructions.get(*pos),
+                    Some(Instruction::DeleteHeader(_))
+                ) {
+                    // (deleteheader :matches records its position too, but
+                    // it is not a test and sets no match variables)
                     debug_assert!(false, "This should not have happened");
                     return false;
                 }
             }
-            true
-        } else {
-            false
         }
+        self.vars_match_used |= 1 << num;
+        true
     }
 
     pub(crate) fn block_end(&mut self) {
@@ -956,16 +955,17 @@ impl CompilerState<'_> {
             }
             self.vars_num -= vars_num_block;
             self.instructions.push(Instruction::Clear(Clear {
-                match_vars: self.block.match_test_vars,
+                match_vars: 0,
                 local_vars_idx: self.vars_num as u32,
                 local_vars_num: vars_num_block as u32,
             }));
-        } else if self.block.match_test_vars != 0 {
-            self.instructions.push(Instruction::Clear(Clear {
-                match_vars: self.block.match_test_vars,
-                local_vars_idx: 0,
-                local_vars_num: 0,
-            }));
+        }
+
+        // RFC 5229 3.2: the match variables keep their values when the block
+        // ends, and its match tests move to the enclosing block, where a
+        // later reference to a match variable still finds them.
+        if let Some(parent) = self.block_stack.last_mut() {
+            parent.match_test_pos.append(&mut self.block.match_test_pos);
         }
     }
 
@@ -1213,7 +1213,6 @@ impl Block {
             line_pos: 0,
             last_block_start: 0,
             match_test_pos: vec![],
-            match_test_vars: 0,
             if_jmps: vec![],
             break_jmps: vec![],
             vars_local: AHashMap::new(),

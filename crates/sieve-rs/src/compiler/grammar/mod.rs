@@ -262,13 +262,15 @@ impl CompilerState<'_> {
         match word {
             Word::Is => Ok(MatchType::Is),
             Word::Contains => Ok(MatchType::Contains),
+            // The test also captures the match variables referred to before
+            // it (RFC 5229 3.2): a loop can reach those references again.
             Word::Matches => {
                 self.block.match_test_pos.push(self.instructions.len());
-                Ok(MatchType::Matches(0))
+                Ok(MatchType::Matches(self.vars_match_used))
             }
             Word::Regex => {
                 self.block.match_test_pos.push(self.instructions.len());
-                Ok(MatchType::Regex(0))
+                Ok(MatchType::Regex(self.vars_match_used))
             }
             Word::List => Ok(MatchType::List),
             _ => {

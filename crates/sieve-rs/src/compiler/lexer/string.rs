@@ -748,6 +748,7 @@ mod tests {
             vars_local: 0,
             tokens: Tokenizer::new(&c, b""),
             vars_match_max: usize::MAX,
+            vars_match_used: 0,
             param_check: [false; MAX_PARAMS],
             includes_num: 0,
         };

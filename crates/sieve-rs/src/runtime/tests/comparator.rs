@@ -167,6 +167,11 @@ fn eval_regex(
                 captured_values.push((index as usize, match_var.as_str().to_string()));
             }
         }
+        // A match that captured none of the requested groups still
+        // replaces the list of matched strings (RFC 5229 3.2).
+        if captured_values.is_empty() {
+            captured_values.push((0, captures[0].to_string()));
+        }
         true
     } else {
         false

@@ -246,6 +246,12 @@ impl GlobPattern {
                 break;
             }
         }
+
+        // A match that captured none of the requested strings still
+        // replaces the list of matched strings (RFC 5229 3.2).
+        if captured_values.is_empty() {
+            captured_values.push((0, value_.to_string()));
+        }
         true
     }
 }
