@@ -173,6 +173,9 @@ So if you could go ahead and try to remember to do that from now on, that'd be g
                     RuntimeError::CPULimitReached => {
                         eprintln!("Script exceeded the configured CPU limit.");
                     }
+                    RuntimeError::InvalidAddress(address) => {
+                        eprintln!("Script used the invalid address {address:?}.");
+                    }
                 }
                 input = true.into();
             }

@@ -592,6 +592,7 @@ impl Display for RuntimeError {
             RuntimeError::CapabilityNotSupported(value) => {
                 write!(f, "Capability '{value}' not supported.")
             }
+            RuntimeError::InvalidAddress(value) => write!(f, "Invalid address {value:?}."),
             RuntimeError::CPULimitReached => write!(
                 f,
                 "Script exceeded the maximum number of instructions allowed to execute."

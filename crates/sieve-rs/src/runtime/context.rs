@@ -211,7 +211,10 @@ impl<'x> Context<'x> {
                         }
                     }
                     Instruction::Redirect(redirect) => {
-                        redirect.exec(self);
+                        if let Err(err) = redirect.exec(self) {
+                            self.finish_loop();
+                            return Some(Err(err));
+                        }
                         if let Some(event) = self.queued_events.next() {
                             return Some(Ok(event));
                         }

@@ -50,6 +50,7 @@ pub enum RuntimeError {
     CapabilityNotAllowed(Capability),
     CapabilityNotSupported(String),
     CPULimitReached,
+    InvalidAddress(String),
 }
 
 impl Default for Variable {

@@ -9,12 +9,22 @@ use mail_parser::{DateTime, HeaderName};
 use crate::{
     Context, Event, Recipient,
     compiler::grammar::actions::action_redirect::{ByTime, Redirect},
+    runtime::RuntimeError,
 };
 
 impl Redirect {
-    pub(crate) fn exec(&self, ctx: &mut Context) {
-        if let Some(address) = sanitize_address(ctx.eval_value(&self.address).to_string().as_ref())
-            && ctx.num_redirects < ctx.runtime.max_redirects
+    pub(crate) fn exec(&self, ctx: &mut Context) -> Result<(), RuntimeError> {
+        let address = ctx.eval_value(&self.address).to_string().into_owned();
+        let address = if self.list {
+            address
+        } else {
+            // RFC 5228 2.4.2.3: "It is an error for a script to execute an
+            // action with a value for use as an outbound address that
+            // doesn't match the "sieve-address" syntax."
+            sanitize_address(&address).ok_or(RuntimeError::InvalidAddress(address))?
+        };
+
+        if ctx.num_redirects < ctx.runtime.max_redirects
             && ctx.num_out_messages < ctx.runtime.max_out_messages
             && ctx.message.parts[0]
                 .headers
@@ -25,7 +35,7 @@ impl Redirect {
         {
             // Try to avoid forwarding loops
             if !self.list && address.eq_ignore_ascii_case(ctx.user_address.as_ref()) {
-                return;
+                return Ok(());
             }
 
             if !self.copy && matches!(&ctx.final_event, Some(Event::Keep { .. })) {
@@ -81,55 +91,143 @@ impl Redirect {
             });
             ctx.queued_events = events.into_iter();
         }
+        Ok(())
     }
 }
 
+/// The addr-spec of `addr` (a quoted local part without its quotes), or
+/// `None` when `addr` is not a "sieve-address" (RFC 5228 2.4.2.3): an
+/// addr-spec, alone or as `phrase "<" addr-spec ">"`, with white space and
+/// comments around its parts (RFC 5322 3.4). Like Pigeonhole, the local
+/// part may have dots at its ends or in a row (RFC 5322 4.4) and a domain
+/// needs no dot (`user@localhost`); UTF-8 is allowed in both (RFC 6532 3.2).
 pub(crate) fn sanitize_address(addr: &str) -> Option<String> {
-    let mut result = String::with_capacity(addr.len());
-    let mut in_quote = false;
-    let mut last_ch = '\n';
-    let mut has_at = false;
-    let mut has_dot = false;
+    let tokens = tokenize_address(addr)?;
+    let addr_spec = match tokens
+        .iter()
+        .position(|t| matches!(t, AddrToken::Special('<')))
+    {
+        Some(start)
+            if tokens[..start]
+                .iter()
+                .all(|t| matches!(t, AddrToken::Word(..) | AddrToken::Special('.')))
+                && matches!(tokens.last(), Some(AddrToken::Special('>'))) =>
+        {
+            &tokens[start + 1..tokens.len() - 1]
+        }
+        Some(_) => return None,
+        None => &tokens[..],
+    };
+    let at = addr_spec
+        .iter()
+        .position(|t| matches!(t, AddrToken::Special('@')))?;
 
-    for ch in addr.chars() {
-        match ch {
-            '\"' => {
-                if !in_quote {
-                    in_quote = true;
-                } else if last_ch != '\\' {
-                    in_quote = false;
-                }
+    let mut local_part = String::new();
+    let mut has_word = false;
+    let mut last_was_word = false;
+    for token in &addr_spec[..at] {
+        match token {
+            AddrToken::Word(word, _) if !last_was_word => {
+                local_part.push_str(word);
+                has_word = true;
+                last_was_word = true;
             }
-            '@' if !in_quote => {
-                if !has_at && !result.is_empty() {
-                    has_at = true;
-                    result.push(ch);
+            AddrToken::Special('.') => {
+                local_part.push('.');
+                last_was_word = false;
+            }
+            _ => return None,
+        }
+    }
+    if !has_word || local_part.is_empty() {
+        return None;
+    }
+
+    let domain = match &addr_spec[at + 1..] {
+        [AddrToken::Literal(literal)] => format!("[{literal}]"),
+        [AddrToken::Word(label, false), labels @ ..] => {
+            let mut domain = label.clone();
+            for pair in labels.chunks(2) {
+                if let [AddrToken::Special('.'), AddrToken::Word(label, false)] = pair {
+                    domain.push('.');
+                    domain.push_str(label);
                 } else {
                     return None;
                 }
             }
-            '.' if !in_quote && has_at && !has_dot => {
-                has_dot = true;
-                result.push(ch);
-            }
-            '<' => {
-                result.clear();
-                has_at = false;
-                has_dot = false;
-            }
-            '>' => (),
-            _ => {
-                if !ch.is_ascii_whitespace() || in_quote {
-                    result.push(ch);
+            domain
+        }
+        _ => return None,
+    };
+
+    Some(format!("{local_part}@{domain}"))
+}
+
+enum AddrToken {
+    /// An atom, or the content of a quoted string (`true`)
+    Word(String, bool),
+    /// The content of a domain literal
+    Literal(String),
+    Special(char),
+}
+
+fn tokenize_address(addr: &str) -> Option<Vec<AddrToken>> {
+    let mut tokens = Vec::new();
+    let mut chars = addr.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            ' ' | '\t' | '\r' | '\n' => (),
+            '(' => {
+                let mut depth = 1;
+                while depth > 0 {
+                    match chars.next()? {
+                        '\\' => {
+                            chars.next()?;
+                        }
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => (),
+                    }
                 }
             }
+            '"' => {
+                let mut word = String::new();
+                loop {
+                    match chars.next()? {
+                        '\\' => word.push(chars.next()?),
+                        '"' => break,
+                        ch => word.push(ch),
+                    }
+                }
+                tokens.push(AddrToken::Word(word, true));
+            }
+            '[' => {
+                let mut literal = String::new();
+                loop {
+                    match chars.next()? {
+                        ']' => break,
+                        '[' | '\\' => return None,
+                        ch => literal.push(ch),
+                    }
+                }
+                tokens.push(AddrToken::Literal(literal));
+            }
+            ch if is_atext(ch) => {
+                let mut word = String::from(ch);
+                while let Some(&ch) = chars.peek()
+                    && is_atext(ch)
+                {
+                    word.push(ch);
+                    chars.next();
+                }
+                tokens.push(AddrToken::Word(word, false));
+            }
+            ch => tokens.push(AddrToken::Special(ch)),
         }
-        last_ch = ch;
     }
+    Some(tokens)
+}
 
-    if !result.is_empty() && has_at && has_dot {
-        Some(result)
-    } else {
-        None
-    }
+fn is_atext(ch: char) -> bool {
+    ch.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(ch) || !ch.is_ascii()
 }
