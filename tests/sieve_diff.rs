@@ -40,12 +40,10 @@ pub fn cases_dir() -> PathBuf {
 
 /// Documented differences (docs/sieve-compat.md), by case name. A case here
 /// must differ; once it matches, the entry has to go.
-pub const ALLOWED: &[(&str, &str)] = &[
-    (
-        "025-ereject",
-        "mailstow implements RFC 5429 ereject, Pigeonhole 0.5.19 does not",
-    ),
-];
+pub const ALLOWED: &[(&str, &str)] = &[(
+    "025-ereject",
+    "mailstow implements RFC 5429 ereject, Pigeonhole 0.5.19 does not",
+)];
 
 pub const DEFAULT_FROM: &str = "sender@example.net";
 pub const DEFAULT_USER: &str = "alice@example.org";
