@@ -1125,7 +1125,9 @@ pub fn mailstow(input: &Input) -> Mailstow {
         .arg(&config)
         .args(["--user", &input.user])
         .args(["-f", input.from.as_deref().unwrap_or("")])
-        .args(["-t", &input.to, "--json"])
+        // dovecot-lda, the reference, adds no header fields before the
+        // script runs (Dovecot's LMTP does, and so does mailstow's delivery).
+        .args(["-t", &input.to, "--json", "--no-delivery-headers"])
         .arg(&script)
         .arg(&input.message)
         .stdin(Stdio::null())

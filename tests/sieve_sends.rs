@@ -422,9 +422,9 @@ fn sieve_test_shows_the_fields_a_delivery_adds_when_asked() {
             "TwoHops"
         ])
     );
-    // Without it (or with --no-delivery-headers): the message as it is, as
-    // dovecot-lda shows it.
-    assert_eq!(run(&[]), set(&["INBOX"]));
+    // By default as --delivery-headers: what a delivery would show.
+    assert_eq!(run(&[]), run(&["--delivery-headers"]));
+    // --no-delivery-headers: the message as it is, as dovecot-lda shows it.
     assert_eq!(run(&["--no-delivery-headers"]), set(&["INBOX"]));
 }
 

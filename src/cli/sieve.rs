@@ -71,9 +71,10 @@ pub struct TestArgs {
     /// Also print the tests and events the interpreter went through.
     #[arg(long)]
     pub trace: bool,
-    /// Show the script MESSAGE after the header fields a delivery adds
-    /// (Return-Path, Delivered-To, Received): built from -f, -t and the
-    /// current time, or with =FILE the fields in FILE.
+    /// The header fields the script sees before MESSAGE, as a delivery
+    /// adds them (Return-Path, Delivered-To, Received): built from -f, -t
+    /// and the current time (the default), or with =FILE the fields in
+    /// FILE.
     #[arg(
         long,
         value_name = "FILE",
@@ -82,7 +83,8 @@ pub struct TestArgs {
         conflicts_with = "no_delivery_headers"
     )]
     pub delivery_headers: Option<Option<PathBuf>>,
-    /// Show the script MESSAGE exactly as it is (the default).
+    /// Show the script MESSAGE exactly as it is, without the fields a
+    /// delivery adds (as Dovecot's LDA runs a script).
     #[arg(long)]
     pub no_delivery_headers: bool,
     pub script: PathBuf,
@@ -204,8 +206,8 @@ fn delivery_headers(
     to: &str,
 ) -> Result<Vec<u8>, u8> {
     let file = match &a.delivery_headers {
-        None => return Ok(Vec::new()),
-        Some(None) => {
+        None if a.no_delivery_headers => return Ok(Vec::new()),
+        None | Some(None) => {
             let now = SystemTime::now();
             return Ok(headers::build(&Trace {
                 return_path: from,
