@@ -79,6 +79,7 @@ pub struct Runtime {
 
     pub(crate) max_nested_includes: usize,
     pub(crate) cpu_limit: usize,
+    pub(crate) max_regex_time: std::time::Duration,
     pub(crate) max_variable_size: usize,
     pub(crate) max_redirects: usize,
     pub(crate) max_received_headers: usize,
@@ -135,6 +136,8 @@ pub struct Context<'x> {
     pub(crate) num_redirects: usize,
     pub(crate) num_instructions: usize,
     pub(crate) num_out_messages: usize,
+    /// CPU time `:regex` has taken in this run.
+    pub(crate) regex_time: std::cell::Cell<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Eq, PartialEq, Hash)]

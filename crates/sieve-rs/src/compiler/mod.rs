@@ -8,7 +8,10 @@ use self::{
     grammar::{AddressPart, Capability},
     lexer::tokenizer::TokenInfo,
 };
-use crate::{Compiler, Envelope, FunctionMap, runtime::RuntimeError};
+use crate::{
+    Compiler, Envelope, FunctionMap,
+    runtime::{RuntimeError, posix_regex::PosixRegex},
+};
 use ahash::AHashMap;
 use arc_swap::ArcSwap;
 use mail_parser::HeaderName;
@@ -127,8 +130,11 @@ pub struct Regex {
     pub expr: String,
 }
 
+/// A `:regex` key's compiled form, shared by every run of the script:
+/// compiled when the script is, or on first use after the script was
+/// deserialized (it is not serialized).
 #[derive(Debug, Clone)]
-pub struct LazyRegex(pub Arc<ArcSwap<Option<fancy_regex::Regex>>>);
+pub struct LazyRegex(pub(crate) Arc<ArcSwap<Option<PosixRegex>>>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
@@ -496,7 +502,7 @@ impl Default for LazyRegex {
 }
 
 impl Regex {
-    pub fn new(expr: String, regex: fancy_regex::Regex) -> Self {
+    pub(crate) fn new(expr: String, regex: PosixRegex) -> Self {
         Self {
             expr,
             regex: LazyRegex(Arc::new(ArcSwap::new(Arc::new(Some(regex))))),

@@ -69,6 +69,7 @@ impl<'x> Context<'x> {
                 .unwrap_or(0) as i64,
             num_redirects: 0,
             num_instructions: 0,
+            regex_time: Default::default(),
             num_out_messages: 0,
             last_message_id: 0,
             main_message_id: 0,
@@ -124,7 +125,7 @@ impl<'x> Context<'x> {
         'outer: loop {
             while let Some(instruction) = iter.next() {
                 self.num_instructions += 1;
-                if self.num_instructions > self.runtime.cpu_limit {
+                if self.num_instructions > self.runtime.cpu_limit || self.regex_budget_spent() {
                     self.finish_loop();
                     return Some(Err(RuntimeError::CPULimitReached));
                 }
@@ -682,11 +683,25 @@ impl<'x> Context<'x> {
                 .unwrap_or(0) as i64,
             num_redirects: 0,
             num_instructions: 0,
+            regex_time: Default::default(),
             num_out_messages: 0,
             last_message_id: 0,
             main_message_id: 0,
             virus_status: VirusStatus::Unknown,
             spam_status: SpamStatus::Unknown,
         }
+    }
+}
+
+impl Context<'_> {
+    /// Whether the CPU time `:regex` may take in this run is used up.
+    pub(crate) fn regex_budget_spent(&self) -> bool {
+        self.regex_time.get() > self.runtime.max_regex_time
+    }
+
+    /// Charges time spent compiling and matching `:regex` keys.
+    pub(crate) fn charge_regex(&self, spent: std::time::Duration) {
+        self.regex_time
+            .set(self.regex_time.get().saturating_add(spent));
     }
 }

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod context;
 pub mod eval;
 pub mod expression;
+pub(crate) mod posix_regex;
 pub mod tests;
 pub mod variables;
 
@@ -352,6 +353,7 @@ impl Runtime {
             include_scripts: AHashMap::new(),
             max_nested_includes: 3,
             cpu_limit: 5000,
+            max_regex_time: std::time::Duration::from_secs(2),
             max_variable_size: 4096,
             max_redirects: 1,
             max_received_headers: 10,
@@ -379,6 +381,23 @@ impl Runtime {
 
     pub fn with_cpu_limit(mut self, size: usize) -> Self {
         self.cpu_limit = size;
+        self
+    }
+
+    /// The CPU time one run of a script may spend compiling and matching
+    /// `:regex` keys (2 seconds unless set); past it, the run stops with
+    /// [`RuntimeError::CPULimitReached`] before its next instruction. The
+    /// C library's matcher cannot be interrupted, so one search can go
+    /// over it: how long one may take is bounded by the limits on
+    /// patterns and on how much of a value is searched (see PATCHES.md,
+    /// fix 11).
+    pub fn set_max_regex_time(&mut self, time: std::time::Duration) {
+        self.max_regex_time = time;
+    }
+
+    /// See [`Runtime::set_max_regex_time`].
+    pub fn with_max_regex_time(mut self, time: std::time::Duration) -> Self {
+        self.max_regex_time = time;
         self
     }
 

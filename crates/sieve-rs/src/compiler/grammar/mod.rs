@@ -12,6 +12,7 @@ use super::{
     CompileError, ErrorType, Regex, Value,
     lexer::{Token, tokenizer::TokenInfo, word::Word},
 };
+use crate::runtime::posix_regex::PosixRegex;
 
 pub mod actions;
 pub mod expr;
@@ -479,15 +480,41 @@ impl CompilerState<'_> {
         Ok(())
     }
 
+    /// Compiles a `:regex` test's constant keys (POSIX ERE, as
+    /// Pigeonhole): case-insensitive for `i;ascii-casemap`, the default,
+    /// case-sensitive for `i;octet`; other comparators are refused.
+    /// Keys holding variables are compiled when they are used.
     pub(crate) fn validate_match(
         &mut self,
         match_type: &MatchType,
+        comparator: &Comparator,
         key_list: &mut [Value],
     ) -> Result<(), CompileError> {
         if matches!(match_type, MatchType::Regex(_)) {
+            let icase = match comparator {
+                Comparator::AsciiCaseMap => true,
+                Comparator::Octet => false,
+                Comparator::AsciiNumeric => {
+                    return Err(self.tokens.unwrap_next()?.custom(
+                        ErrorType::UnsupportedComparator("i;ascii-numeric".to_string()),
+                    ));
+                }
+                Comparator::Elbonia => {
+                    return Err(self
+                        .tokens
+                        .unwrap_next()?
+                        .custom(ErrorType::UnsupportedComparator("i;elbonia".to_string())));
+                }
+                Comparator::Other(name) => {
+                    return Err(self
+                        .tokens
+                        .unwrap_next()?
+                        .custom(ErrorType::UnsupportedComparator(name.clone())));
+                }
+            };
             for key in key_list {
                 if let Value::Text(expr) = key {
-                    match fancy_regex::Regex::new(expr) {
+                    match PosixRegex::new(expr, icase) {
                         Ok(regex) => {
                             *key = Value::Regex(Regex::new(expr.to_string(), regex));
                         }

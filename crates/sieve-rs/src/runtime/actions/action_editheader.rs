@@ -91,6 +91,7 @@ impl DeleteHeader {
                                     &mut Vec::new(),
                                 ),
                                 MatchType::Regex(_) => self.comparator.regex(
+                                    ctx,
                                     pattern,
                                     pattern_expr,
                                     value,

@@ -7,12 +7,15 @@
 use std::{borrow::Cow, cmp::Ordering, sync::Arc};
 
 use crate::{
-    MatchAs,
+    Context, MatchAs,
     compiler::{
-        Number, Value,
+        Number, Regex, Value,
         grammar::{Comparator, RelationalMatch},
     },
-    runtime::Variable,
+    runtime::{
+        Variable,
+        posix_regex::{PosixRegex, thread_cpu_time},
+    },
 };
 
 use super::glob::GlobPattern;
@@ -85,41 +88,117 @@ impl Comparator {
         }
     }
 
+    /// `:regex`: `pattern` is the key as compiled with the script (a
+    /// `Value::Regex` when it is a constant), `pattern_expr` its value.
+    /// On a match, the match variables in `capture_positions` are set from
+    /// the match: `${0}` the whole match, `${1}`.. the groups, empty for a
+    /// group that took no part in it. A key that does not compile (one
+    /// taken from a variable) does not match, as in Pigeonhole (which
+    /// logs it). Time spent here is charged to the script's `:regex`
+    /// budget; once it is spent, nothing more is matched and the script
+    /// is stopped (see `Context::run`).
     pub(crate) fn regex(
         &self,
+        ctx: &Context,
         pattern: &Value,
         pattern_expr: &Variable,
         value: &str,
         capture_positions: u64,
         captured_values: &mut Vec<(usize, String)>,
     ) -> bool {
-        if let Value::Regex(regex) = pattern {
-            let lazy_regex = regex.regex.0.load();
-            if let Some(regex) = lazy_regex.as_ref() {
-                eval_regex(regex, value, capture_positions, captured_values)
-            } else {
-                match fancy_regex::Regex::new(&regex.expr) {
-                    Ok(fancy_regex) => {
-                        let result =
-                            eval_regex(&fancy_regex, value, capture_positions, captured_values);
-                        regex.regex.0.store(Arc::new(Some(fancy_regex)));
-                        result
+        let compiled = match pattern {
+            Value::Regex(regex) => Some(regex),
+            _ => None,
+        };
+        self.regex_with(
+            ctx,
+            compiled,
+            || pattern_expr.to_string(),
+            value,
+            capture_positions,
+            captured_values,
+        )
+    }
+
+    /// `:regex` with a key that was not compiled with the script.
+    pub(crate) fn regex_str(
+        &self,
+        ctx: &Context,
+        pattern: &str,
+        value: &str,
+        capture_positions: u64,
+        captured_values: &mut Vec<(usize, String)>,
+    ) -> bool {
+        self.regex_with(
+            ctx,
+            None,
+            || pattern.into(),
+            value,
+            capture_positions,
+            captured_values,
+        )
+    }
+
+    fn regex_with<'p>(
+        &self,
+        ctx: &Context,
+        compiled: Option<&Regex>,
+        pattern_expr: impl FnOnce() -> Cow<'p, str>,
+        value: &str,
+        capture_positions: u64,
+        captured_values: &mut Vec<(usize, String)>,
+    ) -> bool {
+        let icase = match self {
+            Comparator::AsciiCaseMap => true,
+            Comparator::Octet => false,
+            // Refused when the script is compiled.
+            _ => return false,
+        };
+        if ctx.regex_budget_spent() {
+            return false;
+        }
+        let started = thread_cpu_time();
+        let cached = if let Some(regex) = compiled {
+            let loaded = regex.regex.0.load_full();
+            match loaded.as_ref() {
+                Some(compiled) if compiled.icase() == icase => Some(loaded),
+                _ => match PosixRegex::new(&regex.expr, icase) {
+                    Ok(compiled) => {
+                        let compiled = Arc::new(Some(compiled));
+                        regex.regex.0.store(compiled.clone());
+                        Some(compiled)
                     }
-                    Err(err) => {
-                        debug_assert!(false, "Failed to compile regex: {err:?}");
-                        false
-                    }
-                }
+                    Err(_) => None,
+                },
             }
         } else {
-            match fancy_regex::Regex::new(pattern_expr.to_string().as_ref()) {
-                Ok(regex) => eval_regex(&regex, value, capture_positions, captured_values),
-                Err(err) => {
-                    debug_assert!(false, "Failed to compile regex: {err:?}");
-                    false
-                }
+            PosixRegex::new(pattern_expr().as_ref(), icase)
+                .ok()
+                .map(|compiled| Arc::new(Some(compiled)))
+        };
+        let values = (u64::BITS - capture_positions.leading_zeros()) as usize;
+        let found = cached
+            .as_ref()
+            .and_then(|compiled| compiled.as_ref().as_ref())
+            .and_then(|compiled| compiled.find(value, values));
+        ctx.charge_regex(thread_cpu_time().saturating_sub(started));
+
+        let Some(found) = found else {
+            return false;
+        };
+        if capture_positions != 0 {
+            captured_values.clear();
+            let mut positions = capture_positions;
+            while positions != 0 {
+                let index = 63 - positions.leading_zeros();
+                positions ^= 1 << index;
+                captured_values.push((
+                    index as usize,
+                    found.get(index as usize).cloned().unwrap_or_default(),
+                ));
             }
         }
+        true
     }
 
     pub(crate) fn as_match(&self) -> MatchAs {
@@ -147,34 +226,6 @@ fn ascii_numeric_cmp(a: &str, b: &str) -> Ordering {
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
-    }
-}
-
-fn eval_regex(
-    regex: &fancy_regex::Regex,
-    value: &str,
-    mut capture_positions: u64,
-    captured_values: &mut Vec<(usize, String)>,
-) -> bool {
-    if capture_positions == 0 {
-        regex.is_match(value).unwrap_or_default()
-    } else if let Ok(Some(captures)) = regex.captures(value) {
-        captured_values.clear();
-        while capture_positions != 0 {
-            let index = 63 - capture_positions.leading_zeros();
-            capture_positions ^= 1 << index;
-            if let Some(match_var) = captures.get(index as usize) {
-                captured_values.push((index as usize, match_var.as_str().to_string()));
-            }
-        }
-        // A match that captured none of the requested groups still
-        // replaces the list of matched strings (RFC 5229 3.2).
-        if captured_values.is_empty() {
-            captured_values.push((0, captures[0].to_string()));
-        }
-        true
-    } else {
-        false
     }
 }
 

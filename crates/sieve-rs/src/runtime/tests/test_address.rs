@@ -87,6 +87,7 @@ impl TestAddress {
                                         return true;
                                     }
                                 } else if self.comparator.regex(
+                                    ctx,
                                     pattern,
                                     pattern_expr,
                                     value,

@@ -44,7 +44,7 @@ impl TestBody {
                     ),
                     MatchType::Regex(_) => {
                         self.comparator
-                            .regex(pattern, key, subject, 0, &mut Vec::new())
+                            .regex(ctx, pattern, key, subject, 0, &mut Vec::new())
                     }
                     _ => break,
                 };
@@ -203,10 +203,14 @@ impl TestBody {
                             0,
                             &mut Vec::new(),
                         ),
-                        MatchType::Regex(_) => {
-                            self.comparator
-                                .regex(pattern, key, text.as_ref(), 0, &mut Vec::new())
-                        }
+                        MatchType::Regex(_) => self.comparator.regex(
+                            ctx,
+                            pattern,
+                            key,
+                            text.as_ref(),
+                            0,
+                            &mut Vec::new(),
+                        ),
                         _ => false,
                     };
 

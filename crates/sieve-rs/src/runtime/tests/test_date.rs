@@ -97,7 +97,7 @@ impl TestDate {
                         if let Some(dt) = ctx.find_dates(header) {
                             let date_part =
                                 self.date_part.eval(self.zone.eval(dt.as_ref()).as_ref());
-                            for key in &key_list {
+                            for (key, pattern) in key_list.iter().zip(self.key_list.iter()) {
                                 if match &self.match_type {
                                     MatchType::Is => self.comparator.is(&date_part.as_str(), key),
                                     MatchType::Contains => self
@@ -116,9 +116,11 @@ impl TestDate {
                                             &mut captured_values,
                                         )
                                     }
-                                    MatchType::Regex(capture_positions) => self.comparator.matches(
+                                    MatchType::Regex(capture_positions) => self.comparator.regex(
+                                        ctx,
+                                        pattern,
+                                        key,
                                         &date_part,
-                                        key.to_string().as_ref(),
                                         *capture_positions,
                                         &mut captured_values,
                                     ),
@@ -185,8 +187,8 @@ impl TestCurrentDate {
                     }),
                 );
 
-                for key in &self.key_list {
-                    let key = ctx.eval_value(key);
+                for pattern in &self.key_list {
+                    let key = ctx.eval_value(pattern);
 
                     if match &self.match_type {
                         MatchType::Is => self.comparator.is(&date_part.as_str(), &key),
@@ -203,9 +205,11 @@ impl TestCurrentDate {
                             *capture_positions,
                             &mut captured_values,
                         ),
-                        MatchType::Regex(capture_positions) => self.comparator.matches(
+                        MatchType::Regex(capture_positions) => self.comparator.regex(
+                            ctx,
+                            pattern,
+                            &key,
                             &date_part,
-                            key.to_string().as_ref(),
                             *capture_positions,
                             &mut captured_values,
                         ),

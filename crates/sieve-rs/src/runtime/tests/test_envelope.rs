@@ -60,6 +60,7 @@ impl TestEnvelope {
                                 return true;
                             }
                         } else if self.comparator.regex(
+                            ctx,
                             pattern,
                             pattern_expr,
                             value,

@@ -68,12 +68,15 @@ impl TestHasFlag {
                                             &mut captured_values,
                                         )
                                     }
-                                    MatchType::Regex(capture_positions) => self.comparator.matches(
-                                        flag,
-                                        check_flag,
-                                        *capture_positions,
-                                        &mut captured_values,
-                                    ),
+                                    MatchType::Regex(capture_positions) => {
+                                        self.comparator.regex_str(
+                                            ctx,
+                                            check_flag,
+                                            flag,
+                                            *capture_positions,
+                                            &mut captured_values,
+                                        )
+                                    }
                                     MatchType::Count(_) | MatchType::List => false,
                                 } {
                                     return true;

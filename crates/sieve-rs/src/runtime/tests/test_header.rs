@@ -89,6 +89,7 @@ impl TestHeader {
                                         return true;
                                     }
                                 } else if self.comparator.regex(
+                                    ctx,
                                     pattern,
                                     pattern_expr,
                                     value,

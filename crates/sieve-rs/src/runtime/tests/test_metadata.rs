@@ -81,6 +81,7 @@ impl TestMetadata {
                         &mut captured_values,
                     ),
                     MatchType::Regex(capture_positions) => self.comparator.regex(
+                        ctx,
                         pattern,
                         &key,
                         value,

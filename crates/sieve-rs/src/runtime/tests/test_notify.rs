@@ -85,7 +85,7 @@ impl TestNotifyMethodCapability {
                     ),
                     MatchType::Regex(_) => {
                         self.comparator
-                            .regex(pattern, &key, "maybe", 0, &mut Vec::new())
+                            .regex(ctx, pattern, &key, "maybe", 0, &mut Vec::new())
                     }
                     _ => false,
                 } {

@@ -41,6 +41,7 @@ impl TestSpamTest {
                 &mut captured_values,
             ),
             MatchType::Regex(capture_positions) => self.comparator.regex(
+                ctx,
                 &self.value,
                 &value,
                 status.to_string().as_ref(),
@@ -85,6 +86,7 @@ impl TestVirusTest {
                 &mut captured_values,
             ),
             MatchType::Regex(capture_positions) => self.comparator.regex(
+                ctx,
                 &self.value,
                 &value,
                 status.to_string().as_ref(),

@@ -77,6 +77,7 @@ impl TestString {
                                     &mut captured_values,
                                 ),
                                 MatchType::Regex(capture_positions) => self.comparator.regex(
+                                    ctx,
                                     pattern,
                                     &key,
                                     source.to_string().as_ref(),

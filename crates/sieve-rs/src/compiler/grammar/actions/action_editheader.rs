@@ -189,21 +189,22 @@ impl CompilerState<'_> {
             return Err(self.tokens.unwrap_next()?.missing_tag(":mime"));
         }
 
+        let value_patterns = if let Some(Ok(
+            Token::StringConstant(_) | Token::StringVariable(_) | Token::BracketOpen,
+        )) = self.tokens.peek().map(|r| r.map(|t| &t.token))
+        {
+            let mut key_list = self.parse_strings(false)?;
+            self.validate_match(&match_type, &comparator, &mut key_list)?;
+            key_list
+        } else {
+            Vec::new()
+        };
         let cmd = Instruction::DeleteHeader(DeleteHeader {
             index: if index_last { index.map(|i| -i) } else { index },
             comparator,
             match_type,
             field_name,
-            value_patterns: if let Some(Ok(
-                Token::StringConstant(_) | Token::StringVariable(_) | Token::BracketOpen,
-            )) = self.tokens.peek().map(|r| r.map(|t| &t.token))
-            {
-                let mut key_list = self.parse_strings(false)?;
-                self.validate_match(&match_type, &mut key_list)?;
-                key_list
-            } else {
-                Vec::new()
-            },
+            value_patterns,
             mime_anychild,
         });
         self.instructions.push(cmd);

@@ -145,7 +145,7 @@ impl CompilerState<'_> {
         if !mime && mime_anychild {
             return Err(self.tokens.unwrap_next()?.missing_tag(":mime"));
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Address(TestAddress {
             header_list: header_list.unwrap(),

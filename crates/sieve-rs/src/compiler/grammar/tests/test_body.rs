@@ -104,7 +104,7 @@ impl CompilerState<'_> {
                 }
             }
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Body(TestBody {
             key_list,

@@ -213,7 +213,7 @@ impl CompilerState<'_> {
         if !mime && mime_anychild {
             return Err(self.tokens.unwrap_next()?.missing_tag(":mime"));
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Date(TestDate {
             header_name: header_name.unwrap(),
@@ -286,7 +286,7 @@ impl CompilerState<'_> {
                 }
             }
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::CurrentDate(TestCurrentDate {
             key_list,

@@ -181,7 +181,7 @@ impl CompilerState<'_> {
                 }
             }
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Envelope(TestEnvelope {
             envelope_list: envelope_list.unwrap(),

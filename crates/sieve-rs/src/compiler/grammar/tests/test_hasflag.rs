@@ -114,7 +114,7 @@ impl CompilerState<'_> {
                         }
                     }
                     let mut flags = self.parse_strings(false)?;
-                    self.validate_match(&match_type, &mut flags)?;
+                    self.validate_match(&match_type, &comparator, &mut flags)?;
 
                     Ok(Test::HasFlag(TestHasFlag {
                         comparator,
@@ -131,7 +131,7 @@ impl CompilerState<'_> {
                 }
             }
             _ => {
-                self.validate_match(&match_type, &mut maybe_variables)?;
+                self.validate_match(&match_type, &comparator, &mut maybe_variables)?;
 
                 Ok(Test::HasFlag(TestHasFlag {
                     comparator,

@@ -157,7 +157,7 @@ impl CompilerState<'_> {
         if !mime && (mime_anychild || mime_opts != MimeOpts::None) {
             return Err(self.tokens.unwrap_next()?.missing_tag(":mime"));
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Header(TestHeader {
             header_list: header_list.unwrap(),

@@ -151,7 +151,7 @@ impl CompilerState<'_> {
                 }
             }
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Metadata(TestMetadata {
             match_type,
@@ -210,7 +210,7 @@ impl CompilerState<'_> {
                 }
             }
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::Metadata(TestMetadata {
             match_type,

@@ -100,7 +100,7 @@ impl CompilerState<'_> {
                 }
             }
         }
-        self.validate_match(&match_type, &mut key_list)?;
+        self.validate_match(&match_type, &comparator, &mut key_list)?;
 
         Ok(Test::NotifyMethodCapability(TestNotifyMethodCapability {
             key_list,

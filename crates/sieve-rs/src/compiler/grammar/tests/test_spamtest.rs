@@ -55,7 +55,7 @@ impl CompilerState<'_> {
         let mut match_type = MatchType::Is;
         let mut comparator = Comparator::AsciiCaseMap;
         let mut percent = false;
-        let value;
+        let mut value;
 
         loop {
             let token_info = self.tokens.unwrap_next()?;
@@ -102,6 +102,8 @@ impl CompilerState<'_> {
             }
         }
 
+        self.validate_match(&match_type, &comparator, std::slice::from_mut(&mut value))?;
+
         Ok(Test::SpamTest(TestSpamTest {
             value,
             percent,
@@ -114,7 +116,7 @@ impl CompilerState<'_> {
     pub(crate) fn parse_test_virustest(&mut self) -> Result<Test, CompileError> {
         let mut match_type = MatchType::Is;
         let mut comparator = Comparator::AsciiCaseMap;
-        let value;
+        let mut value;
 
         loop {
             let token_info = self.tokens.unwrap_next()?;
@@ -151,6 +153,8 @@ impl CompilerState<'_> {
                 }
             }
         }
+
+        self.validate_match(&match_type, &comparator, std::slice::from_mut(&mut value))?;
 
         Ok(Test::VirusTest(TestVirusTest {
             value,
