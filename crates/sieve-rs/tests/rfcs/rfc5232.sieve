@@ -1,5 +1,5 @@
 
-require ["fileinto", "imap4flags", "variables", "relational"];
+require ["fileinto", "imap4flags", "variables", "relational", "comparator-i;ascii-numeric"];
 
 if size :over 500K {
             setflag "\\Deleted";

@@ -290,13 +290,25 @@ impl CompilerState<'_> {
         }
     }
 
+    /// Reads a `:comparator` argument. Comparators other than `i;octet`
+    /// and `i;ascii-casemap` must be declared with `require
+    /// "comparator-NAME"` (RFC 5228 2.7.3).
     pub(crate) fn parse_comparator(&mut self) -> Result<Comparator, CompileError> {
+        let (line_num, line_pos) = match self.tokens.peek() {
+            Some(Ok(token_info)) => (token_info.line_num, token_info.line_pos),
+            _ => (0, 0),
+        };
         let comparator = self.tokens.expect_static_string()?;
-        Ok(if let Some(comparator) = lookup_comparator(&comparator) {
-            comparator
-        } else {
-            Comparator::Other(comparator)
-        })
+        let comparator = lookup_comparator(&comparator).unwrap_or(Comparator::Other(comparator));
+        if !matches!(comparator, Comparator::Octet | Comparator::AsciiCaseMap) {
+            self.validate_argument(
+                0,
+                Capability::Comparator(comparator.clone()).into(),
+                line_num,
+                line_pos,
+            )?;
+        }
+        Ok(comparator)
     }
 
     pub(crate) fn parse_static_strings(&mut self) -> Result<Vec<String>, CompileError> {
