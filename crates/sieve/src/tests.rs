@@ -770,3 +770,27 @@ fn a_notification_has_a_from_and_names_its_owner() {
     t.script("require \"enotify\"; notify :from \"Alice <alice@example.org>\" \"mailto:carol@example.net\";");
     assert_eq!(from_of(&t.run().outgoing[0]), "Alice <alice@example.org>");
 }
+
+#[test]
+fn spamtest_counts_no_value_on_mail_the_header_does_not_score() {
+    let t = setup_with(|c| {
+        c.spam = Some(ScoreHeader {
+            header: "X-Spam-Score".into(),
+            kind: ScoreType::Score,
+            max: 10.0,
+        })
+    });
+    t.script("require [\"spamtestplus\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"]; if spamtest :percent :count \"eq\" :comparator \"i;ascii-numeric\" \"0\" { fileinto \"Untested\"; }");
+    let none = MSG.to_vec();
+    assert_eq!(
+        folders(&t.run_with(&none, &HashSet::new()))[0].0,
+        "Untested"
+    );
+    let empty = [b"X-Spam-Score:\r\n".as_slice(), MSG].concat();
+    assert_eq!(
+        folders(&t.run_with(&empty, &HashSet::new()))[0].0,
+        "Untested"
+    );
+    let ham = [b"X-Spam-Score: 0.0\r\n".as_slice(), MSG].concat();
+    assert_eq!(folders(&t.run_with(&ham, &HashSet::new()))[0].0, "INBOX");
+}
