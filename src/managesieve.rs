@@ -83,7 +83,13 @@ impl Backend for FileBackend {
 
     fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String> {
         let cfg = self.deliverer()?.config_arc();
-        crate::auth::passdb::authenticate(&cfg.users.passwd_file, login, password)
+        let Some(passwd_file) = cfg.users.passwd_file() else {
+            return Err(format!(
+                "users.driver = {:?}: logins are not available in this build",
+                cfg.users.driver()
+            ));
+        };
+        crate::auth::passdb::authenticate(passwd_file, login, password)
             .map(|found| found.map(|u| u.name))
             .map_err(|e| e.to_string())
     }

@@ -257,7 +257,7 @@ ann@example.org:{PLAIN}ann pw:1000:1000::::
     fn the_user_found_is_the_one_the_users_directory_finds() {
         let f = fixture();
         let cfg = UsersConfig {
-            passwd_file: f.path.clone(),
+            source: users::Source::PasswdFile(f.path.clone()),
             recipient_delimiter: "+".into(),
         };
         let dir = users::Directory::open(&cfg, Path::new("/srv/mail")).unwrap();

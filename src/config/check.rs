@@ -343,7 +343,9 @@ fn nearest_existing(path: &Path) -> Result<&Path, String> {
 
 fn passwd_check(f: &mut Findings, cfg: &Config, who: &Who) {
     let key = "users.passwd_file";
-    let path = &cfg.users.passwd_file;
+    let Some(path) = cfg.users.passwd_file() else {
+        return;
+    };
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return f.error(key, format!("{}: {e}", path.display())),

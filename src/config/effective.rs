@@ -4,6 +4,7 @@
 //! it only turns a validated [`Config`] back into the raw form.
 
 use super::*;
+use crate::users::Source;
 
 impl Config {
     /// Every setting, defaults filled in, as a config file would say it.
@@ -80,10 +81,26 @@ fn storage(c: &StorageConfig) -> RawStorage {
 }
 
 fn users(c: &UsersConfig) -> RawUsers {
-    RawUsers {
-        passwd_file: Some(c.passwd_file.clone()),
+    let mut raw = RawUsers {
+        driver: Some(c.driver()),
         recipient_delimiter: Some(c.recipient_delimiter.clone()),
+        ..RawUsers::default()
+    };
+    match &c.source {
+        Source::PasswdFile(p) => raw.passwd_file = Some(p.clone()),
+        Source::Dovecot(d) => {
+            raw.dovecot_userdb_socket = Some(d.userdb_socket.clone());
+            raw.dovecot_auth_socket = Some(d.auth_socket.clone());
+            raw.dovecot_timeout = Some(d.timeout.as_secs());
+            raw.cache_ttl = Some(d.cache_ttl.as_secs());
+            raw.negative_cache_ttl = Some(d.negative_cache_ttl.as_secs());
+        }
+        Source::System(s) => {
+            raw.domains = Some(s.domains.clone());
+            raw.min_uid = Some(s.min_uid);
+        }
     }
+    raw
 }
 
 fn limits(l: &Limits) -> RawLimits {

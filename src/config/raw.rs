@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{FolderEncoding, LogFormat, OverQuota, ScoreType, SenderPolicy, UidMode};
+use crate::users::UsersDriver;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +79,16 @@ pub(super) struct RawStorage {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUsers {
+    pub(super) driver: Option<UsersDriver>,
     pub(super) passwd_file: Option<PathBuf>,
     pub(super) recipient_delimiter: Option<String>,
+    pub(super) dovecot_userdb_socket: Option<PathBuf>,
+    pub(super) dovecot_auth_socket: Option<PathBuf>,
+    pub(super) dovecot_timeout: Option<u64>,
+    pub(super) cache_ttl: Option<u64>,
+    pub(super) negative_cache_ttl: Option<u64>,
+    pub(super) domains: Option<Vec<String>>,
+    pub(super) min_uid: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -19,6 +19,7 @@ use super::{
     ScoreHeader, ScoreType, SenderPolicy, SieveConfig, SmtpConfig, StorageConfig, TlsConfig,
     UidMode, UsersConfig, DEFAULT_MAX_MESSAGE_SIZE, SPECIAL_USES,
 };
+use crate::users::{DovecotConfig, Source, SystemConfig, UsersDriver};
 
 /// What every section needs: the file's name for errors and the directory
 /// relative paths are taken from.
@@ -233,13 +234,11 @@ pub(super) fn storage(raw: RawStorage, cx: &Context) -> Result<StorageConfig, Co
     })
 }
 
-/// `[users]`: `passwd_file` is required.
+/// `[users]`: `driver` picks the source; `passwd_file` is required for
+/// the passwd-file driver (the default). The other drivers' keys are
+/// ignored, as Dovecot ignores the settings of a driver it does not use.
 pub(super) fn users(raw: RawUsers, cx: &Context) -> Result<UsersConfig, ConfigError> {
-    let passwd_file = raw
-        .passwd_file
-        .map(|p| cx.resolve(p))
-        .ok_or_else(|| cx.invalid("users.passwd_file", "is required"))?;
-    let recipient_delimiter = raw.recipient_delimiter.unwrap_or_default();
+    let recipient_delimiter = raw.recipient_delimiter.clone().unwrap_or_default();
     if recipient_delimiter
         .chars()
         .any(|c| c == '@' || c.is_whitespace() || c.is_control())
@@ -249,10 +248,52 @@ pub(super) fn users(raw: RawUsers, cx: &Context) -> Result<UsersConfig, ConfigEr
             "must not contain '@', spaces or control characters",
         ));
     }
+    let driver = raw.driver.unwrap_or(UsersDriver::PasswdFile);
+    let source = match driver {
+        UsersDriver::PasswdFile => Source::PasswdFile(
+            raw.passwd_file
+                .clone()
+                .map(|p| cx.resolve(p))
+                .ok_or_else(|| cx.invalid("users.passwd_file", "is required"))?,
+        ),
+        UsersDriver::Dovecot => Source::Dovecot(dovecot_users(&raw, cx)?),
+        UsersDriver::System => Source::System(SystemConfig {
+            domains: raw
+                .domains
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            min_uid: raw.min_uid.unwrap_or(1000).max(1),
+        }),
+    };
     Ok(UsersConfig {
-        passwd_file,
+        source,
         recipient_delimiter,
     })
+}
+
+fn dovecot_users(raw: &RawUsers, cx: &Context) -> Result<DovecotConfig, ConfigError> {
+    let socket = |v: &Option<PathBuf>, default: &str| {
+        cx.resolve(v.clone().unwrap_or_else(|| PathBuf::from(default)))
+    };
+    Ok(DovecotConfig {
+        userdb_socket: socket(&raw.dovecot_userdb_socket, "/run/dovecot/auth-userdb"),
+        auth_socket: socket(&raw.dovecot_auth_socket, "/run/dovecot/auth-client"),
+        timeout: cx.positive_secs("users.dovecot_timeout", raw.dovecot_timeout, 10)?,
+        cache_ttl: secs(raw.cache_ttl, Duration::from_secs(60)),
+        negative_cache_ttl: secs(raw.negative_cache_ttl, Duration::from_secs(10)),
+    })
+}
+
+/// The name `driver` takes in the file.
+pub(super) fn driver_name(d: UsersDriver) -> &'static str {
+    match d {
+        UsersDriver::PasswdFile => "passwd-file",
+        UsersDriver::Dovecot => "dovecot",
+        UsersDriver::System => "system",
+    }
 }
 
 /// `[limits]`: the defaults are RFC 5321's and Postfix's; only

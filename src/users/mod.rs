@@ -69,9 +69,72 @@ use passwd::{Entry, Table};
 /// configuration file's `[users]` says.
 #[derive(Debug, Clone)]
 pub struct UsersConfig {
-    pub passwd_file: PathBuf,
+    pub source: Source,
     /// Characters any of which separates the user from the detail; empty: off.
     pub recipient_delimiter: String,
+}
+
+impl UsersConfig {
+    /// The passwd-file, when that is where users are found.
+    pub fn passwd_file(&self) -> Option<&Path> {
+        match &self.source {
+            Source::PasswdFile(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn driver(&self) -> UsersDriver {
+        match self.source {
+            Source::PasswdFile(_) => UsersDriver::PasswdFile,
+            Source::Dovecot(_) => UsersDriver::Dovecot,
+            Source::System(_) => UsersDriver::System,
+        }
+    }
+}
+
+/// `[users] driver`: which kind of source is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsersDriver {
+    PasswdFile,
+    Dovecot,
+    System,
+}
+
+/// Where users are found, with the settings of that driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A Dovecot passwd-file (`driver = "passwd-file"`, the default).
+    PasswdFile(PathBuf),
+    /// Dovecot's auth service (`driver = "dovecot"`).
+    Dovecot(DovecotConfig),
+    /// The system's accounts through NSS (`driver = "system"`).
+    System(SystemConfig),
+}
+
+/// `driver = "dovecot"`: Dovecot's auth service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DovecotConfig {
+    /// The auth-userdb socket (`dovecot_userdb_socket`), for lookups.
+    pub userdb_socket: PathBuf,
+    /// The auth-client socket (`dovecot_auth_socket`), for ManageSieve
+    /// logins.
+    pub auth_socket: PathBuf,
+    /// How long one request may take before it is a temporary failure.
+    pub timeout: std::time::Duration,
+    /// How long a found user is remembered (`cache_ttl`; 0: not at all).
+    pub cache_ttl: std::time::Duration,
+    /// How long "no such user" is remembered (`negative_cache_ttl`).
+    pub negative_cache_ttl: std::time::Duration,
+}
+
+/// `driver = "system"`: Unix accounts, mail in `~/Maildir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemConfig {
+    /// Lowercased; empty: any domain.
+    pub domains: Vec<String>,
+    /// Accounts below this uid (and root) are never delivered to.
+    pub min_uid: u32,
 }
 
 /// A recipient that exists, as the passwd-file describes it.
@@ -130,6 +193,10 @@ pub enum UsersError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The source cannot be asked now (socket down, timeout, ...): a
+    /// temporary failure, never a 550.
+    #[error("{0}")]
+    Unavailable(String),
     /// The entry for this user is unusable: a temporary failure, never a 550.
     #[error("{path}:{line}: unusable entry: {reason}", path = path.display())]
     Broken {
@@ -220,7 +287,12 @@ impl Directory {
     /// Read the passwd-file now. An unreadable file is an error naming it;
     /// broken lines are logged and kept (see the module doc).
     pub fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<Directory, UsersError> {
-        let path = cfg.passwd_file.clone();
+        let Some(path) = cfg.passwd_file().map(Path::to_owned) else {
+            return Err(UsersError::Unavailable(format!(
+                "users.driver = {:?} is not available in this build",
+                cfg.driver()
+            )));
+        };
         let (table, loaded) = load(&path, mail_root).map_err(|source| UsersError::Read {
             path: path.clone(),
             source,
@@ -460,7 +532,7 @@ mod tests {
 
         fn open(&self, delim: &str) -> Directory {
             let cfg = UsersConfig {
-                passwd_file: self.path.clone(),
+                source: Source::PasswdFile(self.path.clone()),
                 recipient_delimiter: delim.to_owned(),
             };
             Directory::open(&cfg, Path::new("/srv/mail")).unwrap()
@@ -481,7 +553,7 @@ mod tests {
     fn open_names_the_unreadable_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = UsersConfig {
-            passwd_file: dir.path().join("missing"),
+            source: Source::PasswdFile(dir.path().join("missing")),
             recipient_delimiter: String::new(),
         };
         let e = Directory::open(&cfg, Path::new("/srv/mail")).unwrap_err();
