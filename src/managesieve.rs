@@ -85,8 +85,8 @@ impl Backend for FileBackend {
         let cfg = self.deliverer()?.config_arc();
         let Some(passwd_file) = cfg.users.passwd_file() else {
             return Err(format!(
-                "users.driver = {:?}: logins are not available in this build",
-                cfg.users.driver()
+                "users.driver = \"{}\": logins are not available in this build",
+                cfg.users.driver().name()
             ));
         };
         crate::auth::passdb::authenticate(passwd_file, login, password)

@@ -287,15 +287,6 @@ fn dovecot_users(raw: &RawUsers, cx: &Context) -> Result<DovecotConfig, ConfigEr
     })
 }
 
-/// The name `driver` takes in the file.
-pub(super) fn driver_name(d: UsersDriver) -> &'static str {
-    match d {
-        UsersDriver::PasswdFile => "passwd-file",
-        UsersDriver::Dovecot => "dovecot",
-        UsersDriver::System => "system",
-    }
-}
-
 /// `[limits]`: the defaults are RFC 5321's and Postfix's; only
 /// `shutdown_grace` may be 0.
 pub(super) fn limits(l: RawLimits, cx: &Context) -> Result<Limits, ConfigError> {

@@ -101,6 +101,17 @@ pub enum UsersDriver {
     System,
 }
 
+impl UsersDriver {
+    /// The name `driver` takes in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            UsersDriver::PasswdFile => "passwd-file",
+            UsersDriver::Dovecot => "dovecot",
+            UsersDriver::System => "system",
+        }
+    }
+}
+
 /// Where users are found, with the settings of that driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -289,8 +300,8 @@ impl Directory {
     pub fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<Directory, UsersError> {
         let Some(path) = cfg.passwd_file().map(Path::to_owned) else {
             return Err(UsersError::Unavailable(format!(
-                "users.driver = {:?} is not available in this build",
-                cfg.driver()
+                "users.driver = \"{}\" is not available in this build",
+                cfg.driver().name()
             )));
         };
         let (table, loaded) = load(&path, mail_root).map_err(|source| UsersError::Read {
