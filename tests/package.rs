@@ -84,7 +84,10 @@ fn packaged_config_units_and_postfix_snippet_name_the_same_paths() {
     )
     .unwrap_or_else(|e| panic!("the packaged configuration does not load: {e}"));
     assert_eq!(cfg.storage.mail_root, Path::new("/var/vmail"));
-    assert_eq!(cfg.users.passwd_file(), Some(Path::new("/etc/mailstow/users")));
+    assert_eq!(
+        cfg.users.passwd_file(),
+        Some(Path::new("/etc/mailstow/users"))
+    );
     assert_eq!(cfg.delivery.spool_dir, Path::new("/var/spool/mailstow"));
     assert!(cfg.run_as.is_some(), "the package runs as vmail");
     let sock = "/var/spool/postfix/private/mailstow";

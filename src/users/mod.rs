@@ -217,9 +217,65 @@ pub enum UsersError {
     },
 }
 
-/// The user directory read from one passwd-file. `Send + Sync`: shared by
-/// the delivery threads.
+/// The user directory: the configured source behind one interface.
+/// `Send + Sync`: shared by the delivery threads.
+#[derive(Debug)]
 pub struct Directory {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    File(FileDirectory),
+}
+
+impl Directory {
+    /// Opens the configured source: a passwd-file is read now (an
+    /// unreadable file is an error naming it).
+    pub fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<Directory, UsersError> {
+        let inner = match &cfg.source {
+            Source::PasswdFile(_) => Inner::File(FileDirectory::open(cfg, mail_root)?),
+            _ => {
+                return Err(UsersError::Unavailable(format!(
+                    "users.driver = \"{}\" is not available in this build",
+                    cfg.driver().name()
+                )))
+            }
+        };
+        Ok(Directory { inner })
+    }
+
+    /// Look up a recipient given as local part (unquoted, may contain
+    /// detail) and domain. `Ok(None)`: no such user (a 550). `Err`: the
+    /// source cannot answer or the user's entry is unusable (a temporary
+    /// failure, never a 550). Blocking.
+    pub fn lookup(&self, local: &str, domain: &str) -> Result<Option<User>, UsersError> {
+        match &self.inner {
+            Inner::File(d) => d.lookup(local, domain),
+        }
+    }
+
+    /// Every user the source can list, for admin commands (a passwd-file's
+    /// usable entries in file order; a user without a domain gets an empty
+    /// one).
+    pub fn users(&self) -> Vec<User> {
+        match &self.inner {
+            Inner::File(d) => d.users(),
+        }
+    }
+}
+
+/// Splits `local` at the first of `delimiters`: `alice+lists` ->
+/// (`alice`, `lists`). None when there is no delimiter or nothing before
+/// it (a leading delimiter never splits).
+pub(crate) fn split_detail<'a>(local: &'a str, delimiters: &[char]) -> Option<(&'a str, &'a str)> {
+    let (at, delim) = local.char_indices().find(|(_, c)| delimiters.contains(c))?;
+    let base = &local[..at];
+    (!base.is_empty()).then(|| (base, &local[at + delim.len_utf8()..]))
+}
+
+/// The user directory read from one passwd-file.
+struct FileDirectory {
     path: PathBuf,
     mail_root: PathBuf,
     delimiters: Vec<char>,
@@ -229,9 +285,9 @@ pub struct Directory {
     state: Mutex<State>,
 }
 
-impl std::fmt::Debug for Directory {
+impl std::fmt::Debug for FileDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directory")
+        f.debug_struct("FileDirectory")
             .field("path", &self.path)
             .field("mail_root", &self.mail_root)
             .field("delimiters", &self.delimiters)
@@ -294,22 +350,19 @@ pub fn check_passwd(bytes: &[u8], mail_root: &Path) -> (usize, Vec<String>) {
     (usable, problems)
 }
 
-impl Directory {
+impl FileDirectory {
     /// Read the passwd-file now. An unreadable file is an error naming it;
     /// broken lines are logged and kept (see the module doc).
-    pub fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<Directory, UsersError> {
+    fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<FileDirectory, UsersError> {
         let Some(path) = cfg.passwd_file().map(Path::to_owned) else {
-            return Err(UsersError::Unavailable(format!(
-                "users.driver = \"{}\" is not available in this build",
-                cfg.driver().name()
-            )));
+            return Err(UsersError::Unavailable("no passwd-file configured".into()));
         };
         let (table, loaded) = load(&path, mail_root).map_err(|source| UsersError::Read {
             path: path.clone(),
             source,
         })?;
         tracing::debug!(file = %path.display(), entries = table.len(), "user directory loaded");
-        Ok(Directory {
+        Ok(FileDirectory {
             path,
             mail_root: mail_root.to_owned(),
             delimiters: cfg.recipient_delimiter.chars().collect(),
@@ -321,35 +374,24 @@ impl Directory {
         })
     }
 
-    /// Look up a recipient given as local part (unquoted, may contain
-    /// detail) and domain. `Ok(None)`: no such user (a 550). `Err`: the
-    /// user's entry is unusable (a temporary failure).
-    pub fn lookup(&self, local: &str, domain: &str) -> Result<Option<User>, UsersError> {
+    /// As [`Directory::lookup`].
+    fn lookup(&self, local: &str, domain: &str) -> Result<Option<User>, UsersError> {
         let table = self.current();
         let domain = domain.to_ascii_lowercase();
         if let Some(e) = find(&table, &domain, local) {
             return self.user(e, &domain, None).map(Some);
         }
-        let Some((at, delim)) = local
-            .char_indices()
-            .find(|(_, c)| self.delimiters.contains(c))
-        else {
+        let Some((base, detail)) = split_detail(local, &self.delimiters) else {
             return Ok(None);
         };
-        let base = &local[..at];
-        let detail = &local[at + delim.len_utf8()..];
-        if base.is_empty() {
-            return Ok(None);
-        }
         match find(&table, &domain, base) {
             Some(e) => self.user(e, &domain, Some(detail)).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Every usable user of the file, in file order (for admin commands;
-    /// a user without a domain gets an empty one).
-    pub fn users(&self) -> Vec<User> {
+    /// As [`Directory::users`].
+    fn users(&self) -> Vec<User> {
         let table = self.current();
         table
             .entries
