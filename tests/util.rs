@@ -413,6 +413,10 @@ pub struct Options {
     pub limits_extra: String,
     /// More `key = value` lines for the `[lmtp]` table.
     pub lmtp_extra: String,
+    /// The `[users]` table's lines instead of the generated passwd-file
+    /// ones (`passwd_file`, `recipient_delimiter = "+"`); `{dir}` is the
+    /// instance's directory.
+    pub users_toml: Option<String>,
     /// More `key = value` lines at the top level (`user`, `group`).
     pub top_extra: String,
     /// Appended to the end of the generated config: whole tables the
@@ -438,6 +442,7 @@ impl Options {
             max_connections: 256,
             limits_extra: String::new(),
             lmtp_extra: String::new(),
+            users_toml: None,
             top_extra: String::new(),
             extra_toml: String::new(),
             launcher: Vec::new(),
@@ -514,8 +519,7 @@ impl Mailstow {
              [storage]\n\
              mail_root = {root}\n\
              [users]\n\
-             passwd_file = {users}\n\
-             recipient_delimiter = \"+\"\n\
+             {users}\n\
              [limits]\n\
              max_message_size = {max}\n\
              max_recipients = {max_rcpt}\n\
@@ -530,7 +534,13 @@ impl Mailstow {
             mode = opts.socket_mode,
             detail = opts.save_to_detail_mailbox,
             root = toml_str(&mail_root.to_string_lossy()),
-            users = toml_str(&users_file.to_string_lossy()),
+            users = match &opts.users_toml {
+                Some(t) => t.replace("{dir}", &dir.path().to_string_lossy()),
+                None => format!(
+                    "passwd_file = {}\nrecipient_delimiter = \"+\"",
+                    toml_str(&users_file.to_string_lossy())
+                ),
+            },
             max = opts.max_message_size,
             max_rcpt = opts.max_recipients,
             max_conn = opts.max_connections,
