@@ -340,14 +340,15 @@ fn sigkill_never_loses_an_acknowledged_message_nor_shows_a_partial_one() {
             files += 1;
             assert_eq!(f.s_field(), Some(f.bytes.len() as u64), "S=: {}", f.name);
             let tag_at = find(&f.bytes, b"Subject: ").expect("subject") + 9;
-            let tag_end = tag_at + find(&f.bytes[tag_at..], b"\r\n").unwrap();
+            let tag_end = tag_at + find(&f.bytes[tag_at..], b"\n").unwrap();
             let tag = String::from_utf8_lossy(&f.bytes[tag_at..tag_end]).into_owned();
             let (size, rcpts) = sent
                 .get(&tag)
                 .unwrap_or_else(|| panic!("{u}: {} holds a message never sent", f.name));
             assert!(rcpts.contains(&u), "{tag} was not sent to {u}");
             assert!(
-                f.bytes.ends_with(&message(&tag, *size)),
+                f.bytes
+                    .ends_with(&crate::util::stored_form(&message(&tag, *size))),
                 "partial or altered message visible: {}",
                 f.name
             );

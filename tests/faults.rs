@@ -99,7 +99,7 @@ fn send(c: &mut LmtpClient, rcpts: &[&str], msg: &[u8]) -> Vec<Vec<String>> {
 fn assert_intact(f: &MsgFile, sent: &[u8]) {
     assert!(f.bytes.starts_with(b"Return-Path: "), "{}", f.name);
     assert!(
-        f.bytes.ends_with(sent),
+        f.bytes.ends_with(&crate::util::stored_form(sent)),
         "{}: body differs from what was sent",
         f.name
     );
@@ -223,7 +223,7 @@ fn a_full_disk_gets_452_4_3_1_damages_nothing_and_delivery_resumes_when_space_re
     let files = md.messages("INBOX");
     assert_eq!(files.len(), stored.len());
     for (tag, sent) in &stored {
-        let subject = format!("Subject: {tag}\r\n");
+        let subject = format!("Subject: {tag}\n");
         let f = files
             .iter()
             .find(|f| find(&f.bytes, subject.as_bytes()).is_some())
@@ -269,7 +269,7 @@ fn a_full_disk_gets_452_4_3_1_damages_nothing_and_delivery_resumes_when_space_re
     assert!(
         find(
             &via.bytes,
-            &deferred[find(&deferred, b"\r\n\r\n").unwrap()..]
+            &crate::util::stored_form(&deferred[find(&deferred, b"\r\n\r\n").unwrap()..])
         )
         .is_some(),
         "the deferred message's body"

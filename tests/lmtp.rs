@@ -51,13 +51,18 @@ fn each_copy_carries_its_own_trace_headers() {
         let files = ms.maildir(who).messages("INBOX");
         let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
         assert!(
-            text.starts_with("Return-Path: <s@example.net>\r\nDelivered-To: "),
+            text.starts_with("Return-Path: <s@example.net>\nDelivered-To: "),
             "{text}"
         );
-        assert!(text.contains(&format!("Delivered-To: {who}\r\n")), "{text}");
+        assert!(text.contains(&format!("Delivered-To: {who}\n")), "{text}");
         assert!(text.contains("with LMTP"), "{text}");
         assert!(text.contains(&format!("for <{who}>;")), "{text}");
-        assert!(text.ends_with(std::str::from_utf8(&msg).unwrap()), "{text}");
+        let stored = crate::util::stored_form(&msg);
+        assert!(
+            text.ends_with(std::str::from_utf8(&stored).unwrap()),
+            "{text}"
+        );
+        assert!(!text.contains('\r'), "one line-end convention: {text:?}");
     }
 }
 
@@ -176,8 +181,8 @@ fn bdat_chunks_deliver_byte_exact() {
     assert_eq!(code(&c.read_reply()), 250);
     let files = ms.maildir(ALICE).messages("INBOX");
     assert!(
-        files[0].bytes.ends_with(msg),
-        "BDAT content is stored unchanged"
+        files[0].bytes.ends_with(&crate::util::stored_form(msg)),
+        "BDAT content is stored as sent, with LF line ends"
     );
 }
 
@@ -275,13 +280,14 @@ fn smuggled_end_of_data_with_bare_lf_is_message_content() {
     assert_eq!(files.len(), 1, "one message, not two");
     let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
     assert!(
-        text.contains("hello\n.\r\nMAIL FROM:<evil@example.net>"),
+        text.contains("hello\n.\nMAIL FROM:<evil@example.net>"),
         "{text}"
     );
+    let lines = files[0].bytes.iter().filter(|&&b| b == b'\n').count() as u64;
     assert_eq!(
         files[0].vsize(),
-        files[0].bytes.len() as u64 + 1,
-        "W counts the bare LF"
+        files[0].bytes.len() as u64 + lines,
+        "W counts every LF as CRLF"
     );
 }
 

@@ -109,7 +109,11 @@ fn pipe_mode_exit_codes_follow_sysexits() {
     assert_eq!(code, 0, "{err}");
     let files = ms.maildir(ALICE).messages("Archive.2026");
     assert_eq!(files.len(), 1);
-    assert!(files[0].bytes.starts_with(b"Return-Path: <>\r\n"));
+    assert!(files[0].bytes.starts_with(b"Return-Path: <>\n"));
+    assert!(
+        !files[0].bytes.contains(&b'\r'),
+        "one line-end convention in the file"
+    );
 }
 
 #[test]
@@ -186,7 +190,7 @@ fn pipe_mode_logs_one_delivery_line_with_queue_id_sender_and_sizes() {
     assert_eq!(fields[8], "status=delivered");
     let received = String::from_utf8_lossy(&file.bytes).into_owned();
     let id = fields[0].strip_prefix("id=").unwrap();
-    assert!(received.contains(&format!("\tid {id}\r\n")), "{received}");
+    assert!(received.contains(&format!("\tid {id}\n")), "{received}");
 }
 
 #[test]

@@ -1253,3 +1253,22 @@ pub fn socket_mode(path: &Path) -> Option<u32> {
     let md = fs::symlink_metadata(path).ok()?;
     md.file_type().is_socket().then_some(md.mode() & 0o7777)
 }
+
+/// What mailstow stores for message bytes sent to it: every CRLF made LF
+/// (Maildir's custom; a lone CR stays).
+pub fn stored_form(sent: &[u8]) -> Vec<u8> {
+    mailstow_maildir::to_lf(sent)
+}
+
+/// A stored file as IMAP serves it: every LF made CRLF (stored files
+/// have LF line ends only).
+pub fn crlf_form(stored: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stored.len() + stored.len() / 32);
+    for &b in stored {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}

@@ -119,5 +119,6 @@ fn read_stdin(cfg: &Config) -> Result<Spool, Failure> {
         // Fewer than five bytes in all.
         spool.append(&head).map_err(|e| Failure::spool(&e))?;
     }
+    spool.finish().map_err(|e| Failure::spool(&e))?;
     Ok(spool)
 }

@@ -122,8 +122,9 @@ pub fn test(a: TestArgs) -> u8 {
             return EX_TEMPFAIL;
         }
     }
+    // As a delivery stores it and its script sees it: LF line ends.
     let message = match std::fs::read(&a.message) {
-        Ok(m) => m,
+        Ok(m) => mailstow_maildir::to_lf(&m),
         Err(e) => {
             eprintln!("mailstow: {}: {e}", a.message.display());
             return EX_NOINPUT;
@@ -238,9 +239,9 @@ fn delivery_headers(
         return Err(EX_DATAERR);
     }
     if !fields.is_empty() {
-        fields.extend_from_slice(b"\r\n");
+        fields.extend_from_slice(b"\n");
     }
-    Ok(fields)
+    Ok(mailstow_maildir::to_lf(&fields))
 }
 
 /// `sieve filter`: exit 0 when every message was handled.

@@ -61,10 +61,17 @@ impl Deliverer {
         header: &[u8],
         maildir: &Maildir,
         state: &LazyState<'_>,
-        plan: Plan,
+        mut plan: Plan,
     ) -> Result<(RcptOutcome, Option<u64>), Failure> {
         if let Some(r) = &plan.reject {
             return Err(Failure::Rejected(r.reason.clone()));
+        }
+        // A copy the script edited is stored with LF line ends, as the
+        // message itself (see `Spool`).
+        for s in &mut plan.stores {
+            if let Some(m) = &mut s.message {
+                *m = std::sync::Arc::new(store::to_lf(m));
+            }
         }
         let redirects: Vec<&Outgoing> = plan
             .outgoing

@@ -63,11 +63,11 @@ pub struct Trace<'a> {
     pub received: SystemTime,
 }
 
-/// The header block, each line ending CRLF.
+/// The header block, each line ending LF, as the message it is stored above.
 pub fn build(t: &Trace<'_>) -> Vec<u8> {
     let mut h = String::with_capacity(256);
-    let _ = write!(h, "Return-Path: <{}>\r\n", t.return_path.unwrap_or(""));
-    let _ = write!(h, "Delivered-To: {}\r\n", t.delivered_to);
+    let _ = writeln!(h, "Return-Path: <{}>", t.return_path.unwrap_or(""));
+    let _ = writeln!(h, "Delivered-To: {}", t.delivered_to);
     match t.origin {
         Origin::Remote {
             protocol,
@@ -77,13 +77,13 @@ pub fn build(t: &Trace<'_>) -> Vec<u8> {
             tls,
         } => {
             let with = with_keyword(*protocol, *utf8, tls.is_some());
-            let _ = write!(h, "Received: from {helo} ({peer})\r\n");
+            let _ = writeln!(h, "Received: from {helo} ({peer})");
             if let Some(using) = tls {
-                let _ = write!(h, "\t(using {using})\r\n");
+                let _ = writeln!(h, "\t(using {using})");
             }
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "\tby {} (mailstow) with {with}\r\n\tid {}\r\n\t(envelope-from <{}>)\r\n\tfor <{}>; {}\r\n",
+                "\tby {} (mailstow) with {with}\n\tid {}\n\t(envelope-from <{}>)\n\tfor <{}>; {}",
                 t.hostname,
                 t.id,
                 t.return_path.unwrap_or(""),
@@ -92,9 +92,9 @@ pub fn build(t: &Trace<'_>) -> Vec<u8> {
             );
         }
         Origin::Local => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "Received: by {} (mailstow)\r\n\tid {}\r\n\tfor <{}>; {}\r\n",
+                "Received: by {} (mailstow)\n\tid {}\n\tfor <{}>; {}",
                 t.hostname,
                 t.id,
                 t.delivered_to,
@@ -148,7 +148,7 @@ mod tests {
         });
         assert_eq!(
             String::from_utf8(h).unwrap(),
-            "Return-Path: <s@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mta.example ([127.0.0.1])\r\n\tby mx.test (mailstow) with LMTP\r\n\tid ID1\r\n\t(envelope-from <s@example.org>)\r\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+            "Return-Path: <s@example.org>\nDelivered-To: alice@example.org\nReceived: from mta.example ([127.0.0.1])\n\tby mx.test (mailstow) with LMTP\n\tid ID1\n\t(envelope-from <s@example.org>)\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\n"
         );
     }
 
@@ -171,7 +171,7 @@ mod tests {
         });
         assert_eq!(
             String::from_utf8(h).unwrap(),
-            "Return-Path: <s@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mta.example ([192.0.2.1])\r\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\r\n\tby mx.test (mailstow) with ESMTPS\r\n\tid ID1\r\n\t(envelope-from <s@example.org>)\r\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+            "Return-Path: <s@example.org>\nDelivered-To: alice@example.org\nReceived: from mta.example ([192.0.2.1])\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\n\tby mx.test (mailstow) with ESMTPS\n\tid ID1\n\t(envelope-from <s@example.org>)\n\tfor <alice@example.org>; Thu, 1 Jan 1970 00:00:00 +0000\n"
         );
         assert_eq!(with_keyword(Protocol::Smtp, false, false), "SMTP");
         assert_eq!(with_keyword(Protocol::Esmtp, false, false), "ESMTP");
@@ -190,7 +190,7 @@ mod tests {
             id: "x",
             received: UNIX_EPOCH,
         });
-        assert!(h.starts_with(b"Return-Path: <>\r\n"));
+        assert!(h.starts_with(b"Return-Path: <>\n"));
         let now = SystemTime::now();
         let ids: std::collections::HashSet<_> = (0..1000).map(|_| new_id(now)).collect();
         assert_eq!(ids.len(), 1000);

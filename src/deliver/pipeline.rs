@@ -179,7 +179,7 @@ impl Deliverer {
             Err(f) => (RcptOutcome::Failed(f), None),
         };
         let logged = Logged {
-            size: Some(body.len()),
+            size: Some(body.received()),
             stored,
             msgid: msgid.as_ref().ok().and_then(Option::as_deref),
             ..Logged::of(env)

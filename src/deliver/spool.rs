@@ -1,7 +1,9 @@
 //! The message spool: the body of one transaction, in memory up to a
 //! threshold and then in an unlinked temporary file, with its size and
-//! bare-LF count kept as it grows. Must not parse the message or know about
-//! recipients; a large message never sits whole in memory.
+//! bare-LF count kept as it grows. Line ends are Maildir's customary LF
+//! (CRLF becomes LF as bytes arrive), so every copy is one convention
+//! throughout. Must not parse the message or know about recipients; a
+//! large message never sits whole in memory.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -20,6 +22,11 @@ pub struct Spool {
     prev_cr: bool,
     memory_max: usize,
     dir: PathBuf,
+    to_lf: store::ToLf,
+    /// Bytes handed to `append`, as the client sent them.
+    received: u64,
+    /// Reused for each chunk's LF form.
+    scratch: Vec<u8>,
 }
 
 impl Spool {
@@ -32,11 +39,33 @@ impl Spool {
             prev_cr: false,
             memory_max,
             dir,
+            to_lf: store::ToLf::new(),
+            received: 0,
+            scratch: Vec::new(),
         }
     }
 
-    /// Append message bytes. May create and write the spool file.
+    /// Append message bytes, CRLF made LF (a CR at the end of `chunk` is
+    /// held until the next chunk or [`Spool::finish`]). May create and
+    /// write the spool file.
     pub fn append(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.received += chunk.len() as u64;
+        let mut lf = std::mem::take(&mut self.scratch);
+        lf.clear();
+        self.to_lf.push(chunk, &mut lf);
+        let appended = self.append_lf(&lf);
+        self.scratch = lf;
+        appended
+    }
+
+    /// The message is complete: a CR held at its very end is written.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let mut lf = Vec::new();
+        self.to_lf.finish(&mut lf);
+        self.append_lf(&lf)
+    }
+
+    fn append_lf(&mut self, chunk: &[u8]) -> io::Result<()> {
         let (n, cr) = store::count_bare_lf(self.prev_cr, chunk);
         self.bare_lf += n;
         if !chunk.is_empty() {
@@ -73,15 +102,21 @@ impl Spool {
         }
     }
 
+    /// Bytes stored: the message with LF line ends.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Bytes received, as the client sent them (CRLF line ends, usually).
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// LF bytes not preceded by CR (for the W= size).
+    /// LF bytes not preceded by CR (for the W= size): every line end.
     pub fn bare_lf(&self) -> u64 {
         self.bare_lf
     }
@@ -163,17 +198,30 @@ mod tests {
         assert!(s.touches_disk(17), "this chunk spills to the file");
         s.append(b"world\n and more\r").unwrap();
         s.append(b"\n").unwrap();
+        s.finish().unwrap();
         assert!(s.is_on_disk());
-        assert_eq!(s.len(), 24);
-        assert_eq!(s.head(100).unwrap(), b"hello\r\nworld\n and more\r\n");
-        // "world\n" is bare; the CR at a chunk end followed by LF is not.
-        assert_eq!(s.bare_lf(), 1);
+        assert_eq!(s.len(), 22);
+        assert_eq!(s.received(), 24);
+        assert_eq!(s.head(100).unwrap(), b"hello\nworld\n and more\n");
+        // Every line end is a bare LF now, the CR split from its LF too.
+        assert_eq!(s.bare_lf(), 3);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        assert_eq!(&*s.bytes().unwrap(), b"hello\r\nworld\n and more\r\n");
+        assert_eq!(&*s.bytes().unwrap(), b"hello\nworld\n and more\n");
         match s.body() {
-            Body::File { len, .. } => assert_eq!(len, 24),
+            Body::File { len, .. } => assert_eq!(len, 22),
             Body::Bytes(_) => panic!("expected a file body"),
         }
+    }
+
+    #[test]
+    fn a_lone_cr_is_kept_even_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path().to_owned(), 100);
+        s.append(b"a\rb\r").unwrap();
+        assert_eq!(s.len(), 3, "the last CR waits for what follows");
+        s.finish().unwrap();
+        assert_eq!(&*s.bytes().unwrap(), b"a\rb\r");
+        assert_eq!(s.bare_lf(), 0);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub(super) fn send(
     // Writer and reader run on their own threads so a child that neither
     // reads nor exits cannot block us past the deadline; they are not
     // joined, only heard from, for the same reason.
-    let input = lf_line_ends(message);
+    let input = mailstow_maildir::to_lf(message);
     let (wrote_tx, wrote_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = stdin.write_all(&input).and_then(|()| stdin.flush());
@@ -180,28 +180,9 @@ fn printable(bytes: &[u8]) -> String {
     }
 }
 
-/// CRLF becomes LF: the sendmail interface takes local text files.
-fn lf_line_ends(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len());
-    let mut i = 0;
-    while i < message.len() {
-        if message[i] == b'\r' && message.get(i + 1) == Some(&b'\n') {
-            i += 1;
-        }
-        out.push(message[i]);
-        i += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crlf_becomes_lf_and_bare_cr_stays() {
-        assert_eq!(lf_line_ends(b"a\r\nb\rc\n\r\n"), b"a\nb\rc\n\n");
-    }
 
     #[test]
     fn stderr_is_one_bounded_line() {

@@ -173,7 +173,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 Event::Body(chunk) => self.body(&chunk),
                 Event::DataAborted { refused } => self.data_aborted(&refused),
                 Event::Deliver(tx) => {
-                    let spool = self.spool.take();
+                    let spool = self.spool.take().map(|s| {
+                        s.and_then(|mut s| s.finish().map(|()| s).map_err(|e| Failure::spool(&e)))
+                    });
                     let replies =
                         deliver(self.shared, &self.d, &self.link, tx, spool, self.started).await;
                     self.session.delivered(replies);

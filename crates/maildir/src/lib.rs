@@ -49,6 +49,7 @@ pub mod dotlock;
 mod filename;
 pub mod fsops;
 mod keywords;
+mod line_ends;
 mod names;
 pub mod quota;
 pub mod sieve_scripts;
@@ -64,6 +65,7 @@ use std::time::SystemTime;
 use fsops::TmpGuard;
 
 pub use filename::count_bare_lf;
+pub use line_ends::{to_lf, ToLf};
 pub use names::{display_name, storage_name, FolderEncoding};
 
 /// Tries at a fresh unique name before giving up (each collision is already
