@@ -68,6 +68,80 @@ fn pipe_mode_delivers_lf_input_byte_exact_and_dovecot_reads_it() {
 }
 
 #[test]
+fn without_f_the_sender_is_the_return_path_the_mta_wrote_and_the_file_has_one() {
+    let ms = Mailstow::start(&[ALICE]);
+    let body = b"Subject: from exim\nFrom: s@example.net\n\nhi\n";
+    // What Exim's return_path_add writes (folded, to show it is read as a
+    // field), and an mbox From_ line above it, as a pipe transport may.
+    let mut input =
+        b"From s@example.net Sat Nov 28 12:00:00 2026\nReturn-path:\n <s@example.net>\n".to_vec();
+    input.extend_from_slice(body);
+    let (code, err) = deliver(&ms, &["-d", ALICE], &input);
+    assert_eq!(code, 0, "{err}");
+    // No Return-Path field: $SENDER, as Exim and OpenSMTPD set it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+        .args(["deliver", "-d", ALICE, "--config"])
+        .arg(&ms.config)
+        .env("SENDER", "env@example.net")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: env\n\nhi\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 2);
+    let mut texts: Vec<String> = files
+        .iter()
+        .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+        .collect();
+    texts.sort_by_key(|t| t.contains("Subject: env"));
+    assert!(
+        texts[0].starts_with("Return-Path: <s@example.net>\n"),
+        "{}",
+        texts[0]
+    );
+    assert_eq!(
+        texts[0]
+            .to_ascii_lowercase()
+            .matches("return-path:")
+            .count(),
+        1,
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[0].ends_with(std::str::from_utf8(body).unwrap()),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].starts_with("Return-Path: <env@example.net>\n"),
+        "{}",
+        texts[1]
+    );
+    // -f wins over both; the MTA's field is still dropped.
+    let (code, err) = deliver(
+        &ms,
+        &["-f", "", "-d", ALICE, "-m", "Null"],
+        b"Return-Path: <s@example.net>\nSubject: null\n\nhi\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let null = &ms.maildir(ALICE).messages("Null")[0].bytes;
+    assert!(
+        null.starts_with(b"Return-Path: <>\nDelivered-To:"),
+        "{}",
+        String::from_utf8_lossy(null)
+    );
+    assert!(!String::from_utf8_lossy(null).contains("<s@example.net>"));
+}
+
+#[test]
 fn pipe_mode_exit_codes_follow_sysexits() {
     let mut opts = Options::new(&[ALICE]);
     opts.max_message_size = 1000;

@@ -442,7 +442,7 @@ fn postfix_relays_over_required_starttls_and_dovecot_reads_it_back_byte_exact() 
         assert_eq!(fetched.len(), 1);
         // The file has LF line ends; IMAP shows it with CRLF, so what
         // Postfix relayed comes back byte for byte.
-        let crlf = crate::util::crlf_form(file);
+        let crlf = crate::util::lf_to_crlf(file);
         assert_eq!(&fetched[0].body, &crlf, "{who}: IMAP BODY[] != the file");
         assert!(fetched[0].body.ends_with(&msg), "{who}: not as sent");
         assert_eq!(fetched[0].size, crlf.len() as u64);

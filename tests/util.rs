@@ -1259,16 +1259,3 @@ pub fn socket_mode(path: &Path) -> Option<u32> {
 pub fn stored_form(sent: &[u8]) -> Vec<u8> {
     mailstow_maildir::to_lf(sent)
 }
-
-/// A stored file as IMAP serves it: every LF made CRLF (stored files
-/// have LF line ends only).
-pub fn crlf_form(stored: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(stored.len() + stored.len() / 32);
-    for &b in stored {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}

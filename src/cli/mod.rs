@@ -64,9 +64,12 @@ pub enum Command {
     Deliver {
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
         config: PathBuf,
-        /// Envelope sender ("" or "<>" for the null sender).
-        #[arg(short = 'f', long = "from", default_value = "")]
-        from: String,
+        /// Envelope sender ("" or "<>" for the null sender). Without it:
+        /// the address of a Return-Path field at the top of the message
+        /// (which is dropped: the stored copy gets ours), else $SENDER,
+        /// else the null sender.
+        #[arg(short = 'f', long = "from")]
+        from: Option<String>,
         /// Recipient address (user@domain).
         #[arg(short = 'd', long = "recipient")]
         recipient: String,
