@@ -225,6 +225,68 @@ pub fn mailhost_root() -> tempfile::TempDir {
     unpack(&tar)
 }
 
+/// A Debian 12 root (minbase) with `packages` installed by apt (their
+/// services are not started: policy-rc.d refuses), cached as a tar named
+/// after them, in a fresh directory. For peers whose packages conflict
+/// with the host's (Exim and OpenSMTPD are each the system MTA), run
+/// from the root with [`in_root`].
+pub fn peer_root(packages: &[&str]) -> tempfile::TempDir {
+    let base = minbase_tar();
+    let name = format!("{SUITE}-peers-{}.tar", packages.join("+"));
+    let tar = cached_tar(&name, |dir| {
+        run(Command::new("tar")
+            .arg("--numeric-owner")
+            .arg("-C")
+            .arg(dir)
+            .arg("-xf")
+            .arg(&base));
+        fs::copy("/etc/resolv.conf", dir.join("etc/resolv.conf")).expect("resolv.conf");
+        fs::write(dir.join("usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n").expect("policy-rc.d");
+        run(Command::new("chmod")
+            .arg("755")
+            .arg(dir.join("usr/sbin/policy-rc.d")));
+        chroot_sh(
+            dir,
+            &format!(
+                "apt-get update -q && apt-get install -y -q --no-install-recommends {}",
+                packages.join(" ")
+            ),
+        );
+    });
+    unpack(&tar)
+}
+
+/// A command that runs `program args` chrooted into `root`, in a private
+/// mount namespace where each of `binds` (host paths: directories or
+/// files) is bind-mounted at the same path inside the root, so the peer
+/// and the test see the same files (sockets included). The network is the
+/// host's (loopback ports are shared).
+pub fn in_root(root: &Path, binds: &[&Path], program: &str, args: &[&str]) -> Command {
+    let mut script = String::from("set -e\n");
+    for b in binds {
+        let inside = root.join(b.strip_prefix("/").expect("absolute bind path"));
+        let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+        if b.is_dir() {
+            script.push_str(&format!("mkdir -p {}\n", q(&inside)));
+        } else {
+            script.push_str(&format!(
+                "mkdir -p {} && touch {}\n",
+                q(inside.parent().expect("parent")),
+                q(&inside)
+            ));
+        }
+        script.push_str(&format!("mount --bind {} {}\n", q(b), q(&inside)));
+    }
+    script.push_str("exec chroot \"$0\" \"$@\"\n");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .arg(root)
+        .arg(program)
+        .args(args)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    cmd
+}
+
 /// The number after `key` in /proc/PID/status (the first of several).
 pub fn proc_status(pid: u32, key: &str) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/status"))

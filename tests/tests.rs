@@ -12,6 +12,7 @@ mod crash;
 mod debian;
 mod deny;
 mod e2e;
+mod exim;
 mod faults;
 mod hostile;
 mod index;

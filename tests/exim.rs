@@ -1,0 +1,471 @@
+//! Exim 4 (Debian 12's exim4-daemon-light, 4.96) in front of mailstow,
+//! configured from packaging/exim/mailstow.conf as an admin would: the LMTP
+//! transport over the unix socket and over TCP, and the pipe transport
+//! running `mailstow deliver` with untainted arguments only. Exim is the
+//! system MTA in its package, as Postfix is, so it runs from a cached
+//! Debian root (chroot, private mount namespace, the test's directories
+//! bound in at the same paths); messages go in with `exim -bm`, deliveries
+//! are synchronous (`-odi`), and Exim's own log and bounces are read.
+//! Must not touch the host's MTA or send to any address outside the test.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::debian::{getent, in_root, peer_root};
+use crate::peers::Dovecot;
+use crate::util::{self, find, lf_to_crlf, temp_dir, Mailstow, Options, PASSWORD};
+
+const ALICE: &str = "alice@example.org";
+const BOB: &str = "bob@example.org";
+const CAROL: &str = "carol@example.org";
+const SENDER: &str = "s@example.net";
+
+/// A private Exim: its root, its directory (config, spool, log, bounces)
+/// and the host paths bound into the root.
+struct Exim {
+    root: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    binds: Vec<PathBuf>,
+}
+
+/// Which of the snippet's routers and transports the config uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    LmtpUnix,
+    LmtpTcp,
+    Pipe,
+}
+
+impl Exim {
+    /// Exim for `ms`; `lookup` is the file the pipe router looks addresses
+    /// up in (the snippet's /etc/mailstow/users).
+    fn start(ms: &Mailstow, via: Via, lookup: &Path) -> Exim {
+        let root = peer_root(&["exim4-daemon-light"]);
+        let dir = temp_dir("mailstow-exim-");
+        let d = dir.path();
+        let exim_ids = getent(root.path(), "passwd", "Debian-exim");
+        let (uid, gid) = (exim_ids[2].parse().unwrap(), exim_ids[3].parse().unwrap());
+        for sub in ["spool", "log", "bounces"] {
+            fs::create_dir(d.join(sub)).unwrap();
+            util::chown(&d.join(sub), util::Owner { uid, gid });
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = d.join("exim.conf");
+        fs::write(&conf, config(ms, via, lookup, d)).unwrap();
+        // A config named on the command line keeps Exim's privileges (to
+        // run the pipe as vmail) only when it is listed as trusted.
+        fs::write(
+            root.path().join("etc/exim4/trusted_configs"),
+            format!("{}\n", conf.display()),
+        )
+        .unwrap();
+        add_vmail(root.path(), ms.owner);
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_mailstow"));
+        let ms_dir = ms.config.parent().unwrap().to_owned();
+        let mut binds = vec![d.to_owned(), ms_dir, bin];
+        if lookup.parent() != ms.config.parent() {
+            binds.push(lookup.to_owned());
+        }
+        Exim { root, dir, binds }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let conf = self.dir.path().join("exim.conf");
+        let mut all = vec!["-C", conf.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let binds: Vec<&Path> = self.binds.iter().map(PathBuf::as_path).collect();
+        in_root(self.root.path(), &binds, "/usr/sbin/exim4", &all)
+    }
+
+    /// `exim -bm`: one message from `from` to `rcpts`, delivered before
+    /// this returns (`-odi`); a line holding a single dot is content
+    /// (`-oi`).
+    fn submit(&self, from: &str, rcpts: &[&str], msg: &[u8]) {
+        let mut args = vec!["-odi", "-oi", "-f", from, "--"];
+        args.extend_from_slice(rcpts);
+        let mut child = self
+            .command(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run exim4");
+        child.stdin.take().unwrap().write_all(msg).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "exim -bm: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.mainlog()
+        );
+    }
+
+    /// A forced queue run, every deferred message tried now.
+    fn queue_run(&self) {
+        let out = self.command(&["-qff"]).output().expect("exim -qff");
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn mainlog(&self) -> String {
+        fs::read_to_string(self.dir.path().join("log/mainlog")).unwrap_or_default()
+    }
+
+    /// Lines of Exim's main log holding every one of `parts`.
+    fn log_lines(&self, parts: &[&str]) -> Vec<String> {
+        self.mainlog()
+            .lines()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The bounces Exim sent to the test's sender (an mbox).
+    fn bounces(&self) -> String {
+        fs::read_to_string(self.dir.path().join("bounces/all")).unwrap_or_default()
+    }
+}
+
+/// vmail, as on the host, in the root's account files (the pipe runs as it).
+fn add_vmail(root: &Path, owner: util::Owner) {
+    let mut passwd = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("etc/passwd"))
+        .unwrap();
+    writeln!(
+        passwd,
+        "vmail:x:{}:{}::/nonexistent:/usr/sbin/nologin",
+        owner.uid, owner.gid
+    )
+    .unwrap();
+    let mut group = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("etc/group"))
+        .unwrap();
+    writeln!(group, "vmail:x:{}:", owner.gid).unwrap();
+}
+
+/// A whole Exim configuration: the main settings, then the routers and
+/// transports of packaging/exim/mailstow.conf with the deployment paths
+/// replaced, the router of `via` only, and a router that keeps bounces to
+/// the test's sender in a file.
+fn config(ms: &Mailstow, via: Via, lookup: &Path, d: &Path) -> String {
+    let snippet = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/exim/mailstow.conf"
+    ))
+    .unwrap();
+    let unix = ms.unix.as_ref().map(|p| p.display().to_string());
+    let snippet = snippet
+        .replace("/usr/bin/mailstow", env!("CARGO_BIN_EXE_mailstow"))
+        .replace("/etc/mailstow/mailstow.toml", &ms.config.to_string_lossy())
+        .replace("/etc/mailstow/users", &lookup.to_string_lossy())
+        .replace(
+            "/run/mailstow/lmtp.sock",
+            unix.as_deref().unwrap_or("/nonexistent"),
+        )
+        .replace("  port = 24\n", &format!("  port = {}\n", ms.tcp.port()));
+    let (routers, transports) = snippet
+        .split_once("# --- transports ---")
+        .expect("the snippet has a transports part");
+    let routers = routers
+        .split_once("# --- routers ---")
+        .expect("the snippet has a routers part")
+        .1;
+    let routers = pick_router(routers, via);
+    format!(
+        "primary_hostname = exim.test\n\
+         qualify_domain = example.net\n\
+         domainlist local_domains = example.org\n\
+         spool_directory = {d}/spool\n\
+         log_file_path = {d}/log/%slog\n\
+         keep_environment =\n\
+         begin routers\n\
+         {routers}\n\
+         bounces:\n  driver = accept\n  domains = example.net\n  transport = bounce_file\n\
+         begin transports\n\
+         {transports}\n\
+         bounce_file:\n  driver = appendfile\n  file = {d}/bounces/all\n  user = Debian-exim\n\
+         begin retry\n\
+         *   *   F,1h,1m\n",
+        d = d.display()
+    )
+}
+
+/// The snippet's routers with only the one for `via` kept (each router is
+/// a block starting at an unindented `name:` line).
+fn pick_router(routers: &str, via: Via) -> String {
+    let want = match via {
+        Via::LmtpUnix | Via::LmtpTcp => "mailstow_lmtp:",
+        Via::Pipe => "mailstow_pipe:",
+    };
+    let mut out = String::new();
+    let mut keep = false;
+    for line in routers.lines() {
+        if !line.starts_with([' ', '#']) && !line.is_empty() {
+            keep = line == want;
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(!out.is_empty(), "no {want} router in the snippet");
+    if via == Via::LmtpTcp {
+        out = out.replace("transport = mailstow_lmtp", "transport = mailstow_lmtp_tcp");
+    }
+    out
+}
+
+/// A message as a local program hands it to Exim: LF line ends, dot lines,
+/// 8-bit text.
+fn message(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Sender <{SENDER}>\nTo: <{ALICE}>\nSubject: {subject}\nMIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{body}"
+    )
+    .into_bytes()
+}
+
+/// The users file with `line_for(address)` as the line of `address`.
+fn set_user_line(ms: &Mailstow, address: &str, line: &str) {
+    let users = fs::read_to_string(&ms.users_file).unwrap();
+    let mut out = String::new();
+    for l in users.lines() {
+        if l.starts_with(&format!("{address}:")) {
+            out.push_str(line);
+        } else {
+            out.push_str(l);
+        }
+        out.push('\n');
+    }
+    fs::write(&ms.users_file, out).unwrap();
+}
+
+fn user_line(ms: &Mailstow, address: &str) -> String {
+    fs::read_to_string(&ms.users_file)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(&format!("{address}:")))
+        .unwrap()
+        .to_owned()
+}
+
+/// Reads `who`'s INBOX through Dovecot and checks each message is the
+/// stored file (LF) served with CRLF, RFC822.SIZE its W=.
+fn dovecot_reads(ms: &Mailstow, who: &str, n: usize) -> Vec<Vec<u8>> {
+    let dc = Dovecot::start(&ms.users_file, &ms.mail_root);
+    let mut imap = dc.imap_login(who, PASSWORD);
+    assert_eq!(imap.examine("INBOX") as usize, n);
+    let fetched = imap.fetch_all();
+    imap.logout();
+    let files = ms.maildir(who).messages("INBOX");
+    for f in &fetched {
+        let file = files
+            .iter()
+            .find(|m| lf_to_crlf(&m.bytes) == f.body)
+            .unwrap_or_else(|| panic!("{who}: IMAP shows a message no file holds"));
+        assert!(!file.bytes.contains(&b'\r'), "one line-end convention");
+        assert_eq!(f.size, file.vsize());
+        assert_eq!(file.w_field(), Some(file.vsize()));
+    }
+    fetched.into_iter().map(|f| f.body).collect()
+}
+
+#[test]
+fn exim_lmtp_over_the_unix_socket_delivers_bounces_defers_and_retries() {
+    let mut opts = Options::new(&[ALICE, BOB, CAROL]);
+    opts.unix_socket = true;
+    opts.extra_toml = "[quota]\nover_quota = \"temporary\"\n".into();
+    let ms = Mailstow::start_with(opts);
+    let carol = user_line(&ms, CAROL);
+    set_user_line(
+        &ms,
+        CAROL,
+        &format!("{carol}userdb_quota_rule=*:storage=1K"),
+    );
+    let exim = Exim::start(&ms, Via::LmtpUnix, &ms.users_file);
+    let body = format!(
+        ".dot at the start\n..two dots\nGrüße, 8-bit text\n{}\nend\n",
+        "x".repeat(2000)
+    );
+    let msg = message("one transaction, four recipients", &body);
+    exim.submit(SENDER, &[ALICE, BOB, "nobody@example.org", CAROL], &msg);
+
+    let log = exim.mainlog();
+    for who in [ALICE, BOB] {
+        assert_eq!(
+            // "=>" for the first address of a delivery, "->" for the others.
+            exim.log_lines(&["> ", who, "T=mailstow_lmtp", "250 2.0.0"])
+                .len(),
+            1,
+            "{log}"
+        );
+    }
+    assert_eq!(
+        exim.log_lines(&["** nobody@example.org", "550 5.1.1"])
+            .len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        exim.log_lines(&["== ", CAROL, "452 4.2.2"]).len(),
+        1,
+        "{log}"
+    );
+    assert!(
+        exim.bounces().contains("nobody@example.org"),
+        "{}",
+        exim.bounces()
+    );
+    assert!(ms.maildir(CAROL).messages("INBOX").is_empty());
+
+    // The quota raised, the queue run delivers the deferred copy, once.
+    set_user_line(&ms, CAROL, &carol);
+    exim.queue_run();
+    assert_eq!(
+        exim.log_lines(&["=> ", CAROL, "250 2.0.0"]).len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
+    for who in [ALICE, BOB, CAROL] {
+        let files = ms.maildir(who).messages("INBOX");
+        assert_eq!(files.len(), 1, "{who}");
+        let text = String::from_utf8_lossy(&files[0].bytes);
+        assert!(
+            text.ends_with(&body),
+            "{who}: dot lines and 8-bit text as sent:\n{text}"
+        );
+        assert!(
+            text.starts_with(&format!("Return-Path: <{SENDER}>\nDelivered-To: {who}\n")),
+            "{text}"
+        );
+    }
+    let shown = dovecot_reads(&ms, ALICE, 1);
+    assert!(shown[0].ends_with(&lf_to_crlf(body.as_bytes())));
+}
+
+#[test]
+fn exim_lmtp_over_tcp_carries_a_20_mib_message_byte_exact() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.max_message_size = 64 << 20;
+    let ms = Mailstow::start_with(opts);
+    let exim = Exim::start(&ms, Via::LmtpTcp, &ms.users_file);
+    let line = "0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;\n";
+    let body = line.repeat((20 << 20) / line.len() + 1);
+    let msg = message("20 MiB", &body);
+    exim.submit(SENDER, &[ALICE], &msg);
+    assert_eq!(
+        exim.log_lines(&["=> ", ALICE, "T=mailstow_lmtp_tcp", "250 2.0.0"])
+            .len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1);
+    assert!(files[0].bytes.len() > 20 << 20);
+    assert!(files[0].bytes.ends_with(body.as_bytes()));
+    let shown = dovecot_reads(&ms, ALICE, 1);
+    assert!(shown[0].ends_with(&lf_to_crlf(body.as_bytes())));
+}
+
+#[test]
+fn exim_pipe_transport_runs_mailstow_deliver_with_untainted_arguments() {
+    let ms = Mailstow::start(&[ALICE, BOB]);
+    // `mailstow deliver` runs as vmail: the mail root must be vmail's.
+    util::chown(&ms.mail_root, ms.owner);
+    let home = ms.mail_root.join("example.org/alice");
+    fs::create_dir_all(&home).unwrap();
+    fs::write(
+        home.join(".dovecot.sieve"),
+        "require \"reject\";\nif header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; }\n",
+    )
+    .unwrap();
+    for p in [ms.mail_root.join("example.org"), home.clone()] {
+        util::chown(&p, ms.owner);
+    }
+    util::chown(&home.join(".dovecot.sieve"), ms.owner);
+    // The router's lookup file lists one address mailstow does not know
+    // (ghost: its 67 is a bounce) besides the users.
+    let lookup = ms.config.parent().unwrap().join("exim-addresses");
+    fs::write(&lookup, format!("{ALICE}\n{BOB}\nghost@example.org\n")).unwrap();
+    let bob = user_line(&ms, BOB);
+    set_user_line(&ms, BOB, "bob@example.org:x:notanumber:1::::");
+    let exim = Exim::start(&ms, Via::Pipe, &lookup);
+
+    let body = ".dot line\nGrüße\n";
+    exim.submit(
+        SENDER,
+        &[ALICE, BOB, "ghost@example.org"],
+        &message("piped", body),
+    );
+    exim.submit(SENDER, &[ALICE], &message("unwanted offer", "buy\n"));
+    let log = exim.mainlog();
+    assert_eq!(
+        exim.log_lines(&["=> ", ALICE, "T=mailstow_pipe"]).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        exim.log_lines(&["** ", "ghost@example.org", "returned 67"])
+            .len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        exim.log_lines(&["== ", BOB, "returned 75"]).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        exim.log_lines(&["** ", ALICE, "returned 77"]).len(),
+        1,
+        "{log}"
+    );
+    let bounces = exim.bounces();
+    assert!(
+        bounces.contains("ghost@example.org: user unknown"),
+        "{bounces}"
+    );
+    assert!(
+        bounces.contains("Not wanted here"),
+        "the script's reason: {bounces}"
+    );
+
+    // The sender came from the Return-path Exim wrote; the file has one.
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1);
+    let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
+    assert!(
+        text.starts_with(&format!("Return-Path: <{SENDER}>\n")),
+        "{text}"
+    );
+    assert_eq!(
+        text.to_ascii_lowercase().matches("return-path:").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.ends_with(body), "{text}");
+    assert!(
+        find(text.as_bytes(), b"\n\n\n").is_none(),
+        "no blank line added"
+    );
+
+    // bob's entry fixed, the deferred copy is delivered by the queue run.
+    set_user_line(&ms, BOB, &bob);
+    exim.queue_run();
+    assert_eq!(
+        exim.log_lines(&["=> ", BOB, "T=mailstow_pipe"]).len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
+    assert_eq!(ms.maildir(BOB).messages("INBOX").len(), 1);
+    let shown = dovecot_reads(&ms, ALICE, 1);
+    assert!(shown[0].ends_with(&lf_to_crlf(body.as_bytes())));
+}
