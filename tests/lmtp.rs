@@ -398,3 +398,23 @@ fn many_recipients_delivered_at_once_still_get_their_own_replies_in_order() {
         assert_eq!(n, if i == 3 || i == 8 { 0 } else { 3 }, "{who}");
     }
 }
+
+#[test]
+fn a_return_path_the_mta_wrote_above_the_message_is_replaced_by_ours() {
+    // What OpenSMTPD's lmtp action (mail.lmtp) sends: its own Return-Path
+    // and Delivered-To above the message. RFC 5321 4.4: the final delivery
+    // writes the Return-Path; the stored copy has one, from MAIL FROM.
+    let ms = Mailstow::start(&[ALICE]);
+    let mut c = ms.connect();
+    c.lhlo();
+    let msg = b"Return-Path: <forged@example.net>\r\nDelivered-To: alice@example.org\r\nSubject: rp\r\nReturn-Path: <later@example.net>\r\n\r\nhi\r\n";
+    let r = c.deliver("s@example.net", &[ALICE], msg);
+    assert_eq!(codes(&r), vec![250]);
+    let text = String::from_utf8_lossy(&ms.maildir(ALICE).messages("INBOX")[0].bytes).into_owned();
+    assert!(text.starts_with("Return-Path: <s@example.net>\n"), "{text}");
+    assert!(!text.contains("forged@"), "{text}");
+    assert!(
+        text.ends_with("Delivered-To: alice@example.org\nSubject: rp\nReturn-Path: <later@example.net>\n\nhi\n"),
+        "only the fields at the top are dropped: {text}"
+    );
+}

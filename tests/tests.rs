@@ -20,6 +20,7 @@ mod install;
 mod layers;
 mod lmtp;
 mod managesieve;
+mod opensmtpd;
 mod ops;
 mod package;
 mod pipe;

@@ -9,6 +9,7 @@ mod execute;
 mod folders;
 pub mod headers;
 pub mod indexer;
+pub mod lead;
 pub mod log;
 pub mod outcome;
 pub mod pipeline;

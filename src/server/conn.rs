@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, Limits};
 use crate::deliver::headers::{self, Origin, Protocol};
+use crate::deliver::lead::Lead;
 use crate::deliver::log::{self, Logged};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
 use crate::deliver::{report, Deliverer, Envelope, Pool, Recipient, Spool};
@@ -130,6 +131,8 @@ struct Conn<'a, S> {
     /// The body of the transaction (Err once the spool failed); None
     /// outside a body and once it went to delivery.
     spool: Option<Result<Spool, Failure>>,
+    /// Drops the Return-Path fields an MTA wrote above the body.
+    lead: Lead,
     /// When the last body began (before any, when the connection did).
     started: Instant,
 }
@@ -153,6 +156,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             session,
             out: Vec::with_capacity(1024),
             spool: None,
+            lead: Lead::new(false),
             started: Instant::now(),
         }
     }
@@ -173,8 +177,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 Event::Body(chunk) => self.body(&chunk),
                 Event::DataAborted { refused } => self.data_aborted(&refused),
                 Event::Deliver(tx) => {
+                    let rest = self.lead.finish();
                     let spool = self.spool.take().map(|s| {
-                        s.and_then(|mut s| s.finish().map(|()| s).map_err(|e| Failure::spool(&e)))
+                        s.and_then(|mut s| {
+                            s.append(&rest)
+                                .and_then(|()| s.finish())
+                                .map(|()| s)
+                                .map_err(|e| Failure::spool(&e))
+                        })
                     });
                     let replies =
                         deliver(self.shared, &self.d, &self.link, tx, spool, self.started).await;
@@ -214,6 +224,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     /// A body starts: a fresh spool, and its clock.
     fn data_start(&mut self) {
         self.started = Instant::now();
+        self.lead = Lead::new(false);
         self.spool = Some(Ok(Spool::new(
             self.cfg.delivery.spool_dir.clone(),
             self.cfg.delivery.spool_memory_max,
@@ -223,12 +234,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     /// Body bytes go to the spool, unless it failed already.
     fn body(&mut self, chunk: &[u8]) {
         if let Some(Ok(s)) = self.spool.as_mut() {
+            let chunk = self.lead.pass(chunk);
             // Only a chunk that reaches the spool file blocks; memory
             // appends stay on the worker.
             let appended = if s.touches_disk(chunk.len()) {
-                tokio::task::block_in_place(|| s.append(chunk))
+                tokio::task::block_in_place(|| s.append(&chunk))
             } else {
-                s.append(chunk)
+                s.append(&chunk)
             };
             if let Err(e) = appended {
                 self.spool = Some(Err(Failure::spool(&e)));
