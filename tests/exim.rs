@@ -123,6 +123,23 @@ impl Exim {
             .collect()
     }
 
+    /// Exim's daemon on a loopback port, in the foreground; stopped (by
+    /// PID, with its process group) when the returned `Proc` drops.
+    fn daemon(&self) -> (util::Proc, std::net::SocketAddr) {
+        let addr = util::free_v4();
+        let iface = format!("127.0.0.1.{}", addr.port());
+        let pid = self.dir.path().join("exim.pid");
+        let mut cmd = self.command(&["-bdf", "-oX", &iface, "-oP", pid.to_str().unwrap()]);
+        cmd.stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.path().join("daemon.err")).unwrap());
+        let proc = util::Proc::spawn("exim", &mut cmd, true);
+        util::poll(util::TIMEOUT, || util::LmtpClient::try_tcp(addr).ok()).unwrap_or_else(|| {
+            let err = fs::read_to_string(self.dir.path().join("daemon.err"));
+            panic!("Exim never listened: {err:?}\n{}", self.mainlog())
+        });
+        (proc, addr)
+    }
+
     /// The bounces Exim sent to the test's sender (an mbox).
     fn bounces(&self) -> String {
         fs::read_to_string(self.dir.path().join("bounces/all")).unwrap_or_default()
@@ -183,6 +200,9 @@ fn config(ms: &Mailstow, via: Via, lookup: &Path, d: &Path) -> String {
          spool_directory = {d}/spool\n\
          log_file_path = {d}/log/%slog\n\
          keep_environment =\n\
+         acl_smtp_rcpt = rcpt\n\
+         begin acl\n\
+         rcpt:\n  accept domains = +local_domains\n  deny\n\
          begin routers\n\
          {routers}\n\
          bounces:\n  driver = accept\n  domains = example.net\n  transport = bounce_file\n\
@@ -372,6 +392,47 @@ fn exim_lmtp_over_tcp_carries_a_20_mib_message_byte_exact() {
     assert!(files[0].bytes.ends_with(body.as_bytes()));
     let shown = dovecot_reads(&ms, ALICE, 1);
     assert!(shown[0].ends_with(&lf_to_crlf(body.as_bytes())));
+}
+
+/// Exim's `lmtp` driver (the unix socket) sends a UTF-8 sender without
+/// the SMTPUTF8 parameter, which mailstow refuses (553 5.6.7, RFC 6531
+/// 3.4); its `smtp` driver speaking LMTP over TCP relays it.
+#[test]
+fn exim_relays_smtputf8_over_lmtp_on_tcp() {
+    let ms = Mailstow::start(&[ALICE]);
+    let exim = Exim::start(&ms, Via::LmtpTcp, &ms.users_file);
+    let (_daemon, addr) = exim.daemon();
+    let mut c = util::LmtpClient::tcp(addr);
+    let ehlo = c.cmd("EHLO client.test");
+    assert!(ehlo.iter().any(|l| l.ends_with("SMTPUTF8")), "{ehlo:?}");
+    assert_eq!(
+        util::code(&c.cmd("MAIL FROM:<jösé@example.net> SMTPUTF8")),
+        250
+    );
+    assert_eq!(util::code(&c.cmd(&format!("RCPT TO:<{ALICE}>"))), 250);
+    assert_eq!(util::code(&c.cmd("DATA")), 354);
+    let msg = "From: Jösé <jösé@example.net>\r\nSubject: Grüße\r\n\r\nünïcödé\r\n";
+    let r = c.send_data(msg.as_bytes(), 1);
+    assert_eq!(util::code(&r[0]), 250, "{r:?}");
+    c.quit();
+    let files = util::poll(util::TIMEOUT, || {
+        let f = ms.maildir(ALICE).messages("INBOX");
+        (!f.is_empty()).then_some(f)
+    })
+    .unwrap_or_else(|| panic!("not delivered:\n{}", exim.mainlog()));
+    let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
+    assert!(
+        text.starts_with("Return-Path: <jösé@example.net>\n"),
+        "{text}"
+    );
+    assert!(text.contains("(mailstow) with UTF8LMTP\n"), "{text}");
+    assert!(text.ends_with("Subject: Grüße\n\nünïcödé\n"), "{text}");
+    assert_eq!(
+        exim.log_lines(&["=> ", ALICE, "250 2.0.0"]).len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
 }
 
 #[test]
