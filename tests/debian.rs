@@ -204,13 +204,7 @@ pub fn mailhost_root() -> tempfile::TempDir {
             .join("+")
     );
     let tar = cached_tar(&name, |dir| {
-        run(Command::new("tar")
-            .arg("--numeric-owner")
-            .arg("-C")
-            .arg(dir)
-            .arg("-xf")
-            .arg(&base));
-        fs::copy("/etc/resolv.conf", dir.join("etc/resolv.conf")).expect("resolv.conf");
+        minbase_with(dir, &base);
         chroot_sh(
             dir,
             &format!(
@@ -225,6 +219,18 @@ pub fn mailhost_root() -> tempfile::TempDir {
     unpack(&tar)
 }
 
+/// Unpacks the minbase tar `base` into `dir`, with the host's resolver
+/// configuration so apt can reach the mirror.
+fn minbase_with(dir: &Path, base: &Path) {
+    run(Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-C")
+        .arg(dir)
+        .arg("-xf")
+        .arg(base));
+    fs::copy("/etc/resolv.conf", dir.join("etc/resolv.conf")).expect("resolv.conf");
+}
+
 /// A Debian 12 root (minbase) with `packages` installed by apt (their
 /// services are not started: policy-rc.d refuses), cached as a tar named
 /// after them, in a fresh directory. For peers whose packages conflict
@@ -234,13 +240,7 @@ pub fn peer_root(packages: &[&str]) -> tempfile::TempDir {
     let base = minbase_tar();
     let name = format!("{SUITE}-peers-{}.tar", packages.join("+"));
     let tar = cached_tar(&name, |dir| {
-        run(Command::new("tar")
-            .arg("--numeric-owner")
-            .arg("-C")
-            .arg(dir)
-            .arg("-xf")
-            .arg(&base));
-        fs::copy("/etc/resolv.conf", dir.join("etc/resolv.conf")).expect("resolv.conf");
+        minbase_with(dir, &base);
         fs::write(dir.join("usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n").expect("policy-rc.d");
         run(Command::new("chmod")
             .arg("755")

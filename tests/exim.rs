@@ -116,11 +116,7 @@ impl Exim {
 
     /// Lines of Exim's main log holding every one of `parts`.
     fn log_lines(&self, parts: &[&str]) -> Vec<String> {
-        self.mainlog()
-            .lines()
-            .filter(|l| parts.iter().all(|p| l.contains(p)))
-            .map(str::to_owned)
-            .collect()
+        util::lines_with(&self.mainlog(), parts)
     }
 
     /// Exim's daemon on a loopback port, in the foreground; stopped (by

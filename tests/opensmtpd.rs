@@ -90,11 +90,7 @@ impl OpenSmtpd {
 
     /// Lines of OpenSMTPD's log holding every one of `parts`.
     fn log_lines(&self, parts: &[&str]) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| parts.iter().all(|p| l.contains(p)))
-            .map(str::to_owned)
-            .collect()
+        util::lines_with(&self.log(), parts)
     }
 
     /// Waits until the log holds `n` lines with every one of `parts`.

@@ -1259,3 +1259,11 @@ pub fn socket_mode(path: &Path) -> Option<u32> {
 pub fn stored_form(sent: &[u8]) -> Vec<u8> {
     mailstow_maildir::to_lf(sent)
 }
+
+/// The lines of `text` holding every one of `parts` (a peer's log).
+pub fn lines_with(text: &str, parts: &[&str]) -> Vec<String> {
+    text.lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .map(str::to_owned)
+        .collect()
+}
