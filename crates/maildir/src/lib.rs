@@ -662,10 +662,27 @@ fn write_durably(
     file.set_times(times)
         .map_err(io_err("set times of", path))?;
     let t = std::time::Instant::now();
-    let synced = file.sync_all();
+    let synced = if skip_flush("file") {
+        Ok(())
+    } else {
+        file.sync_all()
+    };
     fsynced(Synced::File, t.elapsed());
     synced.map_err(io_err("fsync", path))?;
     fsops::close(file).map_err(io_err("close", path))
+}
+
+/// Test builds only (feature `fault-injection`): `MAILSTOW_SKIP_FLUSH=file`
+/// (a message's fsync) or `dir` (every directory fsync) skips that flush,
+/// so that the durability checks of tests/durability.rs are seen to fail.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn skip_flush(kind: &str) -> bool {
+    std::env::var_os("MAILSTOW_SKIP_FLUSH").is_some_and(|v| v == kind)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) fn skip_flush(_kind: &str) -> bool {
+    false
 }
 
 /// The keyword names of a folder directory by letter index (a = 0), from
