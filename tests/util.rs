@@ -413,6 +413,8 @@ pub struct Options {
     pub limits_extra: String,
     /// More `key = value` lines for the `[lmtp]` table.
     pub lmtp_extra: String,
+    /// More `key = value` lines for the `[storage]` table.
+    pub storage_extra: String,
     /// The `[users]` table's lines instead of the generated passwd-file
     /// ones (`passwd_file`, `recipient_delimiter = "+"`); `{dir}` is the
     /// instance's directory.
@@ -442,6 +444,7 @@ impl Options {
             max_connections: 256,
             limits_extra: String::new(),
             lmtp_extra: String::new(),
+            storage_extra: String::new(),
             users_toml: None,
             top_extra: String::new(),
             extra_toml: String::new(),
@@ -518,6 +521,7 @@ impl Mailstow {
              {lmtp_extra}\n\
              [storage]\n\
              mail_root = {root}\n\
+             {storage_extra}\n\
              [users]\n\
              {users}\n\
              [limits]\n\
@@ -546,6 +550,7 @@ impl Mailstow {
             max_conn = opts.max_connections,
             limits_extra = opts.limits_extra,
             lmtp_extra = opts.lmtp_extra,
+            storage_extra = opts.storage_extra,
             top_extra = opts.top_extra,
             extra_toml = opts.extra_toml,
         );

@@ -146,7 +146,8 @@ pub fn test(a: TestArgs) -> u8 {
         None,
         cfg.storage.folder_encoding,
         &cfg.hostname,
-    );
+    )
+    .with_readers(cfg.storage.keywords, cfg.storage.subscriptions);
     let mut seen = HashSet::new();
     // A dry run: every duplicate id is new, and is remembered only within
     // this run (as for the first delivery of the message).

@@ -77,6 +77,8 @@ fn storage(c: &StorageConfig) -> RawStorage {
     RawStorage {
         mail_root: Some(c.mail_root.clone()),
         folder_encoding: Some(c.folder_encoding),
+        keywords: Some(c.keywords),
+        subscriptions: Some(c.subscriptions),
     }
 }
 
@@ -263,6 +265,8 @@ domains = ["Example.ORG"]
 [storage]
 mail_root = "/var/vmail"
 folder_encoding = "utf8"
+keywords = "both"
+subscriptions = "courier"
 [users]
 passwd_file = "users"
 recipient_delimiter = "+-"
@@ -299,7 +303,7 @@ rule = "*:storage=1G"
 over_quota = "temporary"
 [index]
 enabled = false
-uids = "dovecot"
+uids = "courier"
 special_use = { Archive = "\\Archive" }
 [metrics]
 listen = "127.0.0.1:9154"

@@ -26,7 +26,7 @@ mod tls;
 pub use crate::users::UsersConfig;
 pub use check::{check, check_config_file, Finding, Findings, Scope};
 pub use mailstow_index::{IndexConfig, UidMode, SPECIAL_USES};
-pub use mailstow_maildir::FolderEncoding;
+pub use mailstow_maildir::{FolderEncoding, Readers};
 pub use mailstow_sieve::{ScoreHeader, ScoreType, SieveConfig};
 // The raw form by name here too, for `effective` and the example-file test.
 use raw::*;
@@ -212,6 +212,13 @@ pub struct StorageConfig {
     /// Homes default to `{mail_root}/{domain}/{localpart}`.
     pub mail_root: PathBuf,
     pub folder_encoding: FolderEncoding,
+    /// Where Sieve keywords are stored: Dovecot's `dovecot-keywords`
+    /// letters, Courier-IMAP's `courierimapkeywords/`, or both.
+    pub keywords: Readers,
+    /// Which subscriptions files an auto-created folder is added to:
+    /// Dovecot's `subscriptions`, Courier-IMAP's `courierimapsubscribed`,
+    /// or both.
+    pub subscriptions: Readers,
 }
 
 #[derive(Debug, Clone)]
@@ -445,6 +452,22 @@ mod tests {
     }
 
     #[test]
+    fn reader_files_default_to_dovecot_and_take_courier_or_both() {
+        let cfg = parse(MINIMAL).unwrap();
+        assert_eq!(cfg.storage.keywords, Readers::Dovecot);
+        assert_eq!(cfg.storage.subscriptions, Readers::Dovecot);
+        let with = |lines: &str| {
+            parse(&format!(
+                "[storage]\nmail_root = \"mail\"\n{lines}[users]\npasswd_file = \"/etc/users\"\n"
+            ))
+        };
+        let cfg = with("keywords = \"courier\"\nsubscriptions = \"both\"\n").unwrap();
+        assert_eq!(cfg.storage.keywords, Readers::Courier);
+        assert_eq!(cfg.storage.subscriptions, Readers::Both);
+        assert!(with("keywords = \"uw\"\n").is_err());
+    }
+
+    #[test]
     fn index_settings_are_validated() {
         let cfg = parse(&format!(
             "{MINIMAL}[index]\nuids = \"dovecot\"\nspecial_use = {{ Archive = \"\\\\Archive\" }}\n"
@@ -460,7 +483,9 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("index.special_use"), "{e}");
-        assert!(parse(&format!("{MINIMAL}[index]\nuids = \"courier\"\n")).is_err());
+        let courier = parse(&format!("{MINIMAL}[index]\nuids = \"courier\"\n")).unwrap();
+        assert_eq!(courier.index.uids, UidMode::Courier);
+        assert!(parse(&format!("{MINIMAL}[index]\nuids = \"uw\"\n")).is_err());
     }
 
     #[test]

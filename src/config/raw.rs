@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FolderEncoding, LogFormat, OverQuota, ScoreType, SenderPolicy, UidMode};
+use super::{FolderEncoding, LogFormat, OverQuota, Readers, ScoreType, SenderPolicy, UidMode};
 use crate::users::UsersDriver;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -74,6 +74,8 @@ pub(super) struct RawTls {
 pub(super) struct RawStorage {
     pub(super) mail_root: Option<PathBuf>,
     pub(super) folder_encoding: Option<FolderEncoding>,
+    pub(super) keywords: Option<Readers>,
+    pub(super) subscriptions: Option<Readers>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -231,6 +231,8 @@ pub(super) fn storage(raw: RawStorage, cx: &Context) -> Result<StorageConfig, Co
     Ok(StorageConfig {
         mail_root,
         folder_encoding: raw.folder_encoding.unwrap_or(FolderEncoding::Utf7),
+        keywords: raw.keywords.unwrap_or_default(),
+        subscriptions: raw.subscriptions.unwrap_or_default(),
     })
 }
 

@@ -354,14 +354,18 @@ fn refuse_root(user: &User) -> Result<(), Failure> {
 }
 
 /// The user's Maildir as the configuration stores it (files chowned to the
-/// passwd-file's uid:gid when running as root).
+/// passwd-file's uid:gid when running as root; keywords and subscriptions
+/// for the configured readers; into cur/ when Courier numbers the UIDs).
 pub fn maildir_of(cfg: &Config, user: &User) -> Maildir {
+    let courier_uids = cfg.index.enabled && cfg.index.uids == crate::config::UidMode::Courier;
     Maildir::new(
         user.maildir.clone(),
         user.owner(),
         cfg.storage.folder_encoding,
         &cfg.hostname,
     )
+    .with_readers(cfg.storage.keywords, cfg.storage.subscriptions)
+    .with_always_cur(courier_uids)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //! delivery agent records each message it made durable
 //! ([`Index::add_delivered`]); [`Index::reconcile`] brings the index in line
 //! with whatever other programs did to the Maildir (docs/maildir.md, 'What
-//! the index reconciles'). UIDs are the index's own, or Dovecot's from its
-//! `dovecot-uidlist` ([`UidMode`]). Must not be the truth (the Maildir is),
+//! the index reconciles'). UIDs are the index's own, Dovecot's from its
+//! `dovecot-uidlist` or Courier-IMAP's from its `courierimapuiddb`
+//! ([`UidMode`]). Must not be the truth (the Maildir is),
 //! and must never hand out a UID or MODSEQ a reader may have seen, even after
 //! a power loss undid its last commits (durable reservations, and a jump
 //! past them after a reboot).
@@ -55,10 +56,12 @@
 //!   [`Index::verify`];
 //! - [`scan`]: reading a folder and a message file as they are on disk;
 //! - [`uidlist`]: Dovecot's `dovecot-uidlist` and its UIDVALIDITY counter;
+//! - [`courier_uids`]: Courier-IMAP's `courierimapuiddb`;
 //! - [`state`]: per-user Sieve state (`duplicate`, vacation) in SQLite;
 //! - `db`: opening a per-user database (WAL, migrations);
 //! - `error`: [`IndexError`].
 
+pub mod courier_uids;
 mod db;
 mod error;
 mod query;
@@ -102,6 +105,36 @@ pub enum UidMode {
     /// The index takes part in Dovecot's `dovecot-uidlist` protocol, so its
     /// UIDs are the ones Dovecot's IMAP and POP3 show.
     Dovecot,
+    /// The index takes part in Courier-IMAP's `courierimapuiddb` protocol,
+    /// so its UIDs are the ones Courier-IMAP shows; messages are delivered
+    /// into cur/ (Courier numbers new/ afresh).
+    Courier,
+}
+
+impl UidMode {
+    /// Is an IMAP server's file the UID authority?
+    pub fn shared(self) -> bool {
+        self != UidMode::Own
+    }
+
+    /// The name of the folder's UID file in this mode.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            UidMode::Own => "(none)",
+            UidMode::Dovecot => "dovecot-uidlist",
+            UidMode::Courier => courier_uids::UIDDB,
+        }
+    }
+
+    /// The folder's UID file in this mode (None in own mode, or when the
+    /// file is missing).
+    pub fn read(self, folder_dir: &Path) -> Result<Option<uidlist::Uidlist>, store::StoreError> {
+        match self {
+            UidMode::Own => Ok(None),
+            UidMode::Dovecot => uidlist::read(folder_dir),
+            UidMode::Courier => courier_uids::read(folder_dir),
+        }
+    }
 }
 
 /// RFC 6154 special-use attributes a folder may be given.
@@ -440,15 +473,14 @@ impl Index {
     /// it and the row.
     pub fn add_delivered_batch(&self, batch: &[Delivered<'_>]) -> Result<Vec<u32>, IndexError> {
         let mut rows = self.delivered_rows(batch)?;
-        if self.mode == UidMode::Dovecot {
+        if self.mode.shared() {
             self.dovecot_uids(batch, &mut rows)?;
         }
         let now = unix(SystemTime::now());
         self.write(|tx| {
             let mut uids = Vec::with_capacity(batch.len());
             for (d, row) in batch.iter().zip(&rows) {
-                let skip =
-                    !still_there(d) || (self.mode == UidMode::Dovecot && row.assigned.is_none());
+                let skip = !still_there(d) || (self.mode.shared() && row.assigned.is_none());
                 let uid = if skip {
                     0
                 } else {
@@ -512,7 +544,16 @@ impl Index {
     /// the messages of a folder).
     fn dovecot_uids(&self, batch: &[Delivered<'_>], rows: &mut [NewRow]) -> Result<(), IndexError> {
         let mut folders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, d) in batch.iter().enumerate().filter(|(_, d)| still_there(d)) {
+        let numberable = |d: &Delivered<'_>| {
+            // Courier numbers a file of new/ afresh: see courier_uids.
+            self.mode != UidMode::Courier
+                || d.saved.path.parent().and_then(|p| p.file_name()) == Some("cur".as_ref())
+        };
+        for (i, d) in batch
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| still_there(d) && numberable(d))
+        {
             folders.entry(&d.saved.storage_name).or_default().push(i);
         }
         for (storage, items) in folders {
@@ -583,13 +624,23 @@ impl Index {
         bases: &[&str],
         known: Option<&FolderRow>,
     ) -> Result<uidlist::Assigned, IndexError> {
-        let current = uidlist::read(folder_dir)?;
+        let current = self.mode.read(folder_dir)?;
         let min_next = match (known, &current) {
             (Some(f), Some(u)) if i64::from(u.uidvalidity) == f.uidvalidity => {
                 u32::try_from(f.uidnext).unwrap_or(u32::MAX)
             }
             _ => 1,
         };
+        if self.mode == UidMode::Courier {
+            return Ok(courier_uids::assign(
+                folder_dir,
+                bases,
+                min_next,
+                self.maildir.chown(),
+                self.maildir.lock_host(),
+                store::dotlock::WAIT,
+            )?);
+        }
         Ok(uidlist::assign(
             folder_dir,
             self.maildir.root(),

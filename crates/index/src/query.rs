@@ -12,8 +12,7 @@ use rusqlite::{params_from_iter, Row};
 use super::error::io;
 use super::reconcile::Known;
 use super::scan;
-use super::{uidlist, Index, IndexError, KeywordNames};
-use crate::UidMode;
+use super::{Index, IndexError, KeywordNames};
 
 /// One message as the commands print it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -211,14 +210,12 @@ impl Index {
         let files = scan::list(&dir).map_err(io("readdir", &dir))?;
         let known = self.known(id, true)?;
         let mut keywords = KeywordNames::new(&dir);
-        let list = match self.mode {
-            UidMode::Own => None,
-            UidMode::Dovecot => uidlist::read(&dir)?,
-        };
+        let list = self.mode.read(&dir)?;
         if let Some(l) = &list {
             if i64::from(l.uidvalidity) != uidvalidity {
                 out.push(format!(
-                    "{shown}: UIDVALIDITY {uidvalidity}, dovecot-uidlist has {}",
+                    "{shown}: UIDVALIDITY {uidvalidity}, {} has {}",
+                    self.mode.file_name(),
                     l.uidvalidity
                 ));
             }
@@ -274,7 +271,7 @@ fn compare_file(
     }
     if let Some(u) = listed.filter(|&u| i64::from(u) != k.uid) {
         out.push(format!(
-            "{shown}: {base}: UID {}, dovecot-uidlist has {u}",
+            "{shown}: {base}: UID {}, the UID file has {u}",
             k.uid
         ));
     }

@@ -14,7 +14,7 @@ use rusqlite::{params, Transaction};
 
 use super::error::io;
 use super::scan::{self, Entry, Meta};
-use super::uidlist::{self, Uidlist};
+use super::uidlist::Uidlist;
 use super::{
     insert_message, uid_of_base, unix, FolderRow, Index, IndexError, KeywordNames, MAX_TOMBSTONES,
 };
@@ -293,7 +293,7 @@ impl Index {
         let mut incomplete = false;
         for batch in diff.new.chunks(ADD_BATCH) {
             let mut added = read_new(&dir, batch, &mut keywords)?;
-            if self.mode == UidMode::Dovecot {
+            if self.mode.shared() {
                 let numbered =
                     self.number_new(storage, &dir, list.as_ref(), &mut added, &mut validity)?;
                 incomplete |= !numbered;
@@ -370,10 +370,7 @@ impl Index {
             None => HashMap::new(),
         };
         let mut files = scan::list(dir).map_err(io("readdir", dir))?;
-        let list = match self.mode {
-            UidMode::Own => None,
-            UidMode::Dovecot => uidlist::read(dir)?,
-        };
+        let list = self.mode.read(dir)?;
         if let (Some(l), Some(f)) = (&list, row) {
             if i64::from(l.uidvalidity) != f.uidvalidity {
                 // The first write empties the folder's rows.
@@ -458,9 +455,12 @@ impl Index {
         validity: &mut Option<u32>,
     ) -> Result<bool, IndexError> {
         let listed = |base: &str| list.and_then(|l| l.uid_of(base));
+        // Courier numbers a file of new/ afresh whatever its uiddb says:
+        // those wait until Courier has moved them to cur/.
+        let numberable = |n: &New| self.mode != UidMode::Courier || n.entry.in_cur;
         let unlisted: Vec<&str> = added
             .iter()
-            .filter(|n| listed(&n.base).is_none())
+            .filter(|n| listed(&n.base).is_none() && numberable(n))
             .map(|n| n.base.as_str())
             .collect();
         let mut numbered = true;
@@ -479,7 +479,7 @@ impl Index {
                 Err(e) => {
                     // A lock held too long, or a file Dovecot will
                     // rebuild: these files wait for the next sync.
-                    tracing::warn!(folder = storage, error = %e, "could not number new files through dovecot-uidlist; they are indexed later");
+                    tracing::warn!(folder = storage, error = %e, file = self.mode.file_name(), "could not number new files through the reader's UID file; they are indexed later");
                     numbered = false;
                 }
             }
@@ -491,8 +491,9 @@ impl Index {
                 .or_else(|| listed(&n.base))
                 .map(i64::from);
         }
+        let before = added.len();
         added.retain(|n| n.uid.is_some());
-        Ok(numbered)
+        Ok(numbered && added.len() == before)
     }
 
     /// Records the folder as synced: the mtimes of new/ and cur/ (unless

@@ -102,6 +102,23 @@ impl PartialEq for Uidlist {
 impl Eq for Uidlist {}
 
 impl Uidlist {
+    /// A list from its parts; `records` must be strictly ascending by UID.
+    pub(crate) fn from_records(
+        version: u32,
+        uidvalidity: u32,
+        header_next: u32,
+        records: Vec<Record>,
+    ) -> Uidlist {
+        Uidlist {
+            version,
+            uidvalidity,
+            header_next,
+            guid: None,
+            records,
+            by_base: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The UID the next new message gets: max(header N, last record + 1).
     pub fn next_uid(&self) -> u32 {
         let after_last = self.records.last().map_or(1, |r| r.uid.saturating_add(1));

@@ -1,7 +1,8 @@
 //! A durable Maildir++ writer, and everything about a Maildir on disk
 //! that a delivery agent needs: folder names (modified UTF-7), flags and
 //! keywords (Dovecot's `dovecot-keywords`), dot-locking, shared directory
-//! fsyncs, quota (`maildirsize`), subscriptions, cleaning `tmp/`, and
+//! fsyncs, quota (`maildirsize`), subscriptions, Courier-IMAP's keyword and
+//! subscription files ([`courier`], chosen by [`Readers`]), cleaning `tmp/`, and
 //! Sieve script files in Pigeonhole's layout ([`sieve_scripts`]). Must not
 //! know who sent the mail or why it goes to this folder, and must never
 //! leave a partial file behind: a save either returns a durable message or
@@ -44,6 +45,7 @@
 //! assert_eq!(md.message_files("Lists.Rust").unwrap(), vec![saved.path.clone()]);
 //! ```
 
+pub mod courier;
 mod dirsync;
 pub mod dotlock;
 mod filename;
@@ -268,10 +270,44 @@ pub fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
+/// Whose own files the store keeps for keywords or subscriptions
+/// (docs/compatibility.md): Dovecot's (`dovecot-keywords` letters,
+/// `subscriptions`), Courier-IMAP's (`courierimapkeywords/`,
+/// `courierimapsubscribed`) or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
+pub enum Readers {
+    #[default]
+    Dovecot,
+    Courier,
+    Both,
+}
+
+impl Readers {
+    pub fn dovecot(self) -> bool {
+        matches!(self, Readers::Dovecot | Readers::Both)
+    }
+
+    pub fn courier(self) -> bool {
+        matches!(self, Readers::Courier | Readers::Both)
+    }
+}
+
 /// One user's Maildir (the root is INBOX; folders are `.Name` inside it).
 #[derive(Clone, Debug)]
 pub struct Maildir {
     root: PathBuf,
+    /// Where keywords go (letters and/or Courier's update files).
+    keyword_files: Readers,
+    /// Which subscriptions files a created folder is added to.
+    subscription_files: Readers,
+    /// Every message goes to cur/ with `:2,` (Courier numbers only what it
+    /// finds in cur/ by its courierimapuiddb: see docs/maildir.md).
+    always_cur: bool,
     /// The owner to chown to: set only when running as root.
     chown: Option<Owner>,
     encoding: FolderEncoding,
@@ -292,6 +328,9 @@ impl Maildir {
     ) -> Maildir {
         Maildir {
             root,
+            keyword_files: Readers::Dovecot,
+            subscription_files: Readers::Dovecot,
+            always_cur: false,
             chown: owner.filter(|_| nix::unistd::geteuid().is_root()),
             encoding,
             name_host: filename::escape_host(hostname),
@@ -304,6 +343,26 @@ impl Maildir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The same Maildir keeping `keywords` readers' keyword files and
+    /// `subscriptions` readers' subscription files.
+    pub fn with_readers(mut self, keywords: Readers, subscriptions: Readers) -> Maildir {
+        self.keyword_files = keywords;
+        self.subscription_files = subscriptions;
+        self
+    }
+
+    /// The same Maildir saving every message into cur/ (`:2,<flags>`),
+    /// never new/.
+    pub fn with_always_cur(mut self, always_cur: bool) -> Maildir {
+        self.always_cur = always_cur;
+        self
+    }
+
+    /// Where keywords go.
+    pub fn keyword_files(&self) -> Readers {
+        self.keyword_files
     }
 
     /// Does this folder exist? INBOX exists when the Maildir root does.
@@ -348,12 +407,16 @@ impl Maildir {
     }
 
     /// Durably saves one message into `folder`, into new/ without flags or
-    /// cur/ with them, its mtime (IMAP INTERNALDATE) set to `received`.
+    /// cur/ with them (always cur/ with [`Maildir::with_always_cur`]), its
+    /// mtime (IMAP INTERNALDATE) set to `received`.
     /// Creates the Maildir on first delivery; creates a missing folder only
-    /// when `create` (else [`StoreError::NoSuchFolder`]). Keywords become
+    /// when `create` (else [`StoreError::NoSuchFolder`]). For Dovecot
+    /// ([`Readers`]), keywords become
     /// letters through the folder's `dovecot-keywords`, extended under
     /// `dovecot-uidlist.lock` when needed (a lock held past 10 s is an
-    /// error); those beyond its 26 letters are left out with a warning.
+    /// error); those beyond its 26 letters are left out with a warning. For
+    /// Courier, they go to the message's `courierimapkeywords/` update file,
+    /// written before the message is published.
     pub fn save(
         &self,
         folder: &str,
@@ -365,22 +428,13 @@ impl Maildir {
         let storage = storage_name(folder, self.encoding)?;
         let dir = self.folder_dir(&storage);
         let created_folder = self.ensure_folder(folder, &storage, &dir, create)?;
-        let info = if flags.is_empty() {
-            None
-        } else {
-            let keywords = keywords::letters(
-                &dir,
-                flags.keywords(),
-                self.chown,
-                &self.lock_host,
-                dotlock::WAIT,
-            )?;
-            Some(format!(":2,{}{keywords}", flags.letters()))
-        };
+        let info = self.info(&dir, flags)?;
         let (size, vsize) = (content.size(), content.vsize());
         let (file, tmp, base) = self.create_tmp(&dir, size, vsize)?;
         write_durably(file, tmp.path(), content, received)?;
-        let (path, base) = self.publish(tmp, base, &dir, info.as_deref(), size, vsize)?;
+        let sizes = (size, vsize);
+        let (path, base) =
+            self.publish_with_keywords(tmp, base, &dir, info.as_deref(), flags, sizes)?;
         Ok(Saved {
             path,
             base,
@@ -389,6 +443,59 @@ impl Maildir {
             vsize,
             created_folder,
         })
+    }
+
+    /// [`Maildir::publish`], with Courier's keyword update file written
+    /// first when keywords go there (so Courier never sees the message
+    /// without them), moved if the message got another base name, and
+    /// taken back if the message was not published.
+    fn publish_with_keywords(
+        &self,
+        tmp: TmpGuard,
+        base: String,
+        dir: &Path,
+        info: Option<&str>,
+        flags: &Flags,
+        (size, vsize): (u64, u64),
+    ) -> Result<(PathBuf, String), StoreError> {
+        let keywords = flags.keywords();
+        if !self.keyword_files.courier() || keywords.is_empty() {
+            return self.publish(tmp, base, dir, info, size, vsize);
+        }
+        courier::set_keywords(dir, &base, keywords, self.chown)?;
+        match self.publish(tmp, base.clone(), dir, info, size, vsize) {
+            Err(e) => {
+                courier::remove_keywords(dir, &base);
+                Err(e)
+            }
+            Ok((path, new_base)) if new_base != base => {
+                courier::remove_keywords(dir, &base);
+                courier::set_keywords(dir, &new_base, keywords, self.chown)?;
+                Ok((path, new_base))
+            }
+            Ok(published) => Ok(published),
+        }
+    }
+
+    /// The info suffix (`:2,<flags><letters>`) a message with `flags` gets,
+    /// extending `dovecot-keywords` when keywords go there; None for new/.
+    fn info(&self, dir: &Path, flags: &Flags) -> Result<Option<String>, StoreError> {
+        let letters = if self.keyword_files.dovecot() {
+            keywords::letters(
+                dir,
+                flags.keywords(),
+                self.chown,
+                &self.lock_host,
+                dotlock::WAIT,
+            )?
+        } else {
+            String::new()
+        };
+        let system = flags.letters();
+        if system.is_empty() && letters.is_empty() && !self.always_cur {
+            return Ok(None);
+        }
+        Ok(Some(format!(":2,{system}{letters}")))
     }
 
     /// The owner created files get (Some only when running as root).
@@ -517,15 +624,27 @@ impl Maildir {
         }
         let created = made.iter().any(|p| p == dir);
         if created && !inbox {
-            let wait = dotlock::WAIT;
-            if let Err(e) =
-                subscriptions::subscribe(&self.root, storage, self.chown, &self.lock_host, wait)
-            {
-                // The folder exists and the mail matters more; a retry would not subscribe either.
+            self.subscribe(storage);
+        }
+        Ok(created)
+    }
+
+    /// Adds a folder just created to the configured subscriptions files.
+    /// Failures are logged: the folder exists and the mail matters more; a
+    /// retry would not subscribe either.
+    fn subscribe(&self, storage: &str) {
+        let wait = dotlock::WAIT;
+        let (owner, host) = (self.chown, self.lock_host.as_str());
+        if self.subscription_files.dovecot() {
+            if let Err(e) = subscriptions::subscribe(&self.root, storage, owner, host, wait) {
                 tracing::warn!(folder = storage, error = %e, "could not subscribe new folder");
             }
         }
-        Ok(created)
+        if self.subscription_files.courier() {
+            if let Err(e) = courier::subscribe(&self.root, storage, owner, host, wait) {
+                tracing::warn!(folder = storage, error = %e, "could not subscribe new folder in courierimapsubscribed");
+            }
+        }
     }
 
     /// cur/, new/, then tmp/ (see `ensure_folder`).
@@ -1183,6 +1302,93 @@ mod tests {
         assert_eq!(letters.len(), N);
         assert_eq!(file.lines().count(), N);
         assert!(!home.path().join("dovecot-uidlist.lock").exists());
+    }
+
+    fn keyworded() -> Flags {
+        let mut f = Flags::default();
+        f.insert_imap("$Label1");
+        f.insert_imap("project-x");
+        f
+    }
+
+    #[test]
+    fn courier_keywords_go_to_an_update_file_and_the_message_stays_in_new() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = maildir(&root).with_readers(Readers::Courier, Readers::Courier);
+        let saved = md
+            .save(
+                "INBOX",
+                true,
+                &keyworded(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        assert_eq!(saved.path, root.join("new").join(&saved.base));
+        let kw = root.join(courier::KEYWORD_DIR).join(&saved.base);
+        assert_eq!(fs::read(kw).unwrap(), b"$Label1\nproject-x\n");
+        assert!(!root.join("dovecot-keywords").exists());
+        assert_eq!(names_in(&root.join("tmp")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn both_readers_get_letters_and_update_files_and_subscriptions() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = maildir(&root).with_readers(Readers::Both, Readers::Both);
+        let mut flags = keyworded();
+        flags.insert_imap("\\Flagged");
+        let saved = md
+            .save(
+                "Reçus",
+                true,
+                &flags,
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        let dir = root.join(".Re&AOc-us");
+        assert_eq!(
+            saved.path,
+            dir.join("cur").join(format!("{}:2,Fab", saved.base))
+        );
+        assert_eq!(
+            fs::read(dir.join("dovecot-keywords")).unwrap(),
+            b"0 $Label1\n1 project-x\n"
+        );
+        let kws = courier::folder_keywords(&dir).unwrap();
+        assert_eq!(kws[&saved.base], ["$Label1", "project-x"]);
+        assert_eq!(
+            fs::read(root.join("subscriptions")).unwrap(),
+            b"V\t2\n\nRe&AOc-us\n"
+        );
+        assert_eq!(courier::subscribed(&root).unwrap(), ["INBOX.Re&AOc-us"]);
+    }
+
+    #[test]
+    fn courier_only_subscriptions_leave_dovecots_file_alone_and_always_cur_has_no_new() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("Maildir");
+        let md = Maildir::new(root.clone(), None, FolderEncoding::Utf8, "h")
+            .with_readers(Readers::Dovecot, Readers::Courier)
+            .with_always_cur(true);
+        let saved = md
+            .save(
+                "Reçus",
+                true,
+                &Flags::default(),
+                &content(Body::Bytes(BODY)),
+                received(),
+            )
+            .unwrap();
+        let dir = root.join(".Reçus");
+        assert_eq!(
+            saved.path,
+            dir.join("cur").join(format!("{}:2,", saved.base))
+        );
+        assert!(!root.join("subscriptions").exists());
+        assert_eq!(courier::subscribed(&root).unwrap(), ["INBOX.Reçus"]);
     }
 
     #[test]
