@@ -12,6 +12,7 @@ mod courier;
 mod crash;
 mod debian;
 mod deny;
+mod durability;
 mod e2e;
 mod exim;
 mod faults;
