@@ -8,7 +8,6 @@
 //! logged in.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use mailstow_maildir::sieve_scripts::{
@@ -23,16 +22,16 @@ use crate::deliver::Deliverer;
 use crate::server::managesieve::{Backend, ConnConfig};
 use crate::users::User;
 use mailstow_sieve::compile::{self, CompileLimits};
-use mailstow_sieve::expand;
+use mailstow_sieve::{user_dir_path, user_script_path};
 
 /// A user's scripts as `[sieve]` configures them: `user_dir` and `script`
-/// expanded for the user, owned by the user's uid/gid when running as
+/// expanded for the user (or the user's own, from Dovecot's userdb), owned by the user's uid/gid when running as
 /// root, judged as `mailstow sieve check` judges a user's script.
 /// `limits.max_script_size` is taken from `cfg`.
 pub fn script_store(cfg: &SieveConfig, user: &User, limits: ScriptLimits) -> ScriptStore {
     ScriptStore::new(
-        PathBuf::from(expand(&cfg.user_dir, &user.account())),
-        PathBuf::from(expand(&cfg.script, &user.account())),
+        user_dir_path(&cfg.user_dir, &user.account()),
+        user_script_path(&cfg.script, &user.account()),
         user.owner(),
         ScriptLimits {
             max_script_size: cfg.max_script_size as u64,
