@@ -55,20 +55,20 @@ pub(crate) fn maildir(mail: &str, home: &Path) -> Result<PathBuf, String> {
 
 /// Split at single ':'; `::` is a literal ':' (Dovecot's escape in paths).
 fn split_location(s: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut cur = String::new();
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             ':' if chars.peek() == Some(&':') => {
                 chars.next();
-                parts.last_mut().map(|p| p.push(':'));
+                cur.push(':');
             }
-            ':' => parts.push(String::new()),
-            c => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+            ':' => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
         }
     }
+    parts.push(cur);
     parts
 }
 
