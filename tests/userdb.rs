@@ -182,6 +182,12 @@ struct AuthDovecot {
 
 impl AuthDovecot {
     fn start(kind: Kind) -> AuthDovecot {
+        AuthDovecot::start_with(kind, "")
+    }
+
+    /// As [`AuthDovecot::start`]; `alice_extra` is appended to alice's
+    /// passwd-file line (passwd-file kind only).
+    fn start_with(kind: Kind, alice_extra: &str) -> AuthDovecot {
         ensure_packages();
         let owner = vmail();
         let dir = temp_dir("mailstow-userdb-");
@@ -196,7 +202,7 @@ impl AuthDovecot {
         ];
         let mut slapd = None;
         let dbs = match kind {
-            Kind::PasswdFile => passwd_file_dbs(&d, &homes, owner),
+            Kind::PasswdFile => passwd_file_dbs(&d, &homes, owner, alice_extra),
             Kind::Sqlite => sqlite_dbs(&d, &homes, owner),
             Kind::Ldap => {
                 let s = Slapd::start(&homes, owner);
@@ -338,15 +344,21 @@ fn home(root: &Path, addr: &str) -> PathBuf {
     root.join(domain).join(local)
 }
 
-fn passwd_file_dbs(d: &Path, homes: &[(&str, PathBuf, &str)], owner: Owner) -> String {
+fn passwd_file_dbs(
+    d: &Path,
+    homes: &[(&str, PathBuf, &str)],
+    owner: Owner,
+    alice_extra: &str,
+) -> String {
     let text: String = homes
         .iter()
         .map(|(addr, home, quota)| {
             format!(
-                "{addr}:{{PLAIN}}{PASS}:{uid}:{gid}::{home}::userdb_quota_rule=*:storage={quota}\n",
+                "{addr}:{{PLAIN}}{PASS}:{uid}:{gid}::{home}::userdb_quota_rule=*:storage={quota}{extra}\n",
                 uid = owner.uid,
                 gid = owner.gid,
-                home = home.display()
+                home = home.display(),
+                extra = if *addr == ALICE { alice_extra } else { "" },
             )
         })
         .collect();
@@ -682,4 +694,45 @@ fn config_check_names_the_socket_when_dovecot_is_down() {
             "{key} not named:\n{text}"
         );
     }
+}
+
+/// The userdb's `sieve` field (Pigeonhole's `file:DIR;active=PATH`) is
+/// the script mailstow runs, not `[sieve] script`; `~` is the home.
+#[test]
+fn the_sieve_location_from_the_userdb_is_the_script_that_runs() {
+    let dc = AuthDovecot::start_with(
+        Kind::PasswdFile,
+        " userdb_sieve=file:~/scripts;active=~/scripts.active",
+    );
+    let ms = start_mailstow(&dc, "");
+    let home = home(&dc.vmail_root(), ALICE);
+    fs::create_dir_all(home.join("scripts")).unwrap();
+    for dir in [
+        home.parent().unwrap(),
+        home.as_path(),
+        &home.join("scripts"),
+    ] {
+        chown(dir, dc.owner);
+    }
+    let script = home.join("scripts.active");
+    fs::write(
+        &script,
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Filed\";\n",
+    )
+    .unwrap();
+    chown(&script, dc.owner);
+    // The default place holds a script that would discard: it must not run.
+    fs::write(home.join(".dovecot.sieve"), "discard;\n").unwrap();
+    chown(&home.join(".dovecot.sieve"), dc.owner);
+    let mut c = ms.connect();
+    c.lhlo();
+    let r = c.deliver(
+        "s@example.net",
+        &[ALICE],
+        &message("s@example.net", ALICE, "filed", "x"),
+    );
+    assert_eq!(code(&r[0]), 250, "{r:?}");
+    let md = Maildir::of(&dc.vmail_root(), ALICE);
+    assert_eq!(md.messages("Filed").len(), 1, "{}", tail(&ms.log(), 20));
+    assert!(md.messages("INBOX").is_empty());
 }
