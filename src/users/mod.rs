@@ -1,7 +1,9 @@
 //! Recipient -> user: the Dovecot passwd-file (the same file the IMAP server
-//! authenticates from), the recipient delimiter, and domain and case rules.
+//! authenticates from) or Dovecot's userdb over its auth socket
+//! (`dovecot`), the recipient delimiter, and domain and case rules.
 //! Must not know protocol details or build a path from a recipient address;
-//! blocking (file reads), called from delivery threads, never from async code.
+//! blocking (file reads, socket requests), called from delivery threads,
+//! never from async code.
 //!
 //! # The file
 //!
