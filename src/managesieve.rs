@@ -1,6 +1,8 @@
 //! The ManageSieve backend of a running server: the session settings,
 //! logins checked against the configured passwd-file (auth::passdb, read
-//! afresh each time), and each user's scripts in Pigeonhole's layout under
+//! afresh each time) or by Dovecot's auth service (auth::dovecot, with
+//! `[users] driver = "dovecot"`; the name it returns is looked up in the
+//! users directory), and each user's scripts in Pigeonhole's layout under
 //! the home the users file gives (mailstow_maildir::sieve_scripts), judged
 //! as `sieve check` judges a user's script. The configuration and the
 //! users file are the deliverer's in force, so a reload reaches them. Must
@@ -8,7 +10,6 @@
 //! logged in.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use mailstow_maildir::sieve_scripts::{
@@ -21,18 +22,18 @@ use mailstow_proto::managesieve::session::{self, Failure, Scripts};
 use crate::config::{Config, SieveConfig};
 use crate::deliver::Deliverer;
 use crate::server::managesieve::{Backend, ConnConfig};
-use crate::users::User;
+use crate::users::{Source, User};
 use mailstow_sieve::compile::{self, CompileLimits};
-use mailstow_sieve::expand;
+use mailstow_sieve::{user_dir_path, user_script_path};
 
 /// A user's scripts as `[sieve]` configures them: `user_dir` and `script`
-/// expanded for the user, owned by the user's uid/gid when running as
+/// expanded for the user (or the user's own, from Dovecot's userdb), owned by the user's uid/gid when running as
 /// root, judged as `mailstow sieve check` judges a user's script.
 /// `limits.max_script_size` is taken from `cfg`.
 pub fn script_store(cfg: &SieveConfig, user: &User, limits: ScriptLimits) -> ScriptStore {
     ScriptStore::new(
-        PathBuf::from(expand(&cfg.user_dir, &user.account())),
-        PathBuf::from(expand(&cfg.script, &user.account())),
+        user_dir_path(&cfg.user_dir, &user.account()),
+        user_script_path(&cfg.script, &user.account()),
         user.owner(),
         ScriptLimits {
             max_script_size: cfg.max_script_size as u64,
@@ -83,15 +84,21 @@ impl Backend for FileBackend {
 
     fn authenticate(&self, login: &str, password: &[u8]) -> Result<Option<String>, String> {
         let cfg = self.deliverer()?.config_arc();
-        let Some(passwd_file) = cfg.users.passwd_file() else {
-            return Err(format!(
+        match &cfg.users.source {
+            Source::PasswdFile(passwd_file) => {
+                crate::auth::passdb::authenticate(passwd_file, login, password)
+                    .map(|found| found.map(|u| u.name))
+                    .map_err(|e| e.to_string())
+            }
+            Source::Dovecot(d) => {
+                crate::auth::dovecot::authenticate(&d.auth_socket, d.timeout, login, password)
+                    .map_err(|e| e.to_string())
+            }
+            Source::System(_) => Err(format!(
                 "users.driver = \"{}\": logins are not available in this build",
                 cfg.users.driver().name()
-            ));
-        };
-        crate::auth::passdb::authenticate(passwd_file, login, password)
-            .map(|found| found.map(|u| u.name))
-            .map_err(|e| e.to_string())
+            )),
+        }
     }
 
     fn scripts(&self, user: &str) -> Result<Box<dyn Scripts + Send>, String> {
@@ -101,7 +108,7 @@ impl Backend for FileBackend {
         let found = d
             .lookup(local, domain)
             .map_err(|e| e.detail())?
-            .ok_or_else(|| format!("{user}: no longer in the users file"))?;
+            .ok_or_else(|| format!("{user}: not (or no longer) in the users directory"))?;
         let limits = ScriptLimits {
             max_script_size: cfg.sieve.max_script_size as u64,
             max_scripts: cfg.managesieve.max_scripts,

@@ -37,3 +37,4 @@ mod sieve_store;
 mod sieve_wild;
 mod smtp;
 mod uidlist;
+mod userdb;

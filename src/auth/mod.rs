@@ -1,5 +1,6 @@
-//! Authentication against the users' passwd-file, for ManageSieve: the
-//! password schemes Dovecot writes there, and login name to user. Must not
+//! Authentication for ManageSieve: against the users' passwd-file (the
+//! password schemes Dovecot writes there, and login name to user), or by
+//! Dovecot's auth service when users come from its userdb. Must not
 //! keep passwords beyond one check, tell an unknown user from a wrong
 //! password in its answer, or log; blocking (reads the file), never called
 //! from async code directly.
@@ -7,7 +8,10 @@
 //! - [`password`]: one stored password field against one candidate.
 //! - [`passdb`]: a login and password against the passwd-file, with the
 //!   users module's name rules.
+//! - [`dovecot`]: a login and password relayed to Dovecot's auth-client
+//!   socket.
 
+pub mod dovecot;
 pub mod passdb;
 pub mod password;
 

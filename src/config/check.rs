@@ -61,11 +61,14 @@ impl Findings {
 /// How much to check. A reload skips user scripts (many on a big server;
 /// they are compiled at delivery and never cost mail) and the listeners
 /// (kept from the running configuration; they were bound as root, which a
-/// reload no longer is).
+/// reload no longer is). Only `config check` asks Dovecot's sockets: a
+/// reload while Dovecot is down must still go through (lookups then fail
+/// temporarily until it is back).
 #[derive(Debug, Clone, Copy)]
 pub struct Scope {
     pub user_scripts: bool,
     pub listeners: bool,
+    pub dovecot: bool,
 }
 
 impl Scope {
@@ -73,11 +76,13 @@ impl Scope {
     pub const ALL: Scope = Scope {
         user_scripts: true,
         listeners: true,
+        dovecot: true,
     };
     /// What a reload puts in force.
     pub const RELOAD: Scope = Scope {
         user_scripts: false,
         listeners: false,
+        dovecot: false,
     };
 }
 
@@ -122,6 +127,9 @@ pub fn check(cfg: &Config, scope: Scope) -> Findings {
         will_create,
     );
     passwd_check(&mut f, cfg, &who);
+    if scope.dovecot {
+        dovecot_check(&mut f, cfg);
+    }
     sieve_check(&mut f, cfg, scope);
 
     let listeners: [(&str, &[ListenAddr]); 2] = if scope.listeners {
@@ -362,6 +370,31 @@ fn passwd_check(f: &mut Findings, cfg: &Config, who: &Who) {
         .push(format!("{key}: {usable} users in {}", path.display()));
 }
 
+/// `driver = "dovecot"`: both sockets answer the handshake, and the
+/// userdb answers NOTFOUND for a name nobody has. Asked as this process
+/// is (the socket's mode must also let `user` in; see the README).
+fn dovecot_check(f: &mut Findings, cfg: &Config) {
+    let crate::users::Source::Dovecot(d) = &cfg.users.source else {
+        return;
+    };
+    let key = "users.dovecot_userdb_socket";
+    match crate::users::dovecot::probe_userdb(&d.userdb_socket, d.timeout) {
+        Ok(()) => f.notes.push(format!(
+            "{key}: {} answers lookups",
+            d.userdb_socket.display()
+        )),
+        Err(e) => f.error(key, format!("{}: {e}", d.userdb_socket.display())),
+    }
+    let key = "users.dovecot_auth_socket";
+    match crate::auth::dovecot::probe(&d.auth_socket, d.timeout) {
+        Ok(()) => f.notes.push(format!(
+            "{key}: {} answers (ManageSieve logins)",
+            d.auth_socket.display()
+        )),
+        Err(e) => f.error(key, format!("{}: {e}", d.auth_socket.display())),
+    }
+}
+
 fn sieve_check(f: &mut Findings, cfg: &Config, scope: Scope) {
     if !cfg.sieve.enabled {
         return;
@@ -581,5 +614,27 @@ mod tests {
         // A missing directory that can be made is fine.
         let f = check(&config(&d, "[lmtp]\nlisten = [\"unix:run/lmtp\"]\n"), ALL);
         assert!(f.errors.is_empty(), "{:?}", f.errors);
+    }
+
+    #[test]
+    fn dovecot_sockets_that_do_not_answer_are_named() {
+        let (_t, d) = setup();
+        let text = "[storage]\nmail_root = \"mail\"\n[users]\ndriver = \"dovecot\"\n\
+                    dovecot_userdb_socket = \"run/auth-userdb\"\n\
+                    dovecot_auth_socket = \"run/auth-client\"\ndovecot_timeout = 1\n\
+                    [delivery]\nspool_dir = \"spool\"\n";
+        let cfg = Config::from_toml(text, &d.join("t.toml"), &d).unwrap();
+        let f = check(&cfg, Scope::ALL);
+        for key in ["users.dovecot_userdb_socket", "users.dovecot_auth_socket"] {
+            assert!(
+                f.errors
+                    .iter()
+                    .any(|e| e.key == key && e.reason.contains("cannot connect")),
+                "{key}: {:?}",
+                f.errors
+            );
+        }
+        // A reload does not ask them.
+        assert!(check(&cfg, Scope::RELOAD).errors.is_empty());
     }
 }

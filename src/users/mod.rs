@@ -1,7 +1,9 @@
 //! Recipient -> user: the Dovecot passwd-file (the same file the IMAP server
-//! authenticates from), the recipient delimiter, and domain and case rules.
+//! authenticates from) or Dovecot's userdb over its auth socket
+//! (`dovecot`), the recipient delimiter, and domain and case rules.
 //! Must not know protocol details or build a path from a recipient address;
-//! blocking (file reads), called from delivery threads, never from async code.
+//! blocking (file reads, socket requests), called from delivery threads,
+//! never from async code.
 //!
 //! # The file
 //!
@@ -55,6 +57,7 @@
 //! atomically (write a copy, then rename it over) so a lookup never sees a
 //! half-written file.
 
+pub(crate) mod dovecot;
 mod passwd;
 
 use std::fs::File;
@@ -191,7 +194,19 @@ impl User {
             detail: self.detail.as_deref(),
             home: &self.home,
             owner: self.uid.zip(self.gid),
+            script: self.extra_path("sieve"),
+            script_dir: self.extra_path("sieve_dir"),
         }
+    }
+
+    /// An absolute path in extra field `key` (exactly that key: the
+    /// dovecot driver stores the user's Sieve paths there, resolved).
+    fn extra_path(&self, key: &str) -> Option<&Path> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| Path::new(v.as_str()))
+            .filter(|p| p.is_absolute())
     }
 }
 
@@ -208,6 +223,11 @@ pub enum UsersError {
     /// temporary failure, never a 550.
     #[error("{0}")]
     Unavailable(String),
+    /// Dovecot's userdb answered with a user mailstow cannot deliver to
+    /// (a mail format it does not write, no home, ...): a temporary
+    /// failure, never a 550.
+    #[error("dovecot userdb: user {user}: {reason}")]
+    Reply { user: String, reason: String },
     /// The entry for this user is unusable: a temporary failure, never a 550.
     #[error("{path}:{line}: unusable entry: {reason}", path = path.display())]
     Broken {
@@ -227,15 +247,18 @@ pub struct Directory {
 #[derive(Debug)]
 enum Inner {
     File(FileDirectory),
+    Dovecot(dovecot::DovecotDirectory),
 }
 
 impl Directory {
     /// Opens the configured source: a passwd-file is read now (an
-    /// unreadable file is an error naming it).
+    /// unreadable file is an error naming it); Dovecot's socket is first
+    /// connected at the first lookup.
     pub fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<Directory, UsersError> {
         let inner = match &cfg.source {
             Source::PasswdFile(_) => Inner::File(FileDirectory::open(cfg, mail_root)?),
-            _ => {
+            Source::Dovecot(d) => Inner::Dovecot(dovecot::DovecotDirectory::open(cfg, d)),
+            Source::System(_) => {
                 return Err(UsersError::Unavailable(format!(
                     "users.driver = \"{}\" is not available in this build",
                     cfg.driver().name()
@@ -252,15 +275,17 @@ impl Directory {
     pub fn lookup(&self, local: &str, domain: &str) -> Result<Option<User>, UsersError> {
         match &self.inner {
             Inner::File(d) => d.lookup(local, domain),
+            Inner::Dovecot(d) => d.lookup(local, domain),
         }
     }
 
     /// Every user the source can list, for admin commands (a passwd-file's
     /// usable entries in file order; a user without a domain gets an empty
-    /// one).
+    /// one). Dovecot's userdb lists nobody (see `dovecot`).
     pub fn users(&self) -> Vec<User> {
         match &self.inner {
             Inner::File(d) => d.users(),
+            Inner::Dovecot(d) => d.users(),
         }
     }
 }

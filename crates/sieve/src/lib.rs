@@ -33,6 +33,8 @@
 //!     detail: None,
 //!     home: dir.path(),
 //!     owner: None,
+//!     script: None,
+//!     script_dir: None,
 //! };
 //! let mut seen = |_: &str| Ok(false);
 //! let mut look = Lookups { duplicate: &mut seen, mailboxes: &NoFolders };
@@ -140,6 +142,27 @@ pub struct Account<'a> {
     pub home: &'a Path,
     /// (uid, gid) of the user's files, used when running as root.
     pub owner: Option<(u32, u32)>,
+    /// The user's own active script path, when the user directory names
+    /// one (Dovecot's userdb `sieve` field); else `[sieve] script`.
+    pub script: Option<&'a Path>,
+    /// The user's own script directory (`include :personal`, ManageSieve),
+    /// when the user directory names one (`sieve_dir`); else `[sieve]
+    /// user_dir`.
+    pub script_dir: Option<&'a Path>,
+}
+
+/// The user's active script: `user.script`, or `template` (`[sieve]
+/// script`) expanded for the user.
+pub fn user_script_path(template: &str, user: &Account<'_>) -> PathBuf {
+    user.script
+        .map_or_else(|| PathBuf::from(expand(template, user)), Path::to_owned)
+}
+
+/// The user's script directory: `user.script_dir`, or `template` (`[sieve]
+/// user_dir`) expanded for the user.
+pub fn user_dir_path(template: &str, user: &Account<'_>) -> PathBuf {
+    user.script_dir
+        .map_or_else(|| PathBuf::from(expand(template, user)), Path::to_owned)
 }
 
 /// One recipient's envelope as the script sees it.
@@ -244,9 +267,10 @@ impl Filter {
         self.cfg.enabled
     }
 
-    /// The user's active script path (`[sieve] script` expanded).
+    /// The user's active script path (the account's own, or `[sieve]
+    /// script` expanded).
     pub fn user_script(&self, user: &Account<'_>) -> PathBuf {
-        PathBuf::from(expand(&self.cfg.script, user))
+        user_script_path(&self.cfg.script, user)
     }
 
     /// The chain for one recipient, the scripts that exist only (so that
@@ -283,7 +307,7 @@ impl Filter {
     fn personal_dir(&self, sref: &ScriptRef, user: &Account<'_>) -> PathBuf {
         match (&sref.explicit, sref.path.parent()) {
             (true, Some(dir)) => dir.to_owned(),
-            _ => PathBuf::from(expand(&self.cfg.user_dir, user)),
+            _ => user_dir_path(&self.cfg.user_dir, user),
         }
     }
 

@@ -73,6 +73,8 @@ impl T {
             detail: None,
             home: &self.home,
             owner: None,
+            script: None,
+            script_dir: None,
         }
     }
 
