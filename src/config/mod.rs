@@ -323,6 +323,12 @@ impl Config {
         let quota = sections::quota(raw.quota, &cx)?;
         let index = sections::index(raw.index, &cx)?;
         let run_as = sections::run_as(raw.user, raw.group, &cx)?;
+        if run_as.is_some() && users.per_user_rights() {
+            return Err(cx.invalid(
+                "user",
+                "[users] driver = \"system\" writes each mailbox as its own account: start mailstow as root and leave `user` out (see README, Unix accounts)",
+            ));
+        }
         let metrics = sections::metrics(raw.metrics, &cx)?;
         let managesieve = sections::managesieve(raw.managesieve, &cx)?;
         Ok(Config {

@@ -1,5 +1,6 @@
 //! Recipient -> user: the Dovecot passwd-file (the same file the IMAP server
-//! authenticates from), the recipient delimiter, and domain and case rules.
+//! authenticates from) or the system's accounts (`system.rs`), the recipient
+//! delimiter, and domain and case rules.
 //! Must not know protocol details or build a path from a recipient address;
 //! blocking (file reads), called from delivery threads, never from async code.
 //!
@@ -56,6 +57,7 @@
 //! half-written file.
 
 mod passwd;
+mod system;
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -81,6 +83,13 @@ impl UsersConfig {
             Source::PasswdFile(p) => Some(p),
             _ => None,
         }
+    }
+
+    /// Does each mailbox belong to its own account, written with that
+    /// account's rights (`crate::privilege`'s per-user mode)? The system
+    /// driver's accounts do.
+    pub fn per_user_rights(&self) -> bool {
+        matches!(self.source, Source::System(_))
     }
 
     pub fn driver(&self) -> UsersDriver {
@@ -227,6 +236,7 @@ pub struct Directory {
 #[derive(Debug)]
 enum Inner {
     File(FileDirectory),
+    System(system::SystemDirectory),
 }
 
 impl Directory {
@@ -235,6 +245,7 @@ impl Directory {
     pub fn open(cfg: &UsersConfig, mail_root: &Path) -> Result<Directory, UsersError> {
         let inner = match &cfg.source {
             Source::PasswdFile(_) => Inner::File(FileDirectory::open(cfg, mail_root)?),
+            Source::System(s) => Inner::System(system::SystemDirectory::open(s, cfg)),
             _ => {
                 return Err(UsersError::Unavailable(format!(
                     "users.driver = \"{}\" is not available in this build",
@@ -252,6 +263,7 @@ impl Directory {
     pub fn lookup(&self, local: &str, domain: &str) -> Result<Option<User>, UsersError> {
         match &self.inner {
             Inner::File(d) => d.lookup(local, domain),
+            Inner::System(d) => d.lookup(local, domain),
         }
     }
 
@@ -261,6 +273,7 @@ impl Directory {
     pub fn users(&self) -> Vec<User> {
         match &self.inner {
             Inner::File(d) => d.users(),
+            Inner::System(d) => d.users(),
         }
     }
 }
