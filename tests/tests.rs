@@ -32,4 +32,5 @@ mod sieve_sends;
 mod sieve_store;
 mod sieve_wild;
 mod smtp;
+mod system_users;
 mod uidlist;
