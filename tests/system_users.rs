@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::util::{chown, code, message, poll, temp_dir, Mailstow, Options, Owner, TIMEOUT};
+use crate::peers::{self, Imap};
+use crate::util::{
+    chown, code, free_v4, message, poll, temp_dir, Mailstow, Options, Owner, Proc, TIMEOUT,
+};
 
 /// The test accounts: name and uid (the gid is the same, a group each).
 const ACCOUNTS: &[(&str, u32)] = &[
@@ -92,6 +95,66 @@ impl Accounts {
         ]
         .map(String::from)
         .to_vec()
+    }
+
+    /// A private Dovecot IMAP in the same kind of namespace: the accounts
+    /// from NSS (`userdb passwd`), mail in `~/Maildir`, every password
+    /// [`crate::util::PASSWORD`].
+    fn dovecot(&self) -> (Proc, std::net::SocketAddr) {
+        let d = self.dir.path().join("dovecot");
+        fs::create_dir_all(d.join("state")).expect("mkdir dovecot");
+        let imap = free_v4();
+        let conf = format!(
+            "instance_name = mailstow-sys-{port}\n\
+             base_dir = {d}/run\n\
+             state_dir = {d}/state\n\
+             log_path = {d}/dovecot.log\n\
+             protocols = imap\n\
+             listen = 127.0.0.1\n\
+             ssl = no\n\
+             disable_plaintext_auth = no\n\
+             auth_mechanisms = plain login\n\
+             first_valid_uid = 1000\n\
+             mail_location = maildir:~/Maildir\n\
+             namespace inbox {{\n  inbox = yes\n  separator = .\n}}\n\
+             passdb {{\n  driver = static\n  args = password={pass}\n}}\n\
+             userdb {{\n  driver = passwd\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n",
+            d = d.display(),
+            port = imap.port(),
+            pass = crate::util::PASSWORD,
+        );
+        let conf_path = d.join("dovecot.conf");
+        fs::write(&conf_path, conf).expect("write dovecot.conf");
+        let mut argv = self.launcher();
+        argv.extend(["dovecot", "-F", "-c"].map(String::from));
+        argv.push(conf_path.to_string_lossy().into_owned());
+        let out = fs::File::create(d.join("dovecot.out")).expect("dovecot.out");
+        let mut proc = Proc::spawn(
+            "dovecot",
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(std::process::Stdio::null())
+                .stdout(out.try_clone().expect("dup"))
+                .stderr(out),
+            false,
+        );
+        let up = poll(TIMEOUT, || {
+            if std::net::TcpStream::connect(imap).is_ok() {
+                Some(true)
+            } else {
+                proc.exited().map(|_| false)
+            }
+        });
+        assert_eq!(
+            up,
+            Some(true),
+            "dovecot does not listen:\n{}{}",
+            crate::util::read_text(&d.join("dovecot.out")),
+            crate::util::read_text(&d.join("dovecot.log"))
+        );
+        (proc, imap)
     }
 
     fn start(&self, extra_toml: &str) -> Mailstow {
@@ -176,6 +239,7 @@ fn deliver_one(ms: &Mailstow, to: &str, subject: &str) -> Vec<String> {
 
 #[test]
 fn accounts_with_private_homes_get_mail_sieve_index_and_state_all_their_own() {
+    peers::ensure_installed(); // before the account databases are copied
     let acc = Accounts::new();
     // alice's own script, in her 0700 home, files lists away.
     acc.write_as(
@@ -220,6 +284,27 @@ fn accounts_with_private_homes_get_mail_sieve_index_and_state_all_their_own() {
         }
     }
     assert!(!ms.log().contains("ERROR"), "{}", ms.log());
+
+    // Dovecot, as each account, reads what mailstow wrote.
+    let (_dovecot, addr) = acc.dovecot();
+    let mut imap = Imap::connect(addr);
+    imap.login("alice", crate::util::PASSWORD)
+        .expect("alice logs in");
+    assert_eq!(imap.examine("INBOX"), 1);
+    let inbox = imap.fetch_all();
+    assert!(peers_body(&inbox[0]).contains("Subject: hello both"));
+    assert_eq!(imap.examine("Lists"), 1);
+    assert!(peers_body(&imap.fetch_all()[0]).contains("Subject: [list] news"));
+    imap.logout();
+    let mut imap = Imap::connect(addr);
+    imap.login("bob", crate::util::PASSWORD)
+        .expect("bob logs in");
+    assert_eq!(imap.examine("INBOX"), 1);
+    imap.logout();
+}
+
+fn peers_body(f: &peers::Fetched) -> String {
+    String::from_utf8_lossy(&f.body).into_owned()
 }
 
 #[test]
