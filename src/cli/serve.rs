@@ -139,6 +139,9 @@ fn keep_setid_only(cfg: &Config) -> Result<(), String> {
     }
     mailstow::privilege::keep_only_setid()?;
     tracing::info!("per-user rights: keeping only CAP_SETUID and CAP_SETGID");
+    if cfg.outbound.smtp.is_none() {
+        tracing::warn!("[outbound] uses sendmail, which runs as uid 0 with no capabilities and no_new_privs (a set-gid postdrop gets nothing): Sieve redirects and vacation replies may fail; set [outbound] smtp");
+    }
     Ok(())
 }
 
