@@ -3,7 +3,8 @@
 //! and /etc/group are copies with the test accounts appended (the host's
 //! files are never changed), the homes are 0700 directories under the
 //! test's temp dir. Proves per-user rights: mail, folders, index and Sieve
-//! state belong to their account, a symlinked Maildir or a hostile file
+//! state belong to their account, supplementary groups count, a symlinked
+//! Maildir or a hostile file
 //! leads nowhere the account could not write, the process keeps only
 //! CAP_SETUID and CAP_SETGID, and the accounts it never delivers to get
 //! 550 5.1.1. Must not touch the host's account databases.
@@ -27,9 +28,10 @@ const ACCOUNTS: &[(&str, u32)] = &[
     ("dave", 61_004),
     ("erin", 61_005),
     ("frank", 61_006),
+    ("grace", 61_007),
     ("lowuid", 901),
 ];
-/// A group with alice as a member, to see supplementary groups at work.
+/// A group with grace as a member, to see supplementary groups at work.
 const SHARED_GROUP: (&str, u32) = ("mailshare", 61_010);
 
 /// The accounts' world: the copied databases and the homes.
@@ -60,7 +62,7 @@ impl Accounts {
             fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("chmod home");
             chown(&home, owner(name));
         }
-        group.push_str(&format!("{}:x:{}:alice\n", SHARED_GROUP.0, SHARED_GROUP.1));
+        group.push_str(&format!("{}:x:{}:grace\n", SHARED_GROUP.0, SHARED_GROUP.1));
         let (p, g) = (d.join("passwd"), d.join("group"));
         fs::write(&p, passwd).expect("write passwd copy");
         fs::write(&g, group).expect("write group copy");
@@ -435,5 +437,31 @@ fn hostile_links_in_a_maildir_never_write_root_files() {
         }
         let m = fs::symlink_metadata(&p).unwrap();
         assert_eq!(m.uid(), owner("erin").uid, "{}", p.display());
+    }
+}
+
+#[test]
+fn a_home_open_to_a_supplementary_group_only_is_written_through_that_group() {
+    let acc = Accounts::new();
+    // grace's home is root's, 0770 for the group mailshare, of which grace
+    // is a member (not her primary group): only her groups let her in.
+    let home = acc.home("grace");
+    chown(
+        &home,
+        Owner {
+            uid: 0,
+            gid: SHARED_GROUP.1,
+        },
+    );
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o770)).unwrap();
+    let ms = acc.start("");
+    let r = deliver_one(&ms, "grace@example.org", "via the group");
+    assert_eq!(code(&r), 250, "{r:?}\n{}", ms.log());
+    let md = home.join("Maildir");
+    assert_eq!(messages(&md).len(), 1);
+    let o = owner("grace");
+    for p in walk(&md) {
+        let m = fs::symlink_metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (o.uid, o.gid), "{}", p.display());
     }
 }
