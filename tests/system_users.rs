@@ -4,10 +4,10 @@
 //! files are never changed), the homes are 0700 directories under the
 //! test's temp dir. Proves per-user rights: mail, folders, index and Sieve
 //! state belong to their account, supplementary groups count, a symlinked
-//! Maildir or a hostile file
-//! leads nowhere the account could not write, the process keeps only
-//! CAP_SETUID and CAP_SETGID, and the accounts it never delivers to get
-//! 550 5.1.1. Must not touch the host's account databases.
+//! Maildir or a hostile file leads nowhere the account could not write,
+//! the process keeps only CAP_SETUID and CAP_SETGID, and the accounts it
+//! never delivers to get 550 5.1.1. Must not touch the host's account
+//! databases.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
