@@ -17,11 +17,12 @@
 //!
 //! - [`config`]: the TOML file, validated once into typed values; `config
 //!   check`'s checks; the effective configuration printed back.
-//! - [`users`]: recipient address to user: Dovecot passwd-file, recipient
-//!   delimiter, domain case.
+//! - [`users`]: recipient address to user: Dovecot passwd-file or the
+//!   system's accounts, recipient delimiter, domain case.
 //! - [`auth`]: password schemes of the passwd-file, and logins against it.
 //! - [`privilege`]: giving root up for good, while the process has one
-//!   thread.
+//!   thread; or keeping only CAP_SETUID/CAP_SETGID and acting as each
+//!   mailbox's owner per delivery thread (`driver = "system"`).
 //! - [`server`]: tokio listeners (TCP, unix, sockets handed over by
 //!   systemd), the LMTP/SMTP and ManageSieve connection drivers, STARTTLS,
 //!   timeouts, connection limits, reload, graceful shutdown and sd_notify.

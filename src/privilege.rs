@@ -1,8 +1,53 @@
-//! Least privilege: after the listeners are bound, and while the process
-//! still has one thread, root is given up for good (supplementary groups,
+//! Least privilege, in one of two ways. Must not run a switch after any
+//! thread was started (the runtime's), must not leave a way back to root,
+//! and must not let mail be written with more rights than its owner has.
+//!
+//! # A service account (`user = "vmail"`, the passwd-file driver)
+//!
+//! After the listeners are bound, and while the process still has one
+//! thread, root is given up for good ([`drop_to`]: supplementary groups,
 //! group, then user), and the change is checked by trying to get root back.
-//! Must not run after any thread was started (the runtime's), and must not
-//! leave a way back to root.
+//! Every mailbox belongs to that one account.
+//!
+//! # Per-user rights (`driver = "system"`)
+//!
+//! Each mailbox belongs to its own Unix account, in a home that may be 0700.
+//! The contract: `mailstow serve` is started as root with no top-level
+//! `user`. After binding (and reading the TLS key), while it has one thread,
+//! the process keeps only CAP_SETUID and CAP_SETGID ([`keep_only_setid`]):
+//! every other capability leaves the effective, permitted, inheritable,
+//! ambient and bounding sets; no_new_privs is set; the securebits NOROOT
+//! (locked) make sure no exec (sendmail, a helper) gets root's capabilities
+//! back. The process keeps uid 0 but without CAP_DAC_OVERRIDE, CAP_FOWNER or
+//! CAP_CHOWN it has only the rights of the owner of root's own files.
+//!
+//! Each piece of work on a user's files - the RCPT quota check, the whole
+//! per-recipient delivery (Sieve scripts and state, Maildir, quota, index)
+//! and the index rows written after the reply - runs on its thread under
+//! [`AsUser`]: the thread's fsuid, fsgid and supplementary groups become the
+//! user's (per-thread system calls; checked by reading each back) and are
+//! restored when the guard drops. The kernel checks every open, create,
+//! rename and chown of that thread against the user's own rights, and what
+//! it creates belongs to the user. So a symlink or a hostile file in a
+//! user's home can lead mailstow only where that user could write anyway.
+//! The delivery pipeline also refuses (451) a Maildir whose root, folder or
+//! tmp/new/cur is a symlink; the check is made before writing and a user
+//! could swap the link afterwards (a TOCTOU window), but what remains is
+//! bounded by the user's own rights, as above.
+//!
+//! Never by DAC override and never as root: the spool is created by the
+//! async side (fsuid 0, no capabilities) in a root-owned directory and read
+//! by delivery threads through the descriptor already open. A program a
+//! delivery thread starts (`[outbound] sendmail`) runs with uid 0 and no
+//! capabilities at all (exec resets the fsuid to the euid, NOROOT keeps the
+//! capabilities away, no_new_privs makes set-id programs such as Postfix's
+//! postdrop useless): use `[outbound] smtp` with this driver.
+
+mod as_user;
+mod caps;
+
+pub use as_user::{AsUser, Identity};
+pub use caps::{keep_only_setid, Status as CapStatus, KEPT as KEPT_CAPS};
 
 use nix::unistd::{self, Gid, Group, Uid, User};
 

@@ -272,6 +272,10 @@ fn deb_holds_the_binary_conffiles_units_man_page_examples_and_scripts() {
             "/usr/share/doc/mailstow/examples/mailstow.example.toml",
             "-rw-r--r--",
         ),
+        (
+            "/usr/share/doc/mailstow/examples/systemd/system-users.conf",
+            "-rw-r--r--",
+        ),
     ] {
         let (m, owner, _) = entry(path);
         assert_eq!(m, mode, "{path}");
@@ -420,6 +424,22 @@ fn both_units_pass_systemd_analyze_verify() {
     assert!(
         status.success() && text.trim().is_empty(),
         "systemd-analyze verify ({status}):\n{text}"
+    );
+
+    // The driver = "system" drop-in, as the README installs it from the
+    // packaged example, passes too.
+    let drop_in = units.join("mailstow.service.d");
+    fs::create_dir_all(&drop_in).unwrap();
+    fs::copy(
+        root.path()
+            .join("usr/share/doc/mailstow/examples/systemd/system-users.conf"),
+        drop_in.join("system-users.conf"),
+    )
+    .expect("the packaged drop-in");
+    let (status, text) = verify();
+    assert!(
+        status.success() && text.trim().is_empty(),
+        "systemd-analyze verify with the system-users drop-in ({status}):\n{text}"
     );
 
     // The check bites: without the packaged binary the service fails it.

@@ -36,5 +36,6 @@ mod sieve_sends;
 mod sieve_store;
 mod sieve_wild;
 mod smtp;
+mod system_users;
 mod uidlist;
 mod userdb;

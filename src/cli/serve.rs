@@ -49,8 +49,12 @@ pub fn serve(config: PathBuf) -> u8 {
         return EX_CONFIG;
     }
     // Leftovers of a crashed run, swept on a thread of its own (after the
-    // privilege drop, which needs this to be the only thread).
-    mailstow_maildir::tmpclean::spawn(&cfg.storage.mail_root, &cfg.hostname);
+    // privilege drop, which needs this to be the only thread). Not with
+    // per-user rights: the mailboxes are in the homes, and the sweeper
+    // would run with no user's rights (Dovecot cleans tmp/ there too).
+    if !cfg.users.per_user_rights() {
+        mailstow_maildir::tmpclean::spawn(&cfg.storage.mail_root, &cfg.hostname);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,6 +86,9 @@ pub fn serve(config: PathBuf) -> u8 {
 /// spool directory for that account if missing, then become it for good.
 /// Not root: nothing to give up (a warning when `user` names someone else).
 fn become_run_as(cfg: &Config) -> Result<(), String> {
+    if cfg.users.per_user_rights() {
+        return keep_setid_only(cfg);
+    }
     let Some(acct) = &cfg.run_as else {
         return Ok(());
     };
@@ -104,6 +111,37 @@ fn become_run_as(cfg: &Config) -> Result<(), String> {
         gid = acct.gid,
         "running as an unprivileged user"
     );
+    Ok(())
+}
+
+/// Per-user rights (`driver = "system"`; see `mailstow::privilege`): the
+/// spool directory must be root's and closed to others (the async side
+/// writes it without DAC override), then only CAP_SETUID and CAP_SETGID
+/// stay. Not root: refused, nobody else's mailbox could be written.
+fn keep_setid_only(cfg: &Config) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Err("[users] driver = \"system\" needs mailstow started as root (it keeps only CAP_SETUID and CAP_SETGID, and writes each mailbox as its owner)".into());
+    }
+    let spool = &cfg.delivery.spool_dir;
+    if !spool.exists() {
+        std::fs::create_dir_all(spool).map_err(|e| format!("creating {}: {e}", spool.display()))?;
+        std::fs::set_permissions(spool, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| format!("chmod {}: {e}", spool.display()))?;
+    }
+    let m = std::fs::metadata(spool).map_err(|e| format!("{}: {e}", spool.display()))?;
+    let sticky_shared = m.mode() & 0o1000 != 0; // /tmp: root-owned, sticky
+    if m.uid() != 0 || (m.mode() & 0o022 != 0 && !sticky_shared) {
+        return Err(format!(
+            "{}: the spool directory must belong to root and not be writable by others with driver = \"system\"",
+            spool.display()
+        ));
+    }
+    mailstow::privilege::keep_only_setid()?;
+    tracing::info!("per-user rights: keeping only CAP_SETUID and CAP_SETGID");
+    if cfg.outbound.smtp.is_none() {
+        tracing::warn!("[outbound] uses sendmail, which runs as uid 0 with no capabilities and no_new_privs (a set-gid postdrop gets nothing): Sieve redirects and vacation replies may fail; set [outbound] smtp");
+    }
     Ok(())
 }
 

@@ -330,6 +330,12 @@ impl Config {
         let quota = sections::quota(raw.quota, &cx)?;
         let index = sections::index(raw.index, &cx)?;
         let run_as = sections::run_as(raw.user, raw.group, &cx)?;
+        if run_as.is_some() && users.per_user_rights() {
+            return Err(cx.invalid(
+                "user",
+                "[users] driver = \"system\" writes each mailbox as its own account: start mailstow as root and leave `user` out (see README, Unix accounts)",
+            ));
+        }
         let metrics = sections::metrics(raw.metrics, &cx)?;
         let managesieve = sections::managesieve(raw.managesieve, &cx)?;
         Ok(Config {
@@ -356,7 +362,9 @@ impl Config {
 impl Config {
     /// For a reload: settings that only take effect at restart (listeners,
     /// the account, TLS files, the mail root and its encoding, the delivery
-    /// threads, the index, logging, metrics) are taken from `running`.
+    /// threads, the index, logging, metrics, and the users settings when
+    /// a reload would turn per-user rights on or off) are taken from
+    /// `running`.
     /// Returns the keys whose new value differs and therefore waits for a
     /// restart. TLS is not compared: a reload reads no key files (it runs
     /// after root was given up), so the running certificate stays.
@@ -393,6 +401,13 @@ impl Config {
             "managesieve.listen",
             self.managesieve.listen != running.managesieve.listen,
         );
+        // Per-user rights are set up at start (the capability drop): a
+        // reload into or out of driver = "system" keeps the running users.
+        let rights_change = self.users.per_user_rights() != running.users.per_user_rights();
+        keep("users.driver", rights_change);
+        if rights_change {
+            self.users = running.users.clone();
+        }
 
         self.run_as = running.run_as.clone();
         self.lmtp.listen = running.lmtp.listen.clone();
@@ -659,6 +674,33 @@ mod tests {
         assert_eq!(new.limits.max_errors, 3);
         let mut same = parse(MINIMAL).unwrap();
         assert!(same.adopt_restart_only(&running).is_empty());
+    }
+
+    #[test]
+    fn a_reload_never_switches_per_user_rights_on_or_off() {
+        let system = "[storage]\nmail_root = \"mail\"\n[users]\ndriver = \"system\"\n";
+        let running = parse(MINIMAL).unwrap();
+        let mut new = parse(system).unwrap();
+        assert_eq!(new.adopt_restart_only(&running), ["users.driver"]);
+        assert!(!new.users.per_user_rights());
+        let running = parse(system).unwrap();
+        let mut new = parse(MINIMAL).unwrap();
+        assert_eq!(new.adopt_restart_only(&running), ["users.driver"]);
+        assert!(new.users.per_user_rights());
+        // Within the system driver, its keys reload.
+        let mut new = parse(&system.replace("system\"", "system\"\nmin_uid = 2000")).unwrap();
+        assert!(new.adopt_restart_only(&running).is_empty());
+        assert!(matches!(&new.users.source, crate::users::Source::System(s) if s.min_uid == 2000));
+    }
+
+    #[test]
+    fn the_system_driver_refuses_a_service_account() {
+        let e = parse(&format!(
+            "user = \"nobody\"\n{}",
+            MINIMAL.replace("passwd_file = \"/etc/users\"", "driver = \"system\"")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("leave `user` out"), "{e}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(super) struct Context<'a> {
 
 impl Context<'_> {
     /// The error for `key`, naming the file.
-    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_owned(),
             key: key.to_owned(),

@@ -302,6 +302,7 @@ impl Deliverer {
         let mut stored: Vec<String> = Vec::new();
         let mut size = None;
         for c in copies {
+            self.confine_folder(maildir, &c.folder)?;
             let saved = maildir.save(&c.folder, c.create, &c.flags, &c.content, received);
             let (folder, saved) = match (saved, env) {
                 (Ok(saved), _) => (c.folder, saved),
@@ -328,6 +329,18 @@ impl Deliverer {
             stored.push(folder);
         }
         Ok((stored, size))
+    }
+
+    /// With per-user rights, a folder (when its name is valid: the store
+    /// judges the others) must not be or hold a symlink.
+    fn confine_folder(&self, maildir: &Maildir, folder: &str) -> Result<(), Failure> {
+        if !self.cfg.users.per_user_rights() {
+            return Ok(());
+        }
+        match store::storage_name(folder, maildir.encoding()) {
+            Ok(storage) => super::confine::folder(maildir.root(), &maildir.folder_dir(&storage)),
+            Err(_) => Ok(()),
+        }
     }
 
     /// `sieve filter --apply` for one message stored in `source` as `file`
@@ -397,7 +410,12 @@ impl Deliverer {
         if !self.cfg.index.enabled {
             return;
         }
+        let identity = match self.identity(user) {
+            Ok(id) => id,
+            Err(_) => return, // logged; the next reconcile indexes it
+        };
         let row = Box::new(Row {
+            identity,
             user: user.name.clone(),
             maildir: maildir.clone(),
             home: user.home.clone(),

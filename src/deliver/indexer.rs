@@ -2,7 +2,8 @@
 //! mailboxes' indexes after the reply, in batches (one transaction, one
 //! full-text segment and, in dovecot mode, one uidlist append per batch and
 //! mailbox). Must not hold up a reply or hold unbounded memory: a full queue
-//! sends the row back to the delivery thread to write itself, and a row
+//! sends the row back to the delivery thread to write itself, a row is
+//! written with its mailbox owner's rights (per-user mode), and a row
 //! that cannot be written is left to the next reconcile (the Maildir is the
 //! truth; the index is rebuilt from it).
 
@@ -33,6 +34,9 @@ const QUEUED_BYTES_MAX: usize = 8 << 20;
 
 /// One durable message to record.
 pub struct Row {
+    /// Whose rights the row is written with (per-user rights mode); None:
+    /// this process's own.
+    pub identity: Option<crate::privilege::Identity>,
     pub user: String,
     pub maildir: Maildir,
     pub home: PathBuf,
@@ -149,6 +153,15 @@ fn writer(cfg: &IndexConfig, rx: &Receiver<Box<Row>>, queued_bytes: &AtomicUsize
 /// one by one, so that one bad row does not cost the others theirs.
 pub fn write_rows(cfg: &IndexConfig, rows: &[&Row]) {
     let Some(first) = rows.first() else { return };
+    // The index lives in the user's home: written as the user (a no-op
+    // guard on a delivery thread that already acts as them).
+    let _rights = match first.identity.as_ref().map(crate::privilege::AsUser::enter) {
+        Some(Err(e)) => {
+            tracing::warn!(user = %first.user, error = %e, "could not index as the mailbox's owner; the next reconcile will");
+            return;
+        }
+        other => other.map(Result::ok),
+    };
     let delivered: Vec<Delivered<'_>> = rows
         .iter()
         .map(|r| Delivered {
@@ -184,6 +197,7 @@ mod tests {
         let maildir = Maildir::new(home.join("Maildir"), None, FolderEncoding::Utf7, "test");
         let (saved, msg) = mailstow_maildir::save_test_message(&maildir, "INBOX", subject, &[]);
         Box::new(Row {
+            identity: None,
             user: "u".into(),
             maildir,
             home: home.to_path_buf(),

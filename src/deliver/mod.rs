@@ -4,6 +4,7 @@
 //! the sender). Nothing here is async and nothing here
 //! parses protocol lines; a job handed to the pool always runs to its end.
 
+mod confine;
 mod envelope;
 mod execute;
 mod folders;

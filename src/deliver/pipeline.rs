@@ -19,6 +19,7 @@ use super::spool::Spool;
 use super::state::LazyState;
 use crate::config::Config;
 use crate::outbound::Outbound;
+use crate::privilege::{AsUser, Identity};
 use crate::users::{Directory, User, UsersError};
 
 /// Recipients of one transaction delivered at once, at most.
@@ -99,6 +100,37 @@ impl Deliverer {
         self.users.lookup(local, domain).map_err(|e| {
             tracing::error!(error = %e, "user lookup failed");
             Failure::UserLookup(e.to_string())
+        })
+    }
+
+    /// Who works on `user`'s files: with per-user rights (the system
+    /// driver), the account's uid, gid and groups; otherwise nobody in
+    /// particular (None: this process's own identity). Blocking (the group
+    /// database).
+    pub fn identity(&self, user: &User) -> Result<Option<Identity>, Failure> {
+        if !self.cfg.users.per_user_rights() {
+            return Ok(None);
+        }
+        let (Some(uid), Some(gid)) = (user.uid, user.gid) else {
+            return Err(Failure::Io(format!("{}: no uid or gid", user.name)));
+        };
+        Identity::of_account(&user.local, uid, gid)
+            .map(Some)
+            .map_err(|e| {
+                tracing::error!(user = %user.name, error = %e, "cannot find the account's groups");
+                Failure::UserLookup(e)
+            })
+    }
+
+    /// This thread acts as `user` (see [`Deliverer::identity`]) until the
+    /// guard drops; None when there is no one to switch to.
+    pub fn act_as(&self, user: &User) -> Result<Option<AsUser>, Failure> {
+        let Some(id) = self.identity(user)? else {
+            return Ok(None);
+        };
+        AsUser::enter(&id).map(Some).map_err(|e| {
+            tracing::error!(user = %user.name, error = %e, "cannot act as the mailbox's owner");
+            Failure::Io(format!("acting as {}: {e}", user.name))
         })
     }
 
@@ -215,7 +247,13 @@ impl Deliverer {
     ) -> Result<(RcptOutcome, Option<u64>), Failure> {
         let user = &rcpt.user;
         refuse_root(user)?;
+        // Everything below touches the user's files: with the user's rights.
+        let _rights = self.act_as(user)?;
         let maildir = self.maildir(user);
+        if self.cfg.users.per_user_rights() {
+            super::confine::maildir(&user.home, maildir.root())?;
+            super::confine::folder(maildir.root(), maildir.root())?;
+        }
         let state = LazyState::new(user, &maildir);
         // Optional duplicate suppression: a Message-ID already stored for
         // this user within the window is answered 250 and stored once.

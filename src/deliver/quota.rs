@@ -1,8 +1,9 @@
 //! Quota for a delivery: a user's rules (the configuration's, replaced
 //! rule by rule by the passwd-file's `userdb_quota_rule<N>`, as Dovecot
 //! chains them), the check before anything is stored, and the counting in
-//! maildirsize after. Blocking (reads and appends maildirsize). Must not
-//! store or refuse mail itself: it answers, the pipeline acts.
+//! maildirsize after. Blocking (reads and appends maildirsize, with the
+//! user's rights). Must not store or refuse mail itself: it answers, the
+//! pipeline acts.
 
 use mailstow_maildir::quota;
 
@@ -59,6 +60,7 @@ impl Deliverer {
     /// rules when it does; `OverQuota` when it does not. Blocking (reads
     /// maildirsize).
     pub fn quota_check(&self, user: &User, size: u64) -> Result<quota::Rules, Failure> {
+        let _rights = self.act_as(user)?;
         self.quota_check_stores(user, &[("INBOX", size)])
     }
 

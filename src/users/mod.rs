@@ -1,6 +1,7 @@
 //! Recipient -> user: the Dovecot passwd-file (the same file the IMAP server
-//! authenticates from) or Dovecot's userdb over its auth socket
-//! (`dovecot`), the recipient delimiter, and domain and case rules.
+//! authenticates from), Dovecot's userdb over its auth socket (`dovecot`)
+//! or the system's accounts (`system.rs`), the recipient delimiter, and
+//! domain and case rules.
 //! Must not know protocol details or build a path from a recipient address;
 //! blocking (file reads, socket requests), called from delivery threads,
 //! never from async code.
@@ -59,6 +60,7 @@
 
 pub(crate) mod dovecot;
 mod passwd;
+mod system;
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -84,6 +86,13 @@ impl UsersConfig {
             Source::PasswdFile(p) => Some(p),
             _ => None,
         }
+    }
+
+    /// Does each mailbox belong to its own account, written with that
+    /// account's rights (`crate::privilege`'s per-user mode)? The system
+    /// driver's accounts do.
+    pub fn per_user_rights(&self) -> bool {
+        matches!(self.source, Source::System(_))
     }
 
     pub fn driver(&self) -> UsersDriver {
@@ -248,6 +257,7 @@ pub struct Directory {
 enum Inner {
     File(FileDirectory),
     Dovecot(dovecot::DovecotDirectory),
+    System(system::SystemDirectory),
 }
 
 impl Directory {
@@ -258,12 +268,7 @@ impl Directory {
         let inner = match &cfg.source {
             Source::PasswdFile(_) => Inner::File(FileDirectory::open(cfg, mail_root)?),
             Source::Dovecot(d) => Inner::Dovecot(dovecot::DovecotDirectory::open(cfg, d)),
-            Source::System(_) => {
-                return Err(UsersError::Unavailable(format!(
-                    "users.driver = \"{}\" is not available in this build",
-                    cfg.driver().name()
-                )))
-            }
+            Source::System(s) => Inner::System(system::SystemDirectory::open(s, cfg)),
         };
         Ok(Directory { inner })
     }
@@ -276,6 +281,7 @@ impl Directory {
         match &self.inner {
             Inner::File(d) => d.lookup(local, domain),
             Inner::Dovecot(d) => d.lookup(local, domain),
+            Inner::System(d) => d.lookup(local, domain),
         }
     }
 
@@ -286,6 +292,7 @@ impl Directory {
         match &self.inner {
             Inner::File(d) => d.users(),
             Inner::Dovecot(d) => d.users(),
+            Inner::System(d) => d.users(),
         }
     }
 }
