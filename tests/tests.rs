@@ -21,6 +21,7 @@ mod index;
 mod install;
 mod layers;
 mod lmtp;
+mod mailutils;
 mod managesieve;
 mod opensmtpd;
 mod ops;
