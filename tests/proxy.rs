@@ -370,3 +370,70 @@ fn proxy_moves_a_user_between_nodes_as_the_doc_says_without_losing_mail() {
     assert!(old.iter().all(|n| new.contains(n)), "{old:?} {new:?}");
     assert_eq!(new.len(), 2, "{new:?}");
 }
+
+/// User plus system CPU time of a process so far (Linux /proc).
+fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    std::time::Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// Median and 99th percentile of `n` one-recipient transactions over one
+/// connection to `addr`, in microseconds.
+fn latencies(addr: SocketAddr, rcpt: &str, n: usize) -> (u128, u128) {
+    let mut c = LmtpClient::tcp(addr);
+    c.lhlo();
+    let msg = message(FROM, rcpt, "bench", &"x".repeat(2000));
+    let mut took: Vec<u128> = (0..n)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let r = c.deliver(FROM, &[rcpt], &msg);
+            assert_eq!(code(&r[0]), 250, "{r:?}");
+            t.elapsed().as_micros()
+        })
+        .collect();
+    took.sort_unstable();
+    (took[n / 2], took[n * 99 / 100])
+}
+
+/// The proxy's own cost: the same deliveries straight to a backend and
+/// through a front; prints the figures BENCHMARKS.md records.
+#[test]
+#[ignore = "benchmark: cargo test --release --test tests proxy_overhead -- --ignored --nocapture (see BENCHMARKS.md)"]
+fn proxy_overhead_against_direct_delivery() {
+    const N: usize = 1000;
+    let b = backend(&["direct@example.org", "viaproxy@example.org"]);
+    let (f, _dir, _) = front(&[line_with("viaproxy@example.org", &to(b.tcp))], "");
+    latencies(b.tcp, "direct@example.org", 50);
+    let (cpu_b, cpu_f) = (cpu_time(b.pid()), cpu_time(f.pid()));
+    let direct = latencies(b.tcp, "direct@example.org", N);
+    let cpu_direct = cpu_time(b.pid()) - cpu_b;
+    latencies(f.tcp, "viaproxy@example.org", 50);
+    let (cpu_b, cpu_f2) = (cpu_time(b.pid()), cpu_time(f.pid()));
+    let proxied = latencies(f.tcp, "viaproxy@example.org", N);
+    let cpu_backend = cpu_time(b.pid()) - cpu_b;
+    let cpu_front = cpu_time(f.pid()) - cpu_f2;
+    let _ = cpu_f;
+    println!(
+        "direct:  median {} us, p99 {} us, backend CPU {} us/message",
+        direct.0,
+        direct.1,
+        cpu_direct.as_micros() / N as u128
+    );
+    println!(
+        "proxied: median {} us, p99 {} us, backend CPU {} us/message, front CPU {} us/message",
+        proxied.0,
+        proxied.1,
+        cpu_backend.as_micros() / N as u128,
+        cpu_front.as_micros() / N as u128
+    );
+}
