@@ -45,7 +45,7 @@ pub struct Extensions {
 }
 
 impl Extensions {
-    fn from_lhlo(reply: &WireReply) -> Extensions {
+    pub(super) fn from_lhlo(reply: &WireReply) -> Extensions {
         let mut ext = Extensions::default();
         for line in reply.lines.iter().skip(1) {
             let keyword = line.split_whitespace().next().unwrap_or("");

@@ -317,3 +317,49 @@ impl Leg {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::client::Extensions;
+    use super::*;
+
+    fn info() -> MailInfo {
+        MailInfo {
+            serial: 1,
+            from: "a@example.net".into(),
+            size: Some(1200),
+            eightbit: true,
+            smtputf8: true,
+            hops: vec!["n1".into()],
+        }
+    }
+
+    #[test]
+    fn mail_carries_the_clients_parameters_only_as_far_as_offered() {
+        assert_eq!(
+            info().mail_line(Extensions::default()),
+            "MAIL FROM:<a@example.net>"
+        );
+        let all = Extensions {
+            size: true,
+            eightbitmime: true,
+            smtputf8: true,
+            hops: true,
+        };
+        assert_eq!(
+            info().mail_line(all),
+            format!(
+                "MAIL FROM:<a@example.net> SIZE=1200 BODY=8BITMIME SMTPUTF8 XMAILSTOW-HOPS=n1,{}",
+                node_token()
+            )
+        );
+        let null = MailInfo {
+            from: String::new(),
+            size: None,
+            ..info()
+        };
+        assert!(null
+            .mail_line(all)
+            .starts_with("MAIL FROM:<> BODY=8BITMIME"));
+    }
+}
