@@ -437,3 +437,52 @@ fn proxy_overhead_against_direct_delivery() {
         cpu_front.as_micros() / N as u128
     );
 }
+
+/// A fake backend: greets, then answers LHLO with `flood` forever (or
+/// until the front hangs up).
+fn flooding_backend(flood: &'static [u8]) -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = w.write_all(b"220 fake LMTP\r\n");
+                let mut line = String::new();
+                let _ = BufReader::new(s).read_line(&mut line);
+                while w.write_all(flood).is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn proxy_survives_a_backend_that_floods_an_endless_reply_or_line() {
+    let endless_reply = flooding_backend(b"250-PIPELINING\r\n");
+    let endless_line = flooding_backend(b"250-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    let lines = [
+        line_with(LOCAL, ""),
+        line_with("r@example.org", &to(endless_reply)),
+        line_with("l@example.org", &to(endless_line)),
+    ];
+    let (f, _dir, _) = front(&lines, "");
+    let mut c = f.connect();
+    c.lhlo();
+    let r = open_tx(&mut c, &["r@example.org", "l@example.org", LOCAL]);
+    assert!(first(&r[0]).starts_with("451 4.4.1"), "{r:?}");
+    assert!(first(&r[1]).starts_with("451 4.4.1"), "{r:?}");
+    assert_eq!(code(&r[2]), 250, "{r:?}");
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    assert_eq!(
+        code(&c.send_data(&message(FROM, LOCAL, "m", "x"), 1)[0]),
+        250
+    );
+    let log = f.log();
+    assert!(
+        log.contains("too many lines") && log.contains("longer than"),
+        "{}",
+        tail(&log, 10)
+    );
+}
