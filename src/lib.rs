@@ -26,6 +26,8 @@
 //! - [`server`]: tokio listeners (TCP, unix, sockets handed over by
 //!   systemd), the LMTP/SMTP and ManageSieve connection drivers, STARTTLS,
 //!   timeouts, connection limits, reload, graceful shutdown and sd_notify.
+//! - [`proxy`]: LMTP forwarded per recipient to the node that holds the
+//!   mailbox (`host`/`proxy` user fields), loop and maintenance checks.
 //! - [`deliver`]: the delivery pool (threads, the one bridge from async),
 //!   the per-recipient pipeline, the one executor of Sieve plans (also for
 //!   `sieve filter --apply`), added headers, the spool and the one
@@ -46,6 +48,7 @@ pub mod managesieve;
 pub mod metrics;
 pub mod outbound;
 pub mod privilege;
+pub mod proxy;
 pub mod server;
 pub mod telemetry;
 pub mod users;

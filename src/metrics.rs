@@ -26,6 +26,9 @@ const QUEUE_DEPTH: &str = "mailstow_delivery_queue_depth";
 const RELOADS: &str = "mailstow_config_reloads_total";
 const BUILD_INFO: &str = "mailstow_build_info";
 const SIEVE_LOGINS: &str = "mailstow_managesieve_logins_total";
+const PROXY_UP: &str = "mailstow_proxy_backend_up";
+const PROXY_SECONDS: &str = "mailstow_proxy_duration_seconds";
+const PROXY_RECIPIENTS: &str = "mailstow_proxy_recipients_total";
 
 /// Start the exporter on `addr` (inside the runtime) and describe every
 /// metric. Call once, before connections are served.
@@ -42,6 +45,13 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
             Matcher::Full(FSYNC_SECONDS.into()),
             &[
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(PROXY_SECONDS.into()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
             ],
         )?
         .install()
@@ -79,6 +89,19 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
     describe_counter!(
         SIEVE_LOGINS,
         "ManageSieve logins by result (ok, failed, unavailable)"
+    );
+    describe_gauge!(
+        PROXY_UP,
+        "1 when the last connection to a backend node worked, 0 when it failed"
+    );
+    describe_histogram!(
+        PROXY_SECONDS,
+        metrics::Unit::Seconds,
+        "From the end of the client's data to a backend node's last reply"
+    );
+    describe_counter!(
+        PROXY_RECIPIENTS,
+        "Recipients forwarded to a backend node, by stage (rcpt, data) and outcome (ok, temporary, permanent)"
     );
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(())
@@ -172,4 +195,33 @@ pub fn reload(result: &'static str) {
 /// A ManageSieve login: "ok", "failed" or "unavailable".
 pub fn managesieve_login(result: &'static str) {
     counter!(SIEVE_LOGINS, "result" => result).increment(1);
+}
+
+// The proxy's metrics carry a `backend` label (`host:port`): bounded by
+// the nodes the user source names, never an address or a user.
+
+/// A backend connection was opened (`up`) or failed.
+pub fn proxy_up(backend: &str, up: bool) {
+    gauge!(PROXY_UP, "backend" => backend.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// From the end of the client's data to the backend's last reply.
+pub fn proxy_latency(backend: &str, elapsed: Duration) {
+    histogram!(PROXY_SECONDS, "backend" => backend.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// One recipient's answer from a backend at `stage` ("rcpt" or "data"):
+/// `refused` is the reply when it was not positive.
+pub fn proxy_recipient(
+    backend: &str,
+    stage: &'static str,
+    refused: Option<&mailstow_proto::Reply>,
+) {
+    let outcome = match refused {
+        None => "ok",
+        Some(r) if r.is_permanent() => "permanent",
+        Some(_) => "temporary",
+    };
+    counter!(PROXY_RECIPIENTS, "backend" => backend.to_owned(), "stage" => stage, "outcome" => outcome)
+        .increment(1);
 }

@@ -28,6 +28,7 @@ mod ops;
 mod package;
 mod pipe;
 mod privilege;
+mod proxy;
 mod quota;
 mod sieve_diff;
 mod sieve_e2e;

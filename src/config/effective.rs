@@ -38,6 +38,7 @@ impl Config {
             index: index(&self.index),
             metrics: metrics(&self.metrics),
             managesieve: managesieve(&self.managesieve),
+            proxy: proxy(&self.proxy),
         }
     }
 }
@@ -222,6 +223,18 @@ fn managesieve(m: &ManagesieveConfig) -> RawManagesieve {
     }
 }
 
+fn proxy(p: &ProxyConfig) -> RawProxy {
+    RawProxy {
+        enabled: Some(p.enabled),
+        self_hosts: Some(p.self_hosts.clone()),
+        port: Some(p.port),
+        connect_timeout: secs(p.connect_timeout),
+        timeout: secs(p.timeout),
+        max_idle: Some(p.max_idle),
+        maintenance: Some(p.maintenance.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +329,14 @@ max_connections = 5
 auth_failure_delay = 0
 max_auth_failures = 9
 idle_timeout = 60
+[proxy]
+enabled = true
+self = ["10.0.0.1", "node1.example.org"]
+port = 2424
+connect_timeout = 2
+timeout = 9
+max_idle = 0
+maintenance = ["alice@example.org"]
 "#,
         );
     }

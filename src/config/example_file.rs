@@ -316,7 +316,7 @@ fn the_example_config_shows_every_key_the_code_reads() {
         .into_iter()
         .map(|k| (k.section, k.key))
         .collect();
-    let sections: [(&str, &[&str]); 14] = [
+    let sections: [(&str, &[&str]); 15] = [
         ("lmtp", keys_of::<RawLmtp>()),
         ("smtp", keys_of::<RawSmtp>()),
         ("tls", keys_of::<RawTls>()),
@@ -331,6 +331,7 @@ fn the_example_config_shows_every_key_the_code_reads() {
         ("index", keys_of::<RawIndex>()),
         ("metrics", keys_of::<RawMetrics>()),
         ("managesieve", keys_of::<RawManagesieve>()),
+        ("proxy", keys_of::<RawProxy>()),
     ];
     let top = keys_of::<Raw>()
         .iter()

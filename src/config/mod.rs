@@ -138,6 +138,29 @@ pub struct Config {
     pub index: IndexConfig,
     pub metrics: MetricsConfig,
     pub managesieve: ManagesieveConfig,
+    pub proxy: ProxyConfig,
+}
+
+/// `[proxy]`: per-user routing to the node that holds the mailbox (LMTP
+/// forwarded per recipient), and mailboxes held back while they move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Forward recipients whose user names another node (`host`, `proxy`).
+    pub enabled: bool,
+    /// The names and addresses that are this node (`proxy_maybe` delivers
+    /// locally when `host` is one of them), lower case.
+    pub self_hosts: Vec<String>,
+    /// The backend's LMTP port when the user has no `port`.
+    pub port: u16,
+    /// For the TCP connect and the greeting of a backend.
+    pub connect_timeout: Duration,
+    /// For each reply of a backend after the greeting.
+    pub timeout: Duration,
+    /// Idle connections kept per backend for the next transaction.
+    pub max_idle: usize,
+    /// Users (as the user source names them) answered 451 4.2.1 while
+    /// their mailbox moves between nodes; lower case.
+    pub maintenance: Vec<String>,
 }
 
 /// `[managesieve]`: the ManageSieve service (RFC 5804).
@@ -338,6 +361,7 @@ impl Config {
         }
         let metrics = sections::metrics(raw.metrics, &cx)?;
         let managesieve = sections::managesieve(raw.managesieve, &cx)?;
+        let proxy = sections::proxy(raw.proxy, &cx)?;
         Ok(Config {
             hostname,
             run_as,
@@ -355,6 +379,7 @@ impl Config {
             index,
             metrics,
             managesieve,
+            proxy,
         })
     }
 }

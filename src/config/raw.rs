@@ -44,6 +44,8 @@ pub(super) struct Raw {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) managesieve: RawManagesieve,
+    #[serde(default)]
+    pub(super) proxy: RawProxy,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -201,4 +203,17 @@ pub(super) struct RawManagesieve {
     pub(super) auth_failure_delay: Option<u64>,
     pub(super) max_auth_failures: Option<u32>,
     pub(super) idle_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxy {
+    pub(super) enabled: Option<bool>,
+    #[serde(rename = "self")]
+    pub(super) self_hosts: Option<Vec<String>>,
+    pub(super) port: Option<u16>,
+    pub(super) connect_timeout: Option<u64>,
+    pub(super) timeout: Option<u64>,
+    pub(super) max_idle: Option<usize>,
+    pub(super) maintenance: Option<Vec<String>>,
 }

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use super::raw::{
     RawDelivery, RawIndex, RawLimits, RawLmtp, RawLog, RawManagesieve, RawMetrics, RawOutbound,
-    RawQuota, RawSieve, RawSmtp, RawStorage, RawTls, RawUsers,
+    RawProxy, RawQuota, RawSieve, RawSmtp, RawStorage, RawTls, RawUsers,
 };
 use super::{
     tls, ConfigError, DeliveryConfig, FolderEncoding, IndexConfig, Limits, ListenAddr, LmtpConfig,
-    LogConfig, LogFormat, ManagesieveConfig, MetricsConfig, OutboundConfig, OverQuota, QuotaConfig,
-    ScoreHeader, ScoreType, SenderPolicy, SieveConfig, SmtpConfig, StorageConfig, TlsConfig,
-    UidMode, UsersConfig, DEFAULT_MAX_MESSAGE_SIZE, SPECIAL_USES,
+    LogConfig, LogFormat, ManagesieveConfig, MetricsConfig, OutboundConfig, OverQuota, ProxyConfig,
+    QuotaConfig, ScoreHeader, ScoreType, SenderPolicy, SieveConfig, SmtpConfig, StorageConfig,
+    TlsConfig, UidMode, UsersConfig, DEFAULT_MAX_MESSAGE_SIZE, SPECIAL_USES,
 };
 use crate::users::{DovecotConfig, Source, SystemConfig, UsersDriver};
 
@@ -603,5 +603,28 @@ pub(super) fn managesieve(
             3,
         )? as u32,
         idle_timeout: cx.positive_secs("managesieve.idle_timeout", ms.idle_timeout, 1800)?,
+    })
+}
+
+/// `[proxy]`: names compared case-insensitively; timeouts positive.
+pub(super) fn proxy(raw: RawProxy, cx: &Context) -> Result<ProxyConfig, ConfigError> {
+    let lower = |v: Option<Vec<String>>| -> Vec<String> {
+        v.unwrap_or_default()
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect()
+    };
+    let port = match raw.port {
+        Some(0) => return Err(cx.invalid("proxy.port", "must be greater than 0")),
+        p => p.unwrap_or(24),
+    };
+    Ok(ProxyConfig {
+        enabled: raw.enabled.unwrap_or(false),
+        self_hosts: lower(raw.self_hosts),
+        port,
+        connect_timeout: cx.positive_secs("proxy.connect_timeout", raw.connect_timeout, 5)?,
+        timeout: cx.positive_secs("proxy.timeout", raw.timeout, 30)?,
+        max_idle: raw.max_idle.unwrap_or(4),
+        maintenance: lower(raw.maintenance),
     })
 }

@@ -10,7 +10,7 @@
 pub mod dsn;
 mod encode;
 mod sendmail;
-mod smtp;
+pub(crate) mod smtp;
 pub mod vacation;
 
 use std::path::PathBuf;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::OutboundError;
 
 /// Longest reply line we accept (RFC 5321 4.5.3.1.5 says 512).
-const MAX_REPLY_LINE: usize = 2048;
+pub(crate) const MAX_REPLY_LINE: usize = 2048;
 /// Most lines in one (multi-line) reply.
 const MAX_REPLY_LINES: usize = 100;
 /// Reply text kept for an error message.
@@ -25,7 +25,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// One server reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Reply {
+pub(crate) struct Reply {
     pub code: u16,
     /// The text of each line, without code and separator.
     pub lines: Vec<String>,
@@ -58,7 +58,7 @@ impl Reply {
 
 /// Collects the lines of one reply (`250-first`, `250 last`).
 #[derive(Debug, Default)]
-pub(super) struct ReplyParser {
+pub(crate) struct ReplyParser {
     code: Option<u16>,
     lines: Vec<String>,
 }
@@ -127,42 +127,65 @@ pub(super) fn encode_data<E>(
     message: &[u8],
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
+    let mut enc = DataEncoder::default();
     let mut out = Vec::with_capacity(CHUNK.min(message.len() + 8) + 8);
-    let mut line_start = true;
-    let mut i = 0;
-    while i < message.len() {
-        let b = message[i];
-        match b {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
-                if message.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                line_start = true;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                line_start = true;
-            }
-            _ => {
-                if line_start && b == b'.' {
-                    out.push(b'.');
-                }
-                out.push(b);
-                line_start = false;
-            }
-        }
-        i += 1;
-        if out.len() >= CHUNK {
-            emit(&out)?;
-            out.clear();
-        }
+    // A piece at most doubles (every byte a bare LF).
+    for piece in message.chunks(CHUNK / 2) {
+        enc.feed(piece, &mut out);
+        emit(&out)?;
+        out.clear();
     }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
+    enc.finish(&mut out);
     emit(&out)
+}
+
+/// [`encode_data`] for a message that arrives in pieces (a writer that
+/// awaits between them): feed each piece, then finish.
+#[derive(Debug)]
+pub(crate) struct DataEncoder {
+    line_start: bool,
+    /// The last byte fed was a CR: a LF right after it is its line end.
+    after_cr: bool,
+}
+
+impl Default for DataEncoder {
+    fn default() -> Self {
+        DataEncoder {
+            line_start: true,
+            after_cr: false,
+        }
+    }
+}
+
+impl DataEncoder {
+    /// Append the DATA form of `piece` to `out`.
+    pub(crate) fn feed(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        for &b in piece {
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                }
+                _ => {
+                    if self.line_start && b == b'.' {
+                        out.push(b'.');
+                    }
+                    out.push(b);
+                    self.line_start = false;
+                }
+            }
+        }
+    }
+
+    /// The final CRLF when missing, and the terminating `.` CRLF.
+    pub(crate) fn finish(self, out: &mut Vec<u8>) {
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
 }
 
 /// A failure that happened before the relay saw any of the transaction, so
@@ -539,6 +562,19 @@ mod tests {
             data(b"x\n.\nMAIL FROM:<a@b>\n"),
             b"x\r\n..\r\nMAIL FROM:<a@b>\r\n.\r\n"
         );
+    }
+
+    #[test]
+    fn pieces_split_anywhere_encode_as_the_whole() {
+        let message = b".a\r\n.b\rc\n\r\n.\r\nend";
+        for cut in 0..message.len() {
+            let mut enc = DataEncoder::default();
+            let mut out = Vec::new();
+            enc.feed(&message[..cut], &mut out);
+            enc.feed(&message[cut..], &mut out);
+            enc.finish(&mut out);
+            assert_eq!(out, data(message), "cut at {cut}");
+        }
     }
 
     #[test]

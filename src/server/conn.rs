@@ -3,8 +3,10 @@
 //! relay check in SMTP; deliveries via the pool; the STARTTLS handshake),
 //! writes its replies (each write bounded by the idle timeout), and applies
 //! the idle, data and total data timeouts, and
-//! the shutdown rule (never cut a transaction in flight). Must not know
-//! about Maildir or parse protocol lines itself.
+//! the shutdown rule (never cut a transaction in flight). A recipient whose
+//! mailbox is on another node is forwarded there (`crate::proxy`), side
+//! by side with local ones. Must not know about Maildir or parse protocol
+//! lines itself.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use crate::deliver::lead::Lead;
 use crate::deliver::log::{self, Logged};
 use crate::deliver::outcome::{self, Failure, RcptOutcome};
 use crate::deliver::{report, Deliverer, Envelope, Pool, Recipient, Spool};
+use crate::proxy::forward::{Ctx, LegReplies};
+use crate::proxy::{Backend, Forwarder, MailInfo, Route};
 use mailstow_proto::address::Mailbox;
 use mailstow_proto::command::RcptParams;
 use mailstow_proto::{Event, Mode, Reply, Session, SessionConfig, Transaction};
@@ -35,6 +39,19 @@ pub struct Shared {
     /// The connection limit: a permit is taken before each accept.
     pub limit: Arc<super::limit::ConnLimit>,
     pub per_ip: Arc<super::per_ip::PerIp>,
+    /// Idle connections to backend nodes, for the proxy.
+    pub backends: crate::proxy::Pool,
+}
+
+/// An accepted recipient: stored here, or forwarded to another node.
+#[derive(Debug)]
+enum Routed {
+    Local(Box<Recipient>),
+    /// Accepted by the backend of the forwarder's leg `leg`.
+    Remote {
+        address: String,
+        leg: usize,
+    },
 }
 
 impl Shared {
@@ -125,7 +142,9 @@ struct Conn<'a, S> {
     service: &'a Service,
     stream: tls::Stream<S>,
     link: Link<'a>,
-    session: Session<Recipient>,
+    session: Session<Routed>,
+    /// The backend legs of the transaction (empty without remote users).
+    forwarder: Forwarder,
     /// Replies written and not sent yet.
     out: Vec<u8>,
     /// The body of the transaction (Err once the spool failed); None
@@ -154,6 +173,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 tls: None,
             },
             session,
+            forwarder: Forwarder::default(),
             out: Vec::with_capacity(1024),
             spool: None,
             lead: Lead::new(false),
@@ -170,12 +190,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             match ev {
                 Event::Reply(r) => r.write_to(&mut self.out),
                 Event::CheckRecipient { rcpt, params, size } => {
-                    let result = self.check_rcpt(rcpt, params, size);
+                    let result = self.check_rcpt(rcpt, params, size).await;
                     self.session.rcpt_checked(result);
                 }
                 Event::DataStart => self.data_start(),
                 Event::Body(chunk) => self.body(&chunk),
-                Event::DataAborted { refused } => self.data_aborted(&refused),
+                Event::DataAborted { refused } => self.data_aborted(&refused).await,
                 Event::Deliver(tx) => {
                     let rest = self.lead.finish();
                     let spool = self.spool.take().map(|s| {
@@ -186,8 +206,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                                 .map_err(|e| Failure::spool(&e))
                         })
                     });
-                    let replies =
-                        deliver(self.shared, &self.d, &self.link, tx, spool, self.started).await;
+                    let replies = self.deliver(tx, spool).await;
                     self.session.delivered(replies);
                 }
                 Event::StartTls => {
@@ -205,20 +224,56 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     }
 
     /// The answer to a RCPT: SMTP takes mail for our domains only, never
-    /// a relay; then the user is looked up.
-    fn check_rcpt(
-        &self,
+    /// a relay; then the user is looked up, and routed.
+    async fn check_rcpt(
+        &mut self,
         rcpt: Mailbox,
         params: RcptParams,
         size: Option<u64>,
-    ) -> Result<Recipient, Reply> {
+    ) -> Result<Routed, Reply> {
         if self.link.mode == Mode::Smtp && !self.cfg.smtp.is_local_domain(&rcpt.domain) {
             let r = outcome::relay_denied();
             crate::metrics::rcpt_rejected("relay_denied");
             tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %r, "recipient");
             return Err(r);
         }
-        check_recipient(&self.d, rcpt, params, size)
+        match check_recipient(&self.d, rcpt.clone(), params, size)? {
+            Found::Local(r) => Ok(Routed::Local(r)),
+            Found::Remote(backend) => self.forward_rcpt(rcpt, backend).await,
+        }
+    }
+
+    /// RCPT for a user on another node: LMTP only, never twice through
+    /// this node; the backend's answer is relayed as it is.
+    async fn forward_rcpt(&mut self, rcpt: Mailbox, backend: Backend) -> Result<Routed, Reply> {
+        let address = rcpt.to_string();
+        let to = format!("<{address}>");
+        let Some(mail) = self.session.current_mail().map(|v| MailInfo::of(&v)) else {
+            return Err(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        };
+        if self.link.mode == Mode::Smtp {
+            let r = Reply::new(451, "4.3.5", "Mailbox is on another node: use LMTP");
+            crate::metrics::rcpt_rejected("proxy_smtp");
+            tracing::info!(to = %to, relay = %backend.key(), status = "rejected", reply = %r, "recipient");
+            return Err(r);
+        }
+        if crate::proxy::is_loop(&mail.hops) {
+            crate::metrics::rcpt_rejected("routing_loop");
+            tracing::warn!(to = %to, relay = %backend.key(), hops = %mail.hops.join(","), "routing loop: the transaction passed through this node already");
+            return Err(routing_loop());
+        }
+        let cx = Ctx {
+            pool: &self.shared.backends,
+            cfg: &self.cfg.proxy,
+            hostname: &self.cfg.hostname,
+        };
+        match self.forwarder.rcpt(cx, &mail, &backend, &address).await {
+            Ok(leg) => Ok(Routed::Remote { address, leg }),
+            Err(r) => {
+                tracing::info!(to = %to, relay = %backend.key(), status = "rejected", reply = %r, "recipient");
+                Err(r)
+            }
+        }
     }
 
     /// A body starts: a fresh spool, and its clock.
@@ -248,13 +303,69 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
         }
     }
 
-    fn data_aborted(&mut self, refused: &[Recipient]) {
+    async fn data_aborted(&mut self, refused: &[Routed]) {
         self.spool = None;
         // No queue id, sender or size: the transaction never reached
         // delivery, and the data was not kept.
         for r in refused {
-            let o = RcptOutcome::Failed(Failure::TooLarge);
-            log::log_outcome(r, &o, self.started, &Logged::default());
+            if let Routed::Local(r) = r {
+                let o = RcptOutcome::Failed(Failure::TooLarge);
+                log::log_outcome(r, &o, self.started, &Logged::default());
+            }
+        }
+        let cx = Ctx {
+            pool: &self.shared.backends,
+            cfg: &self.cfg.proxy,
+            hostname: &self.cfg.hostname,
+        };
+        self.forwarder.reset(cx).await;
+    }
+
+    /// The transaction's data is complete: forwarded recipients first (their
+    /// backends get the message), then local ones from the spool; the
+    /// replies in RCPT order.
+    async fn deliver(
+        &mut self,
+        tx: Transaction<Routed>,
+        spool: Option<Result<Spool, Failure>>,
+    ) -> Vec<Reply> {
+        let (tx, remote) = split_routed(tx);
+        if remote.is_empty() {
+            return deliver(self.shared, &self.d, &self.link, tx, spool, self.started).await;
+        }
+        let legs = self.forward_data(spool.as_ref()).await;
+        let local = if tx.recipients.is_empty() {
+            Vec::new()
+        } else {
+            deliver(self.shared, &self.d, &self.link, tx, spool, self.started).await
+        };
+        merge_replies(local, remote, legs)
+    }
+
+    /// The message to every backend with recipients; a spool that failed
+    /// fails them too (the backends' transactions are reset).
+    async fn forward_data(
+        &mut self,
+        spool: Option<&Result<Spool, Failure>>,
+    ) -> Result<Vec<LegReplies>, Reply> {
+        let bytes = match spool {
+            Some(Ok(s)) => {
+                tokio::task::block_in_place(|| s.bytes()).map_err(|e| Failure::spool(&e))
+            }
+            Some(Err(f)) => Err(f.clone()),
+            None => Err(Failure::Spool("no message data".into())),
+        };
+        let cx = Ctx {
+            pool: &self.shared.backends,
+            cfg: &self.cfg.proxy,
+            hostname: &self.cfg.hostname,
+        };
+        match bytes {
+            Ok(b) => Ok(self.forwarder.data(cx, &b).await),
+            Err(f) => {
+                self.forwarder.reset(cx).await;
+                Err(f.reply())
+            }
         }
     }
 
@@ -432,29 +543,43 @@ async fn send<S: AsyncWrite + Unpin>(
     }
 }
 
+/// A recipient that exists: its mailbox is here, or on that node.
+enum Found {
+    Local(Box<Recipient>),
+    Remote(Backend),
+}
+
 fn check_recipient(
     d: &Deliverer,
     rcpt: Mailbox,
     params: RcptParams,
     size: Option<u64>,
-) -> Result<Recipient, Reply> {
+) -> Result<Found, Reply> {
     // A lookup is an in-memory search plus, at most, a stat and a re-read
     // of the users file: short blocking work, kept off the other tasks.
     // Quota is checked here too, against the size MAIL FROM announced, so
-    // a full mailbox refuses before the upload (and again at delivery).
+    // a full mailbox refuses before the upload (and again at delivery);
+    // a mailbox on another node is that node's to check.
     let found = tokio::task::block_in_place(|| {
         d.lookup(&rcpt.local, &rcpt.domain).and_then(|u| match u {
-            Some(user) => d.quota_check(&user, size.unwrap_or(0)).map(|_| Some(user)),
+            Some(user) => match crate::proxy::route(&user, &d.config().proxy) {
+                Route::Local => d
+                    .quota_check(&user, size.unwrap_or(0))
+                    .map(|_| Some((user, Route::Local))),
+                route => Ok(Some((user, route))),
+            },
             None => Ok(None),
         })
     });
     match found {
-        Ok(Some(user)) => Ok(Recipient {
+        Ok(Some((user, Route::Local))) => Ok(Found::Local(Box::new(Recipient {
             address: rcpt.to_string(),
             orcpt: params.orcpt.map(|(_, addr)| addr),
             user,
             folder: None,
-        }),
+        }))),
+        Ok(Some((_, Route::Remote(b)))) => Ok(Found::Remote(b)),
+        Ok(Some((_, route))) => Err(refuse_route(&rcpt, &route)),
         Ok(None) => {
             crate::metrics::rcpt_rejected("unknown_user");
             tracing::info!(to = %format!("<{rcpt}>"), status = "rejected", reply = %outcome::unknown_user(), "recipient");
@@ -466,6 +591,111 @@ fn check_recipient(
             Err(f.reply())
         }
     }
+}
+
+/// A route that takes no mail now: moving (451 4.2.1), a loop (554
+/// 5.4.6) or unusable fields (451 4.3.5).
+fn refuse_route(rcpt: &Mailbox, route: &Route) -> Reply {
+    let to = format!("<{rcpt}>");
+    let (reply, reason) = match route {
+        Route::Moving => (
+            Reply::new(451, "4.2.1", "Mailbox is being moved, try again later"),
+            "moving",
+        ),
+        Route::Invalid(why) => {
+            tracing::warn!(to = %to, reason = %why, "user's routing fields unusable");
+            (
+                Reply::new(
+                    451,
+                    "4.3.5",
+                    "Mailbox routing misconfigured, try again later",
+                ),
+                "bad_route",
+            )
+        }
+        _ => {
+            tracing::warn!(to = %to, "routing loop: the user's proxy host is this node");
+            (routing_loop(), "routing_loop")
+        }
+    };
+    crate::metrics::rcpt_rejected(reason);
+    tracing::info!(to = %to, status = "rejected", reply = %reply, "recipient");
+    reply
+}
+
+fn routing_loop() -> Reply {
+    Reply::new(
+        554,
+        "5.4.6",
+        "Routing loop detected: mailbox node points back here",
+    )
+}
+
+/// The local recipients as a transaction of their own, and the forwarded
+/// ones with their place in RCPT order.
+fn split_routed(tx: Transaction<Routed>) -> (Transaction<Recipient>, Vec<(usize, String, usize)>) {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for (pos, r) in tx.recipients.into_iter().enumerate() {
+        match r {
+            Routed::Local(r) => local.push(*r),
+            Routed::Remote { address, leg } => remote.push((pos, address, leg)),
+        }
+    }
+    let local_tx = Transaction {
+        helo: tx.helo,
+        esmtp: tx.esmtp,
+        mail_from: tx.mail_from,
+        params: tx.params,
+        recipients: local,
+        size: tx.size,
+        chunked: tx.chunked,
+    };
+    (local_tx, remote)
+}
+
+/// The replies in RCPT order: local ones in their order, each forwarded
+/// one its backend's next reply, or the spool's failure (logged here, one
+/// line per forwarded recipient).
+fn merge_replies(
+    local: Vec<Reply>,
+    remote: Vec<(usize, String, usize)>,
+    legs: Result<Vec<LegReplies>, Reply>,
+) -> Vec<Reply> {
+    let total = local.len() + remote.len();
+    let mut local = local.into_iter();
+    let mut legs: Result<Vec<(String, std::vec::IntoIter<Reply>)>, Reply> = legs.map(|legs| {
+        legs.into_iter()
+            .map(|l| (l.backend, l.replies.into_iter()))
+            .collect()
+    });
+    let mut remote = remote.into_iter().peekable();
+    let mut out = Vec::with_capacity(total);
+    for pos in 0..total {
+        let Some((_, address, leg)) = remote.next_if(|(p, _, _)| *p == pos) else {
+            out.push(local.next().unwrap_or_else(no_outcome));
+            continue;
+        };
+        let (backend, reply) = match &mut legs {
+            Ok(legs) => match legs.get_mut(leg) {
+                Some((b, replies)) => (b.clone(), replies.next().unwrap_or_else(no_outcome)),
+                None => (String::new(), no_outcome()),
+            },
+            Err(r) => (String::new(), r.clone()),
+        };
+        let status = match reply.code {
+            200..=299 => "sent",
+            400..=499 => "deferred",
+            _ => "bounced",
+        };
+        tracing::info!(to = %format!("<{address}>"), relay = %backend, status, reply = %reply, "recipient");
+        out.push(reply);
+    }
+    out
+}
+
+fn no_outcome() -> Reply {
+    Reply::new(451, "4.3.0", "Internal error: no outcome")
 }
 
 async fn deliver(

@@ -94,6 +94,7 @@ pub async fn run(
         pool,
         limit: Arc::new(limit::ConnLimit::new(cfg.limits.max_connections)),
         per_ip: per_ip::PerIp::new(cfg.limits.max_connections_per_ip),
+        backends: crate::proxy::Pool::default(),
     });
     let hangups = tokio::spawn(reload::on_hangup(hangup, config_path, Arc::clone(&shared)));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ready");

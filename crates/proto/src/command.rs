@@ -23,6 +23,28 @@ pub struct MailParams {
     /// announced: some clients send them anyway.
     pub ret: Option<String>,
     pub envid: Option<String>,
+    /// `XMAILSTOW-HOPS=a,b` (LMTP, mailstow's own extension): the proxy
+    /// nodes this transaction passed through, oldest first, so a node
+    /// that sees itself refuses a routing loop. At most [`MAX_HOPS`]
+    /// tokens of at most [`MAX_HOP_LEN`] characters `[A-Za-z0-9-]`.
+    pub hops: Vec<String>,
+}
+
+/// The most proxy nodes `XMAILSTOW-HOPS` may name.
+pub const MAX_HOPS: usize = 16;
+/// The longest node token in `XMAILSTOW-HOPS`.
+pub const MAX_HOP_LEN: usize = 32;
+
+/// `a,b,c` into tokens; None when the value breaks the limits.
+fn parse_hops(v: &str) -> Option<Vec<String>> {
+    let hops: Vec<String> = v.split(',').map(str::to_owned).collect();
+    let ok = hops.len() <= MAX_HOPS
+        && hops.iter().all(|h| {
+            !h.is_empty()
+                && h.len() <= MAX_HOP_LEN
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    ok.then_some(hops)
 }
 
 /// RCPT TO parameters we understand.
@@ -140,6 +162,10 @@ fn parse_mail(arg: &str) -> Result<Command, Reply> {
             }
             ("BODY", _) => return Err(Reply::new(501, "5.5.4", "Unsupported BODY type")),
             ("SMTPUTF8", None) => p.smtputf8 = true,
+            ("XMAILSTOW-HOPS", Some(v)) => {
+                p.hops = parse_hops(&v)
+                    .ok_or_else(|| Reply::new(501, "5.5.4", "Bad XMAILSTOW-HOPS value"))?
+            }
             ("RET", Some(v))
                 if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
             {
@@ -282,12 +308,19 @@ mod tests {
             ok("MAIL FROM:<>"),
             Command::Mail(None, MailParams::default())
         );
+        match ok("MAIL FROM:<> XMAILSTOW-HOPS=n1,Node-2") {
+            Command::Mail(None, p) => assert_eq!(p.hops, ["n1", "Node-2"]),
+            c => panic!("{c:?}"),
+        }
     }
 
     #[test]
     fn bad_mail_parameters_are_refused_with_the_right_code() {
         assert!(err("MAIL FROM:<a@b> FOO=1").starts_with("555 5.5.4"));
         assert!(err("MAIL FROM:<a@b> BODY=BINARYMIME").starts_with("501 5.5.4"));
+        assert!(err("MAIL FROM:<a@b> XMAILSTOW-HOPS=a,,b").starts_with("501 5.5.4"));
+        let many = vec!["n"; MAX_HOPS + 1].join(",");
+        assert!(err(&format!("MAIL FROM:<a@b> XMAILSTOW-HOPS={many}")).starts_with("501 5.5.4"));
         assert!(err("MAIL FROM:<a@b> SIZE=12x").starts_with("501 5.5.4"));
         assert!(err("MAIL TO:<a@b>").starts_with("501 5.5.4"));
         assert!(err("MAIL FROM:<a@b").starts_with("501 5.1.7"));

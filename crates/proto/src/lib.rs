@@ -69,4 +69,4 @@ pub mod reply;
 pub mod session;
 
 pub use reply::Reply;
-pub use session::{Event, Mode, Session, SessionConfig, Transaction};
+pub use session::{Event, MailView, Mode, Session, SessionConfig, Transaction};

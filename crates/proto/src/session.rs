@@ -122,8 +122,23 @@ enum State {
     Closed,
 }
 
+/// The open transaction, for a host answering `CheckRecipient` that needs
+/// more than the recipient (a proxy opening the same transaction
+/// elsewhere).
+#[derive(Debug, Clone, Copy)]
+pub struct MailView<'a> {
+    /// New for every MAIL the session accepts: a host keeping state per
+    /// transaction knows by it that the client began another one.
+    pub serial: u64,
+    /// The client's LHLO, EHLO or HELO name.
+    pub helo: &'a str,
+    pub mail_from: Option<&'a Mailbox>,
+    pub params: &'a MailParams,
+}
+
 #[derive(Debug)]
 struct Tx<R> {
+    serial: u64,
     mail_from: Option<Mailbox>,
     params: MailParams,
     recipients: Vec<R>,
@@ -155,6 +170,8 @@ pub struct Session<R> {
     /// began or a message was last delivered (`max_commands`, `max_errors`).
     commands: usize,
     errors: usize,
+    /// MAIL commands accepted so far ([`MailView::serial`]).
+    transactions: u64,
 }
 
 impl<R> Session<R> {
@@ -172,6 +189,7 @@ impl<R> Session<R> {
             out: VecDeque::new(),
             commands: 0,
             errors: 0,
+            transactions: 0,
         }
     }
 
@@ -270,6 +288,17 @@ impl<R> Session<R> {
                 .unwrap_or_else(|| Reply::new(451, "4.3.0", "Internal error: no outcome"));
             self.reply(r);
         }
+    }
+
+    /// The open transaction (MAIL accepted), if any.
+    pub fn current_mail(&self) -> Option<MailView<'_>> {
+        let tx = self.tx.as_ref()?;
+        Some(MailView {
+            serial: tx.serial,
+            helo: self.helo.as_deref().unwrap_or(""),
+            mail_from: tx.mail_from.as_ref(),
+            params: &tx.params,
+        })
     }
 
     /// A transaction is open (MAIL given, or data in progress). Shutdown and
@@ -544,6 +573,10 @@ impl<R> Session<R> {
                 "SMTPUTF8".into(),
                 "CHUNKING".into(),
             ]);
+            if self.cfg.mode == Mode::Lmtp {
+                // Our own: a proxy in front names the nodes it came through.
+                lines.push("XMAILSTOW-HOPS".into());
+            }
             if self.offers_starttls() {
                 lines.push("STARTTLS".into());
             }
@@ -612,7 +645,9 @@ impl<R> Session<R> {
                 "Non-ASCII sender address requires SMTPUTF8",
             ));
         }
+        self.transactions += 1;
         self.tx = Some(Tx {
+            serial: self.transactions,
             mail_from: from,
             params,
             recipients: Vec::new(),

@@ -101,7 +101,7 @@ fn run(input: &str) -> Run {
 }
 
 const GREETING: &str = "220 mx.test LMTP mailstow ready\r\n";
-const LHLO_REPLY: &str = "250-mx.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 1000\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
+const LHLO_REPLY: &str = "250-mx.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 1000\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 XMAILSTOW-HOPS\r\n";
 
 #[test]
 fn lhlo_announces_the_extensions() {
@@ -531,7 +531,10 @@ fn lmtp_with_tls_offers_starttls_and_keeps_its_verbs() {
     };
     let r = run_with(c, &[b"LHLO c\r\nSTARTTLS\r\n", b"EHLO c\r\nLHLO c\r\n"]);
     assert_eq!(r.tls, 1);
-    let lhlo_tls = LHLO_REPLY.replace("250 CHUNKING\r\n", "250-CHUNKING\r\n250 STARTTLS\r\n");
+    let lhlo_tls = LHLO_REPLY.replace(
+        "250 XMAILSTOW-HOPS\r\n",
+        "250-XMAILSTOW-HOPS\r\n250 STARTTLS\r\n",
+    );
     assert_eq!(
         r.wire,
         format!("{GREETING}{lhlo_tls}220 2.0.0 Ready to start TLS\r\n500 5.5.1 This is LMTP (RFC 2033): use LHLO\r\n{LHLO_REPLY}")
