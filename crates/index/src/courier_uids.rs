@@ -13,8 +13,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -76,28 +75,7 @@ pub fn read(folder_dir: &Path) -> Result<Option<Uidlist>, StoreError> {
 }
 
 fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("open", path)(e)),
-    };
-    let mut buf = Vec::new();
-    file.take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err("read", path))?;
-    if buf.len() as u64 > MAX_FILE_SIZE {
-        let source = io::Error::new(io::ErrorKind::InvalidData, "file too large");
-        return Err(StoreError::Io {
-            op: "read",
-            path: path.to_owned(),
-            source,
-        });
-    }
-    Ok(Some(buf))
+    mailstow_maildir::fsops::read_bounded(path, MAX_FILE_SIZE)
 }
 
 /// Gives each of `bases` (messages in the folder's cur/) its Courier UID:

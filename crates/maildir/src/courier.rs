@@ -256,33 +256,8 @@ pub fn parse_update(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// A whole file of at most [`MAX_FILE_SIZE`] bytes (larger: an error),
-/// without following a symlink; None when it does not exist.
 fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("open", path)(e)),
-    };
-    let mut buf = Vec::new();
-    file.take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err("read", path))?;
-    if buf.len() as u64 > MAX_FILE_SIZE {
-        let source = io::Error::new(io::ErrorKind::InvalidData, "file too large");
-        return Err(StoreError::Io {
-            op: "read",
-            path: path.to_owned(),
-            source,
-        });
-    }
-    Ok(Some(buf))
+    crate::fsops::read_bounded(path, MAX_FILE_SIZE)
 }
 
 fn unix_now() -> u64 {

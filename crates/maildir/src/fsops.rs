@@ -151,6 +151,30 @@ pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>,
     Ok(Some((buf, meta)))
 }
 
+/// A whole file of at most `max` bytes (larger: an error), read without
+/// following a symlink; None when it does not exist. For control files
+/// other programs write (Courier's), so none can make us hold more.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let mut buf = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err("read", path))?;
+    if buf.len() as u64 > max {
+        let source = io::Error::new(io::ErrorKind::InvalidData, "file too large");
+        return Err(io_err("read", path)(source));
+    }
+    Ok(Some(buf))
+}
+
 /// Replaces `dir/name` with `content` without ever editing it in place:
 /// writes `dir/tmp_name` (a leftover of a crash is removed first: the
 /// caller holds the lock that makes this name its own), sets its mtime if
