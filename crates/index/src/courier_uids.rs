@@ -21,7 +21,7 @@ use mailstow_maildir::dotlock::DotLock;
 use mailstow_maildir::fsops::{create_file, fsync_path};
 use mailstow_maildir::{io_err, Owner, StoreError};
 
-use crate::uidlist::{Assigned, Record, Uidlist};
+use crate::uidlist::{check_bases, Assigned, Record, Uidlist};
 
 pub const UIDDB: &str = "courierimapuiddb";
 /// Courier's maildir lock (maildir/maildirwatch.h WATCHDOTLOCK), inside the
@@ -92,13 +92,7 @@ pub fn assign(
     wait: Duration,
 ) -> Result<Assigned, StoreError> {
     let path = folder_dir.join(UIDDB);
-    for base in bases {
-        check_base(base).map_err(|reason| StoreError::Io {
-            op: "assign a UID in",
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, reason),
-        })?;
-    }
+    check_bases(bases, &path)?;
     let _lock = DotLock::acquire(folder_dir.join(LOCK), owner, lock_host, wait)?;
     let current = read(folder_dir)?;
     let listed = current.as_ref().map(|l| l.records.len());
@@ -194,19 +188,6 @@ fn new_uidvalidity() -> u32 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     u32::try_from(secs.saturating_sub(IMAP_EPOCH)).unwrap_or(u32::MAX)
-}
-
-/// A base fit for a line: no `:` (flags), `/`, space-free is not needed
-/// (Courier splits at the first space only), but no CR, LF or NUL.
-fn check_base(base: &str) -> Result<(), String> {
-    if base.is_empty()
-        || base
-            .bytes()
-            .any(|b| matches!(b, b':' | b'/' | b'\r' | b'\n' | 0))
-    {
-        return Err(format!("not a Maildir base name: {base:?}"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -198,13 +198,7 @@ pub fn assign(
     wait: Duration,
 ) -> Result<Assigned, StoreError> {
     let path = folder_dir.join(UIDLIST);
-    for base in bases {
-        check_base(base).map_err(|reason| StoreError::Io {
-            op: "assign a UID in",
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, reason),
-        })?;
-    }
+    check_bases(bases, &path)?;
     // Threads of this process queue here rather than on the dotlock, where
     // each would sleep with backoff and retry (a long tail under load).
     let _turn = stripe(folder_dir)
@@ -418,6 +412,20 @@ fn replace(
     }
     written?;
     fsync_path(folder_dir)
+}
+
+/// Every base fit for a line of the UID file at `path` (an InvalidInput
+/// error naming the first that is not): shared by Dovecot's and Courier's
+/// files, which split lines the same way.
+pub(crate) fn check_bases(bases: &[&str], path: &Path) -> Result<(), StoreError> {
+    for base in bases {
+        check_base(base).map_err(|reason| StoreError::Io {
+            op: "assign a UID in",
+            path: path.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, reason),
+        })?;
+    }
+    Ok(())
 }
 
 /// Why a base cannot be listed, if it cannot.
