@@ -95,7 +95,7 @@ impl Backend for FileBackend {
                     .map_err(|e| e.to_string())
             }
             Source::System(_) => Err(format!(
-                "users.driver = \"{}\": logins are not available in this build",
+                "users.driver = \"{}\": ManageSieve logins are not supported (no password source; use Dovecot's managesieved)",
                 cfg.users.driver().name()
             )),
         }
