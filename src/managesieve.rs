@@ -222,6 +222,20 @@ mod tests {
     }
 
     #[test]
+    fn with_system_accounts_logins_are_refused_saying_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"mx.example.org\"\n[storage]\nmail_root = \"{root}/mail\"\n[users]\ndriver = \"system\"\n",
+            root = tmp.path().display()
+        );
+        let cfg = Arc::new(Config::from_toml(&text, Path::new("t.toml"), tmp.path()).unwrap());
+        let d = Arc::new(Deliverer::new(cfg).unwrap());
+        let backend = FileBackend::new(Box::new(move || Some(Arc::clone(&d))));
+        let e = backend.authenticate("root", b"x").unwrap_err();
+        assert!(e.contains("ManageSieve logins are not supported"), "{e}");
+    }
+
+    #[test]
     fn the_store_is_at_the_configured_paths_for_the_user_with_the_configured_size() {
         let tmp = tempfile::tempdir().unwrap();
         let text = format!(
