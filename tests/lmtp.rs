@@ -418,3 +418,35 @@ fn a_return_path_the_mta_wrote_above_the_message_is_replaced_by_ours() {
         "only the fields at the top are dropped: {text}"
     );
 }
+
+#[test]
+fn the_original_recipient_comes_from_the_configured_header_when_the_mta_gives_none() {
+    let mut opts = Options::new(&[ALICE, BOB]);
+    opts.extra_toml = "[delivery]\noriginal_recipient_header = \"X-Original-To\"\n".into();
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    let msg = b"X-Original-To: alias@example.org\r\nSubject: orig\r\n\r\nhi\r\n";
+    // bob's RCPT carries an ORCPT: the MTA's wins over the header.
+    assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net>")), 250);
+    assert_eq!(code(&c.cmd(&format!("RCPT TO:<{ALICE}>"))), 250);
+    assert_eq!(
+        code(&c.cmd(&format!("RCPT TO:<{BOB}> ORCPT=rfc822;list@example.org"))),
+        250
+    );
+    assert_eq!(code(&c.cmd("DATA")), 354);
+    let r = c.send_data(msg, 2);
+    assert!(r.iter().all(|r| code(r) == 250), "{r:?}");
+    let log = ms.log();
+    let line = |who: &str| {
+        log.lines()
+            .find(|l| l.contains(" INFO delivery ") && l.contains(&format!(" to=<{who}> ")))
+            .unwrap_or_else(|| panic!("{log}"))
+            .to_owned()
+    };
+    assert!(
+        line(ALICE).contains(" orig_to=<alias@example.org> "),
+        "{log}"
+    );
+    assert!(line(BOB).contains(" orig_to=<list@example.org> "), "{log}");
+}

@@ -281,7 +281,7 @@ fn pipe_mode_sieve_reject_exits_77_with_the_reason_and_fileinto_works() {
     .unwrap();
     let (code, err) = deliver(
         &ms,
-        &["-f", "s@example.net", "-d", ALICE],
+        &["-e", "-f", "s@example.net", "-d", ALICE],
         b"Subject: unwanted\n\nx\n",
     );
     assert_eq!(code, 77, "{err}");
@@ -295,6 +295,137 @@ fn pipe_mode_sieve_reject_exits_77_with_the_reason_and_fileinto_works() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
+}
+
+/// A sendmail stand-in keeping each message with its arguments on the
+/// first line, in `dir`.
+fn capture_sendmail(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("sendmail");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nf={}/sent.$$\n{{ echo \"ARGS: $*\"; cat; }} > \"$f\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+fn sent(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sent."))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+/// dovecot-lda's flags: without -e a Sieve reject mails the sender an MDN
+/// from postmaster_address and exits 0 (nothing to the null sender); -a,
+/// -r, -p and -o take effect.
+#[test]
+fn without_e_a_reject_is_mailed_to_the_sender_and_the_lda_flags_work() {
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = format!(
+        "[outbound]\nsendmail = {}\n",
+        crate::util::toml_str(&capture_sendmail(out.path()).to_string_lossy())
+    );
+    let ms = Mailstow::start_with(opts);
+    let home = ms.mail_root.join("example.org/alice");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".dovecot.sieve"),
+        "require [\"reject\", \"envelope\", \"fileinto\", \"mailbox\"];\n\
+         if header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; stop; }\n\
+         if envelope :is \"to\" \"final@example.org\" { fileinto :create \"Final\"; }\n",
+    )
+    .unwrap();
+    let (code, err) = deliver(
+        &ms,
+        &["-f", "s@example.net", "-d", ALICE],
+        b"Subject: unwanted offer\nMessage-ID: <m1@client.test>\n\nbuy\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    let mails = sent(out.path());
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let m = &mails[0];
+    assert!(m.starts_with("ARGS: "), "{m}");
+    assert!(m.contains("s@example.net"), "to the sender: {m}");
+    for want in [
+        "From: Mail Delivery System <postmaster@example.org>",
+        "Subject: Rejected: unwanted offer",
+        "Auto-Submitted: auto-replied (rejected)",
+        "Not wanted here",
+        "Original-Message-ID: <m1@client.test>",
+        "Disposition: automatic-action/MDN-sent-automatically; deleted",
+    ] {
+        assert!(m.contains(want), "{want:?} in {m}");
+    }
+    // To the null sender nothing goes out; the exit is still 0.
+    let (code, err) = deliver(&ms, &["-f", "", "-d", ALICE], b"Subject: unwanted\n\nx\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sent(out.path()).len(), 1);
+
+    // -r is Sieve's envelope "to", -a the original recipient, -p the
+    // message from a file, -o a key set over the file's.
+    let msg = out.path().join("msg.eml");
+    std::fs::write(&msg, "Subject: via -p\n\nhello\n").unwrap();
+    let (code, err) = deliver(
+        &ms,
+        &[
+            "-f",
+            "s@example.net",
+            "-d",
+            ALICE,
+            "-r",
+            "final@example.org",
+            "-a",
+            "orig@example.org",
+            "-p",
+            msg.to_str().unwrap(),
+            "-k",
+            "-o",
+            "postmaster_address=pm@example.org",
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let files = ms.maildir(ALICE).messages("Final");
+    assert_eq!(files.len(), 1, "{err}");
+    assert!(String::from_utf8_lossy(&files[0].bytes).ends_with("Subject: via -p\n\nhello\n"));
+    assert!(err.contains("orig_to=<orig@example.org>"), "{err}");
+    // -o sets the rejection's From.
+    let (code, err) = deliver(
+        &ms,
+        &[
+            "-f",
+            "s@example.net",
+            "-d",
+            ALICE,
+            "-o",
+            "postmaster_address=pm@example.org",
+        ],
+        b"Subject: unwanted\n\nx\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let mails = sent(out.path());
+    assert_eq!(mails.len(), 2);
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("From: Mail Delivery System <pm@example.org>")),
+        "{mails:?}"
+    );
+    // -o with a key that does not exist is a configuration error.
+    let (code, err) = deliver(&ms, &["-d", ALICE, "-o", "storage.nonsense=1"], b"x\n");
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("nonsense"), "{err}");
 }
 
 #[test]

@@ -591,7 +591,7 @@ fn partial_failure_is_accepted_and_the_sender_gets_a_delivery_report() {
     assert_eq!(dsn.to, vec![format!("<{SENDER}>")]);
     let text = &dsn.data;
     for want in [
-        "From: MAILER-DAEMON@mx.test",
+        "From: Mail Delivery System <postmaster@example.org>",
         &format!("To: <{SENDER}>"),
         "Content-Type: multipart/report; report-type=delivery-status;",
         "Content-Type: message/delivery-status",

@@ -3,7 +3,7 @@
 //! reads (sysexits). Must not hold delivery logic.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -14,21 +14,22 @@ use mailstow::deliver::outcome::{Failure, RcptOutcome};
 use mailstow::deliver::{Deliverer, Envelope, Recipient, Spool};
 
 use super::common::setup;
-use super::exit::{EX_DATAERR, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE};
+use super::exit::{
+    EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_NOUSER, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE,
+};
+use super::DeliverArgs;
 
-pub fn deliver(
-    config: PathBuf,
-    from: Option<String>,
-    recipient: String,
-    mailbox: Option<String>,
-) -> u8 {
-    let cfg = match setup(&config, false) {
+pub fn deliver(args: DeliverArgs) -> u8 {
+    let cfg = match setup_with(&args.config, &args.overrides) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let fail = |code: u8, msg: String| {
-        eprintln!("mailstow: {msg}");
-        code
+    let Some(recipient) = args
+        .recipient
+        .clone()
+        .or_else(|| args.final_recipient.clone())
+    else {
+        return fail(EX_USAGE, "no recipient: give -d (or -r)".into());
     };
     let deliverer = match Deliverer::new(Arc::clone(&cfg)) {
         Ok(d) => d,
@@ -46,16 +47,19 @@ pub fn deliver(
         Err(f) => return fail(EX_TEMPFAIL, format!("{recipient}: {}", f.detail())),
     };
     let started = Instant::now();
-    let Piped { spool, return_path } = match read_stdin(&cfg) {
+    let Piped { spool, return_path } = match read_input(&cfg, args.path.as_deref()) {
         Ok(p) => p,
         Err(Failure::TooLarge) => {
             return fail(EX_DATAERR, "message exceeds limits.max_message_size".into())
         }
+        Err(Failure::Spool(e)) if args.path.is_some() => return fail(EX_NOINPUT, e),
         Err(f) => return fail(EX_TEMPFAIL, f.detail()),
     };
     // -f, else what the MTA wrote above the message (as Dovecot's LDA),
     // else its SENDER variable (Exim, OpenSMTPD, Postfix's local), else <>.
-    let from = from
+    let from = args
+        .from
+        .clone()
         .or(return_path)
         .or_else(|| std::env::var("SENDER").ok())
         .unwrap_or_default();
@@ -69,18 +73,83 @@ pub fn deliver(
         started,
     };
     let rcpt = Recipient {
-        address: recipient.clone(),
-        orcpt: None,
+        address: args.final_recipient.clone().unwrap_or(recipient),
+        orcpt: args.original_recipient.clone(),
         user,
-        folder: mailbox,
+        folder: args.mailbox.clone(),
     };
     let outcomes = deliverer.deliver(&env, std::slice::from_ref(&rcpt), &spool);
     match outcomes.first() {
         Some(o @ (RcptOutcome::Delivered { .. } | RcptOutcome::Discarded)) => o.exit_code(),
+        Some(RcptOutcome::Failed(Failure::Rejected(reason))) if !args.reject_by_exit => {
+            mail_rejection(&deliverer, &env, &rcpt, reason, &spool)
+        }
         Some(o @ RcptOutcome::Failed(f)) => {
-            fail(o.exit_code(), format!("{recipient}: {}", f.detail()))
+            fail(o.exit_code(), format!("{}: {}", rcpt.address, f.detail()))
         }
         None => EX_SOFTWARE,
+    }
+}
+
+fn fail(code: u8, msg: String) -> u8 {
+    eprintln!("mailstow: {msg}");
+    code
+}
+
+/// The configuration, with `-o` keys set over the file's.
+fn setup_with(path: &Path, overrides: &[String]) -> Result<Arc<Config>, u8> {
+    if overrides.is_empty() {
+        return setup(path, false);
+    }
+    let cfg =
+        Config::load_with_overrides(path, overrides).map_err(|e| fail(EX_CONFIG, e.to_string()))?;
+    if let Err(e) = mailstow::telemetry::init(&cfg.log) {
+        return Err(fail(EX_CONFIG, format!("{e:#}")));
+    }
+    Ok(Arc::new(cfg))
+}
+
+/// A Sieve reject without -e: the sender gets a rejection (an MDN from
+/// postmaster_address) and the message is gone, exit 0, as dovecot-lda
+/// does; to the null sender nothing is sent. A rejection that cannot be
+/// sent now is a temporary failure (75), so the MTA tries again.
+fn mail_rejection(
+    d: &Deliverer,
+    env: &Envelope,
+    rcpt: &Recipient,
+    reason: &str,
+    spool: &Spool,
+) -> u8 {
+    let Some(sender) = env.mail_from.as_deref() else {
+        tracing::info!(id = %env.id, "rejected; no rejection sent: the sender is null");
+        return EX_OK;
+    };
+    let cfg = d.config();
+    let head = spool
+        .head(mailstow::deliver::report::HEADER_MAX)
+        .unwrap_or_default();
+    let message = mailstow::outbound::reject::build(&mailstow::outbound::reject::Rejection {
+        from: &cfg.postmaster(Some(&rcpt.user.domain)),
+        sender,
+        recipient: &rcpt.address,
+        reason,
+        hostname: &cfg.hostname,
+        id: &env.id,
+        now: SystemTime::now(),
+        message: &head,
+    });
+    match d.outbound().submit(None, &[sender.to_owned()], &message) {
+        Ok(()) => {
+            tracing::info!(id = %env.id, to = %format!("<{sender}>"), "rejection sent");
+            EX_OK
+        }
+        Err(e) => fail(
+            EX_TEMPFAIL,
+            format!(
+                "{}: rejected, but the rejection could not be sent: {e}",
+                rcpt.address
+            ),
+        ),
     }
 }
 
@@ -97,17 +166,22 @@ struct Piped {
 /// Spool stdin, dropping a leading mbox "From " line as Dovecot's LDA does
 /// and the Return-Path fields at the top (see `deliver::lead`), whose
 /// address is kept as a sender to fall back on.
-fn read_stdin(cfg: &Config) -> Result<Piped, Failure> {
+fn read_input(cfg: &Config, path: Option<&Path>) -> Result<Piped, Failure> {
     let mut spool = Spool::new(
         cfg.delivery.spool_dir.clone(),
         cfg.delivery.spool_memory_max,
     );
     let limit = cfg.limits.max_message_size;
     let mut lead = Lead::new(true);
-    let mut stdin = std::io::stdin().lock();
+    let mut input: Box<dyn Read> = match path {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(
+            std::fs::File::open(p).map_err(|e| Failure::Spool(format!("{}: {e}", p.display())))?,
+        ),
+    };
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match stdin.read(&mut buf) {
+        let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -59,24 +59,55 @@ pub enum Command {
         config: PathBuf,
     },
     /// Deliver one message read on stdin (for Postfix pipe(8) or
-    /// mailbox_command). Exit codes: 0 delivered, 67 unknown user,
-    /// 75 temporary failure, 65 bad data, 64 usage, 78 configuration.
-    Deliver {
-        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// Envelope sender ("" or "<>" for the null sender). Without it:
-        /// the address of a Return-Path field at the top of the message
-        /// (which is dropped: the stored copy gets ours), else $SENDER,
-        /// else the null sender.
-        #[arg(short = 'f', long = "from")]
-        from: Option<String>,
-        /// Recipient address (user@domain).
-        #[arg(short = 'd', long = "recipient")]
-        recipient: String,
-        /// Folder to save into (IMAP name, '.' separated), created if missing.
-        #[arg(short = 'm', long = "mailbox")]
-        mailbox: Option<String>,
-    },
+    /// mailbox_command), taking dovecot-lda's flags. Exit codes: 0
+    /// delivered, 67 unknown user, 75 temporary failure, 77 rejected by
+    /// the user's Sieve script (with -e), 65 bad data, 64 usage, 78
+    /// configuration.
+    Deliver(DeliverArgs),
+}
+
+/// `mailstow deliver`'s arguments: dovecot-lda's, with its meanings.
+#[derive(clap::Args)]
+pub struct DeliverArgs {
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Envelope sender ("" or "<>" for the null sender). Without it:
+    /// the address of a Return-Path field at the top of the message
+    /// (which is dropped: the stored copy gets ours), else $SENDER,
+    /// else the null sender.
+    #[arg(short = 'f', long = "from")]
+    pub from: Option<String>,
+    /// The user to deliver to (user@domain), looked up in the users
+    /// directory; without it, the -r address.
+    #[arg(short = 'd', long = "recipient")]
+    pub recipient: Option<String>,
+    /// The final recipient address (Sieve's envelope "to", vacation's
+    /// "addressed to me"); default: the -d user.
+    #[arg(short = 'r', long = "final-recipient")]
+    pub final_recipient: Option<String>,
+    /// The original recipient address (ORCPT); default: the header
+    /// `[delivery] original_recipient_header` names, else none.
+    #[arg(short = 'a', long = "original-recipient")]
+    pub original_recipient: Option<String>,
+    /// Folder to save into (IMAP name, '.' separated), created if missing.
+    #[arg(short = 'm', long = "mailbox")]
+    pub mailbox: Option<String>,
+    /// Read the message from PATH instead of stdin.
+    #[arg(short = 'p', long = "path")]
+    pub path: Option<PathBuf>,
+    /// A Sieve reject exits 77 with the reason on stderr, for the MTA to
+    /// bounce; without it, a rejection is mailed to the sender (an MDN,
+    /// from postmaster_address) and the exit is 0, as dovecot-lda does.
+    #[arg(short = 'e')]
+    pub reject_by_exit: bool,
+    /// Accepted as dovecot-lda's "keep the environment": mailstow never
+    /// clears it.
+    #[arg(short = 'k')]
+    pub keep_environment: bool,
+    /// Set one configuration key over the file's: -o section.key=value
+    /// (the value as TOML when it is one, else a string); repeatable.
+    #[arg(short = 'o', value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -133,12 +164,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Config {
             command: ConfigCommand::Check { config, quiet },
         } => config::check(config, quiet),
-        Command::Deliver {
-            config,
-            from,
-            recipient,
-            mailbox,
-        } => deliver::deliver(config, from, recipient, mailbox),
+        Command::Deliver(args) => deliver::deliver(args),
         Command::Index { command } => index::run(command),
         Command::Sieve { command } => match command {
             SieveCommand::Filter {

@@ -22,6 +22,7 @@ impl Config {
     fn to_raw(&self) -> Raw {
         Raw {
             hostname: Some(self.hostname.clone()),
+            postmaster_address: self.postmaster_address.clone(),
             user: self.run_as.as_ref().map(|a| a.user.clone()),
             group: self.run_as.as_ref().and_then(|a| a.group.clone()),
             lmtp: lmtp(&self.lmtp),
@@ -130,6 +131,7 @@ fn delivery(d: &DeliveryConfig) -> RawDelivery {
         spool_dir: Some(d.spool_dir.clone()),
         duplicate_suppression: Some(d.duplicate_window.is_some()),
         duplicate_window: d.duplicate_window.map(|w| w.as_secs()),
+        original_recipient_header: d.original_recipient_header.clone(),
     }
 }
 

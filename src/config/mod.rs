@@ -49,6 +49,32 @@ pub enum ConfigError {
     },
 }
 
+/// Sets `key` (`section.key` or a top-level `key`) in `table` to `value`,
+/// read as a TOML value when it parses as one, else as a string.
+fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (section, name) = match key.split_once('.') {
+        Some((s, n)) => (Some(s), n),
+        None => (None, key),
+    };
+    if name.is_empty() || name.contains('.') {
+        return Err(format!("{key:?} is not section.key"));
+    }
+    let target = match section {
+        None => table,
+        Some(s) => table
+            .entry(s)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("[{s}] is not a section"))?,
+    };
+    target.insert(name.to_owned(), value);
+    Ok(())
+}
+
 /// Where an LMTP listener binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
@@ -119,6 +145,10 @@ pub struct QuotaConfig {
 pub struct Config {
     /// Name used in greetings, Received headers and Maildir unique names.
     pub hostname: String,
+    /// `postmaster_address`: the From of the messages mailstow writes
+    /// itself (delivery reports, Sieve rejections); None: Dovecot's
+    /// default, see [`Config::postmaster`].
+    pub postmaster_address: Option<String>,
     /// The account `serve` runs as once its listeners are bound (when
     /// started as root); None keeps the starting account.
     pub run_as: Option<crate::privilege::Account>,
@@ -287,6 +317,10 @@ pub struct DeliveryConfig {
     /// The same Message-ID for the same user within this window is stored
     /// once (Cyrus's duplicatesuppression); None: off (the default).
     pub duplicate_window: Option<Duration>,
+    /// A header field holding the original recipient (Postfix's
+    /// X-Original-To), read when the MTA gives none (no ORCPT, no `-a`);
+    /// Dovecot's `lda_original_recipient_header`.
+    pub original_recipient_header: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -312,17 +346,56 @@ impl Config {
         Config::read(path, false)
     }
 
+    /// As [`Config::load_without_tls`], with keys set over the file's:
+    /// each `section.key=value` (or `key=value` at the top level), the
+    /// value read as TOML when it is one (`true`, `10`, `["a"]`), else as a
+    /// string (dovecot-lda's `-o`).
+    pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
+        if overrides.is_empty() {
+            return Config::read(path, false);
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        for o in overrides {
+            let (key, value) = o
+                .split_once('=')
+                .ok_or_else(|| invalid(o, "-o wants key=value".into()))?;
+            set_key(&mut table, key.trim(), value.trim())
+                .map_err(|reason| invalid(key.trim(), format!("-o: {reason}")))?;
+        }
+        let text = toml::to_string(&table).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Config::parse_text(&text, path, false)
+    }
+
     fn read(path: &Path, load_tls: bool) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
+        Config::parse_text(&text, path, load_tls)
+    }
+
+    fn parse_text(text: &str, path: &Path, load_tls: bool) -> Result<Config, ConfigError> {
         // Absolute, so every path derived from the file is absolute too.
         let base = std::path::absolute(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_owned))
             .unwrap_or_else(|| PathBuf::from("/"));
-        Config::parse(&text, path, &base, load_tls)
+        Config::parse(text, path, &base, load_tls)
     }
 
     /// Parse `text` (named `path` in errors), resolving relative paths
@@ -362,8 +435,10 @@ impl Config {
         let metrics = sections::metrics(raw.metrics, &cx)?;
         let managesieve = sections::managesieve(raw.managesieve, &cx)?;
         let proxy = sections::proxy(raw.proxy, &cx)?;
+        let postmaster_address = sections::postmaster(raw.postmaster_address, &cx)?;
         Ok(Config {
             hostname,
+            postmaster_address,
             run_as,
             lmtp,
             smtp,
@@ -385,6 +460,17 @@ impl Config {
 }
 
 impl Config {
+    /// The From of a message mailstow writes itself about mail to
+    /// `domain`: `postmaster_address`, else Dovecot's default,
+    /// postmaster@ the recipient's domain (the host name without one).
+    pub fn postmaster(&self, domain: Option<&str>) -> String {
+        match (&self.postmaster_address, domain) {
+            (Some(a), _) => a.clone(),
+            (None, Some(d)) if !d.is_empty() => format!("postmaster@{d}"),
+            (None, _) => format!("postmaster@{}", self.hostname),
+        }
+    }
+
     /// For a reload: settings that only take effect at restart (listeners,
     /// the account, TLS files, the mail root and its encoding, the delivery
     /// threads, the index, logging, metrics, and the users settings when

@@ -14,6 +14,7 @@ use crate::users::UsersDriver;
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
     pub(super) hostname: Option<String>,
+    pub(super) postmaster_address: Option<String>,
     pub(super) user: Option<String>,
     pub(super) group: Option<String>,
     #[serde(default)]
@@ -120,6 +121,7 @@ pub(super) struct RawDelivery {
     pub(super) spool_dir: Option<PathBuf>,
     pub(super) duplicate_suppression: Option<bool>,
     pub(super) duplicate_window: Option<u64>,
+    pub(super) original_recipient_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

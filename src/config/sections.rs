@@ -109,6 +109,25 @@ fn secs(v: Option<u64>, default: Duration) -> Duration {
 }
 
 /// `hostname`, by default the machine's.
+/// `postmaster_address`: one plain address when set.
+pub(super) fn postmaster(raw: Option<String>, cx: &Context) -> Result<Option<String>, ConfigError> {
+    match raw {
+        Some(a) if !plain_address(&a) => Err(cx.invalid(
+            "postmaster_address",
+            format!("{a:?} is not an address (local@domain, no spaces or brackets)"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn plain_address(a: &str) -> bool {
+    a.split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()\",;".contains(c))
+}
+
 pub(super) fn hostname(raw: Option<String>, cx: &Context) -> Result<String, ConfigError> {
     let hostname = match raw {
         Some(h) => h,
@@ -349,6 +368,15 @@ pub(super) fn delivery(d: RawDelivery, cx: &Context) -> Result<DeliveryConfig, C
             .duplicate_suppression
             .unwrap_or(false)
             .then(|| Duration::from_secs(d.duplicate_window.unwrap_or(86_400))),
+        original_recipient_header: match d.original_recipient_header {
+            Some(h) if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':') => {
+                return Err(cx.invalid(
+                    "delivery.original_recipient_header",
+                    format!("{h:?} is not a header field name"),
+                ))
+            }
+            other => other,
+        },
     })
 }
 

@@ -143,11 +143,24 @@ impl Deliverer {
     pub fn deliver(&self, env: &Envelope, rcpts: &[Recipient], body: &Spool) -> Vec<RcptOutcome> {
         // The Message-ID, read once for every recipient: for the log line
         // and duplicate suppression.
-        let msgid = body
-            .head(HEAD_MAX)
-            .map(|h| message_id(&h))
+        let head = body.head(HEAD_MAX);
+        let msgid = head
+            .as_ref()
+            .map(|h| message_id(h))
             .map_err(|e| e.to_string());
         let msgid = &msgid;
+        let with_orig;
+        let rcpts = match head
+            .as_ref()
+            .ok()
+            .and_then(|h| self.original_recipients(rcpts, h))
+        {
+            Some(r) => {
+                with_orig = r;
+                &with_orig[..]
+            }
+            None => rcpts,
+        };
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut group_of: std::collections::HashMap<&std::path::Path, usize> =
             std::collections::HashMap::new();
@@ -342,6 +355,38 @@ impl Deliverer {
             .map_err(|e| Failure::Io(format!("sieve: {e}")))?;
         crate::metrics::sieve_plan(&plan);
         Ok(plan)
+    }
+}
+
+impl Deliverer {
+    /// The recipients with the original recipient from
+    /// `[delivery] original_recipient_header` where the MTA gave none;
+    /// None when nothing changes.
+    fn original_recipients(&self, rcpts: &[Recipient], head: &[u8]) -> Option<Vec<Recipient>> {
+        let name = self.cfg.delivery.original_recipient_header.as_deref()?;
+        if rcpts.iter().all(|r| r.orcpt.is_some()) {
+            return None;
+        }
+        let value = mailstow_sieve::header_values(head, name)
+            .into_iter()
+            .next()?;
+        let address = value
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
+        if address.is_empty() || address.contains(char::is_whitespace) {
+            return None;
+        }
+        Some(
+            rcpts
+                .iter()
+                .map(|r| Recipient {
+                    orcpt: r.orcpt.clone().or_else(|| Some(address.to_owned())),
+                    ..r.clone()
+                })
+                .collect(),
+        )
     }
 }
 

@@ -64,8 +64,15 @@ impl Deliverer {
             })
             .collect();
         let hostname = &self.config().hostname;
+        // Dovecot's default postmaster is at the recipient's domain.
+        let domain = entries
+            .first()
+            .and_then(|f| f.address.rsplit_once('@'))
+            .map(|(_, d)| d);
+        let from = self.config().postmaster(domain);
         let message = dsn::build(&dsn::Report {
             hostname,
+            from: &from,
             id: &env.id,
             sender,
             arrival: env.received,

@@ -24,8 +24,10 @@ pub struct Failed<'a> {
 /// Everything a report says.
 #[derive(Debug, Clone)]
 pub struct Report<'a> {
-    /// The reporting host (From: MAILER-DAEMON@hostname).
+    /// The reporting host (Reporting-MTA, Message-ID).
     pub hostname: &'a str,
+    /// The report's From (`postmaster_address`).
+    pub from: &'a str,
     /// The transaction's delivery id (logs, Message-ID, boundary).
     pub id: &'a str,
     /// The envelope sender, who gets the report.
@@ -56,7 +58,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     let mut m = String::with_capacity(2048);
     let _ = write!(
         m,
-        "From: MAILER-DAEMON@{host} (Mail Delivery System)\r\n\
+        "From: Mail Delivery System <{from}>\r\n\
          To: <{sender}>\r\n\
          Subject: Undelivered Mail Returned to Sender\r\n\
          Date: {date}\r\n\
@@ -80,6 +82,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
          not be delivered to the ones below. The mail system said:\r\n\
          \r\n",
         host = r.hostname,
+        from = r.from,
         sender = r.sender,
         date = rfc5322(r.now),
         id = r.id,
@@ -155,7 +158,7 @@ fn address_type(address: &str) -> &'static str {
 
 /// The header block at the start of `message`, without the empty line that
 /// ends it; when no end is in sight, up to the last complete line.
-fn header_block(message: &[u8]) -> &[u8] {
+pub(super) fn header_block(message: &[u8]) -> &[u8] {
     let mut start = 0;
     while start < message.len() {
         let Some(lf) = memchr::memchr(b'\n', &message[start..]) else {
@@ -178,6 +181,7 @@ mod tests {
     fn report<'a>(failed: &'a [Failed<'a>], message: &'a [u8]) -> String {
         let r = Report {
             hostname: "mx.test",
+            from: "postmaster@example.org",
             id: "ID1",
             sender: "s@example.net",
             arrival: UNIX_EPOCH,
@@ -210,7 +214,7 @@ mod tests {
         );
         assert!(
             text.starts_with(
-                "From: MAILER-DAEMON@mx.test (Mail Delivery System)\r\nTo: <s@example.net>\r\n"
+                "From: Mail Delivery System <postmaster@example.org>\r\nTo: <s@example.net>\r\n"
             ),
             "{text}"
         );

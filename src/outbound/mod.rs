@@ -9,6 +9,7 @@
 
 pub mod dsn;
 mod encode;
+pub mod reject;
 mod sendmail;
 pub(crate) mod smtp;
 pub mod vacation;
