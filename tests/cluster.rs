@@ -11,7 +11,7 @@
 //! test's namespaces), sleep to synchronise (it polls observable state),
 //! or leave a namespace or process behind (RAII guards, also on panic).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -31,7 +31,11 @@ const USERS: usize = 300;
 /// Recipients per submitted message (consecutive users: every node).
 const RCPTS: usize = 10;
 /// Messages each user gets in each of the two phases.
-const PER_USER: usize = 3;
+const PER_USER: usize = 5;
+/// Every node's connections per client address: all of a node's traffic
+/// comes from one Postfix or one proxy, and Postfix keeps cached idle
+/// connections beside its 20 busy ones, beyond the default of 20.
+const PER_IP: &str = "max_connections_per_ip = 100";
 /// The LMTP port of every mailstow (the proxies' default `[proxy] port`).
 const LMTP: u16 = 24;
 
@@ -127,10 +131,7 @@ fn addr(host: u8) -> IpAddr {
 fn remove_stale_namespaces() {
     let list = run(Command::new("ip").args(["netns", "list"]));
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = name
-            .strip_prefix("ms18c")
-            .and_then(|r| r.split('-').next())
-        else {
+        let Some(pid) = name.strip_prefix("ms18c").and_then(|r| r.split('-').next()) else {
             continue;
         };
         if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
@@ -151,7 +152,13 @@ impl Inside {
         let target = File::open(Path::new("/run/netns").join(&ns.name)).expect("open netns");
         // SAFETY: setns on a valid namespace fd affects this thread only.
         let rc = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {}: {}", ns.name, std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "setns {}: {}",
+            ns.name,
+            std::io::Error::last_os_error()
+        );
         Inside { home }
     }
 }
@@ -218,7 +225,11 @@ fn replace_file(path: &Path, text: &str) {
 fn routes_text(node_of: &[usize], tempfail: Option<usize>) -> String {
     (0..USERS)
         .map(|i| {
-            let t = if tempfail == Some(i) { " tempfail=y" } else { "" };
+            let t = if tempfail == Some(i) {
+                " tempfail=y"
+            } else {
+                ""
+            };
             line_with(
                 &user(i),
                 &format!("proxy=y host={}{t}", addr(backend_host(node_of[i]))),
@@ -309,15 +320,17 @@ fn flush(pf: &Postfix) {
 }
 
 /// MAIL and RCPT for `rcpt` on a mailstow at `at`: the RCPT reply (RSET
-/// after it: nothing is delivered).
-fn probe_rcpt(at: SocketAddr, rcpt: &str) -> Vec<String> {
-    let mut c = LmtpClient::tcp(at);
+/// after it: nothing is delivered). None when the connection is refused
+/// (421: the probe comes from Postfix's address, whose 20 connections may
+/// fill `max_connections_per_ip`).
+fn probe_rcpt(at: SocketAddr, rcpt: &str) -> Option<Vec<String>> {
+    let mut c = LmtpClient::try_tcp(at).ok()?;
     c.lhlo();
     assert_eq!(code(&c.cmd(&format!("MAIL FROM:<{FROM}>"))), 250);
     let r = c.cmd(&format!("RCPT TO:<{rcpt}>"));
     c.cmd("RSET");
     c.quit();
-    r
+    Some(r)
 }
 
 /// The (Subject, Message-ID) of every message in a user's INBOX, read
@@ -345,6 +358,50 @@ fn read_back(imap_at: SocketAddr, address: &str) -> Vec<(String, String)> {
                     .unwrap_or_default()
             };
             (field("Subject"), field("Message-ID"))
+        })
+        .collect()
+}
+
+/// `doveadm kick USER`: 0 when it kicked someone, 68 (EX_NOUSER) when
+/// the user had no session.
+fn kick(dovecot: &Dovecot, address: &str) {
+    let out = output_with_input(
+        Command::new("doveadm")
+            .arg("-c")
+            .arg(dovecot.config_path())
+            .args(["kick", address]),
+        b"",
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 68)),
+        "doveadm kick {address}: {out:?}"
+    );
+}
+
+/// (recipient, Message-ID) of every delivery Postfix logged as "message
+/// may be sent more than once": the backend died after the end of the data
+/// and before its reply, so it may have stored the message already, and
+/// the retry stores it again. No LMTP server can close that window (the
+/// reply is the only acknowledgement); docs/scale-out.md's failure table.
+fn maybe_twice(pf: &Postfix) -> HashSet<(String, String)> {
+    let log = pf.maillog();
+    // Maillog lines: "<date> postfix postfix/<daemon>[pid]: QID: what".
+    let fields = |line: &str| -> Option<(String, String)> {
+        let mut parts = line.splitn(3, ": ").skip(1);
+        Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+    };
+    let mut msgid: HashMap<String, String> = HashMap::new();
+    for (qid, rest) in log.lines().filter_map(fields) {
+        if let Some(id) = rest.strip_prefix("message-id=") {
+            msgid.insert(qid, id.trim().to_owned());
+        }
+    }
+    log.lines()
+        .filter(|l| l.contains("may be sent more than once"))
+        .filter_map(fields)
+        .filter_map(|(qid, rest)| {
+            let to = rest.strip_prefix("to=<")?.split('>').next()?.to_owned();
+            Some((to, msgid.get(&qid)?.clone()))
         })
         .collect()
 }
@@ -394,6 +451,7 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
         let mut opts = Options::new(&users);
         opts.launcher = net.nodes[ns].launcher();
         opts.listen = Some(SocketAddr::new(addr(backend_host(n)), LMTP));
+        opts.limits_extra = PER_IP.into();
         let m = Mailstow::start_with(opts);
         readers.push(Dovecot::start_at(
             &m.users_file,
@@ -423,6 +481,7 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
             );
             opts.launcher = net.nodes[ns].launcher();
             opts.listen = Some(SocketAddr::new(addr(proxy_host(n)), LMTP));
+            opts.limits_extra = PER_IP.into();
             Mailstow::start_with(opts)
         })
         .collect();
@@ -461,14 +520,13 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
     backends[1].wait_exit(TIMEOUT);
     submit(&pf, second);
     // Everything but b2's recipients drains; b2's wait, deferred.
-    let b2_users: Vec<String> = (0..USERS)
-        .filter(|&i| node_of[i] == 1)
-        .map(user)
-        .collect();
+    let b2_users: Vec<String> = (0..USERS).filter(|&i| node_of[i] == 1).map(user).collect();
     let held = poll(TIMEOUT, || {
         let q = pending(&pf);
-        (!q.is_empty() && q.iter().all(|(a, why)| b2_users.contains(a) && !why.is_empty()))
-            .then_some(q.len())
+        (!q.is_empty()
+            && q.iter()
+                .all(|(a, why)| b2_users.contains(a) && !why.is_empty()))
+        .then_some(q.len())
     })
     .unwrap_or_else(|| {
         panic!(
@@ -478,14 +536,20 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
         )
     });
     let deferred_a = deferrals(&pf);
+    let others: Vec<&String> = deferred_a
+        .iter()
+        .filter(|l| !b2_users.iter().any(|u| l.contains(&format!("to=<{u}>"))))
+        .take(5)
+        .collect();
     assert!(
-        deferred_a.iter().all(|l| b2_users.iter().any(|u| l.contains(&format!("to=<{u}>")))),
-        "someone else was deferred: {deferred_a:?}"
+        others.is_empty(),
+        "not b2's recipients deferred: {others:?}"
     );
     backends[1].restart();
     flush(&pf);
     pf.wait_queue_empty(TIMEOUT);
     let deferred_a = deferrals(&pf).len();
+    let window = maybe_twice(&pf);
     let sent_a = pf.maillog_lines(&["status=sent"]).len();
     drop(pf);
     let took_a = t_a.elapsed();
@@ -509,7 +573,7 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
     replace_file(&routes, &routes_text(&node_of, Some(MOVER)));
     for f in &fronts {
         let r = poll(TIMEOUT, || {
-            let r = probe_rcpt(f.tcp, &mover);
+            let r = probe_rcpt(f.tcp, &mover)?;
             r.last()
                 .is_some_and(|l| l.starts_with("451 4.2.1"))
                 .then_some(r)
@@ -529,7 +593,7 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
             .then_some(q.len())
     })
     .expect("deliveries to the mover in flight did not finish");
-    readers[old_node].doveadm(&["kick", &mover]);
+    kick(&readers[old_node], &mover);
     // 3. Copy the home (Maildir, mailstow's index, Dovecot's indexes) to
     // b3, keeping names, modes and owners; b3 learns the user; the index
     // is reconciled with the copied Maildir.
@@ -554,7 +618,7 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
     replace_file(&routes, &routes_text(&node_of, None));
     for f in &fronts {
         let r = poll(TIMEOUT, || {
-            let r = probe_rcpt(f.tcp, &mover);
+            let r = probe_rcpt(f.tcp, &mover)?;
             (code(&r) == 250).then_some(r)
         });
         assert!(r.is_some(), "{} does not take {mover} back", f.tcp);
@@ -586,27 +650,33 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
     for i in 0..USERS {
         let got = read_back(imap_proxy.imap, &user(i));
         read += got.len();
-        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-        for (subject, _) in &got {
-            *count.entry(subject.as_str()).or_default() += 1;
+        let mut count: BTreeMap<&(String, String), usize> = BTreeMap::new();
+        for key in &got {
+            *count.entry(key).or_default() += 1;
         }
-        let ids: std::collections::HashSet<&str> = got.iter().map(|(_, id)| id.as_str()).collect();
+        let subjects: HashSet<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
         let want = &expected[&i];
         let missing: Vec<&String> = want
             .iter()
-            .filter(|s| !count.contains_key(s.as_str()))
+            .filter(|s| !subjects.contains(s.as_str()))
             .collect();
-        let extra: Vec<(&str, usize)> = count
+        let unknown: Vec<&str> = subjects
             .iter()
-            .filter(|(_, &n)| n > 1)
-            .map(|(s, &n)| (*s, n))
+            .filter(|s| !want.iter().any(|w| w == *s))
+            .copied()
             .collect();
-        let unknown = count.keys().filter(|s| !want.iter().any(|w| w == *s)).count();
         lost += missing.len();
-        twice += extra.iter().map(|(_, n)| n - 1).sum::<usize>() + got.len() - ids.len();
-        if !missing.is_empty() || !extra.is_empty() || unknown > 0 || ids.len() != got.len() {
+        for ((subject, id), n) in count.iter().filter(|(_, &n)| n > 1) {
+            twice += n - 1;
+            // A second copy only where Postfix itself says it may have
+            // sent the message twice, and never a third.
+            if *n > 2 || !window.contains(&(user(i), id.clone())) {
+                report.push(format!("{}: {subject:?} {id} stored {n} times", user(i)));
+            }
+        }
+        if !missing.is_empty() || !unknown.is_empty() {
             report.push(format!(
-                "{}: missing {missing:?}, twice {extra:?}, unknown {unknown}",
+                "{}: missing {missing:?}, unexpected {unknown:?}",
                 user(i)
             ));
         }
@@ -624,19 +694,25 @@ fn cluster_delivers_every_message_once_through_a_killed_backend_and_a_moved_user
     let took_read = t_read.elapsed();
     let delivered: usize = expected.values().map(Vec::len).sum();
     for f in &fronts {
-        assert_eq!(fs::read_dir(&f.mail_root).unwrap().count(), 0, "a proxy stored mail");
+        assert_eq!(
+            fs::read_dir(&f.mail_root).unwrap().count(),
+            0,
+            "a proxy stored mail"
+        );
     }
     println!(
         "cluster: {USERS} users, {delivered} deliveries ({} messages submitted), \
-         {read} read back over IMAP; lost {lost}, twice {twice}\n\
+         {read} read back over IMAP; lost {lost}, stored twice {twice} (Postfix logged \
+         {} recipients as \"may be sent more than once\")\n\
          phase A (direct, b2 killed): {took_a:.1?}, {sent_a} sent, {deferred_a} deferred \
          ({held} recipients held while b2 was down)\n\
          phase B (via proxies, {mover} moved b1 -> b3): {took_b:.1?}, {sent_b} sent, \
          {deferred_b} deferred ({waiting} held for the move, {moved_in} delivered to the mover)\n\
          read back: {took_read:.1?}; whole test {:.1?}",
         2 * USERS * PER_USER / RCPTS,
+        window.len(),
         started.elapsed()
     );
     assert!(report.is_empty(), "{}", report.join("\n"));
-    assert_eq!((lost, twice, read), (0, 0, delivered));
+    assert_eq!((lost, read), (0, delivered + twice));
 }
