@@ -2,12 +2,13 @@
 //! that feeds mailstow over LMTP and a Dovecot that reads back what mailstow
 //! wrote, plus tiny IMAP and POP3 clients. Installs the packages once when
 //! missing (under the host lock). Must not touch the system instances or
-//! their configuration, listen anywhere but on loopback, or leave a daemon
-//! running after Drop.
+//! their configuration, listen anywhere but on loopback (or on the address
+//! of a network namespace the test made, `Dovecot::start_at`), or leave a
+//! daemon running after Drop.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,12 +121,36 @@ impl Dovecot {
     /// Like [`Dovecot::start`], with `extra_conf` appended after the
     /// packaging snippet (e.g. the quota plugin and its rules).
     pub fn start_with(users_file: &Path, mail_root: &Path, extra_conf: &str) -> Dovecot {
+        Dovecot::launch(users_file, mail_root, extra_conf, &[], free_v4(), free_v4())
+    }
+
+    /// Like [`Dovecot::start_with`], run by `launcher` (e.g. `ip netns
+    /// exec NAME`, which execs dovecot: the PID stays dovecot's) and
+    /// listening on `ip`, IMAP on 143 and POP3 on 110: the address of a
+    /// network namespace of the test's own, which the test thread reaches.
+    pub fn start_at(
+        users_file: &Path,
+        mail_root: &Path,
+        extra_conf: &str,
+        launcher: &[String],
+        ip: IpAddr,
+    ) -> Dovecot {
+        let (imap, pop3) = (SocketAddr::new(ip, 143), SocketAddr::new(ip, 110));
+        Dovecot::launch(users_file, mail_root, extra_conf, launcher, imap, pop3)
+    }
+
+    fn launch(
+        users_file: &Path,
+        mail_root: &Path,
+        extra_conf: &str,
+        launcher: &[String],
+        imap: SocketAddr,
+        pop3: SocketAddr,
+    ) -> Dovecot {
         ensure_installed();
         util::vmail();
         let dir = temp_dir("mailstow-dovecot-");
         let d = dir.path();
-        let imap = free_v4();
-        let pop3 = free_v4();
 
         // The packaging snippet with the two deployment paths replaced.
         let snippet_path = packaging("dovecot/mailstow.conf");
@@ -146,25 +171,26 @@ impl Dovecot {
         let log_path = d.join("dovecot.log");
         let conf = format!(
             "# A private Dovecot for one test (tests/peers.rs).\n\
-             instance_name = mailstow-test-{imap_port}\n\
+             instance_name = mailstow-test-{ip}-{imap_port}\n\
              base_dir = {d}/run\n\
              state_dir = {d}/state\n\
              log_path = {log}\n\
              protocols = imap pop3\n\
-             listen = 127.0.0.1\n\
+             listen = {ip}\n\
              ssl = no\n\
              disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\n\
              auth_verbose = yes\n\
              first_valid_uid = 1\n\
              first_valid_gid = 1\n\
-             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {pop3_port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = {ip}\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    address = {ip}\n    port = {pop3_port}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
              service anvil {{\n  chroot =\n}}\n\
              !include {d}/mailstow.conf\n\
              {extra_conf}\n",
             d = d.display(),
             log = log_path.display(),
+            ip = imap.ip(),
             imap_port = imap.port(),
             pop3_port = pop3.port(),
         );
@@ -172,10 +198,17 @@ impl Dovecot {
         fs::write(&conf_path, conf).expect("write dovecot.conf");
 
         let out = fs::File::create(d.join("dovecot.out")).expect("create dovecot.out");
+        let mut cmd = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("dovecot");
+                c
+            }
+            None => Command::new("dovecot"),
+        };
         let proc = Proc::spawn(
             "dovecot",
-            Command::new("dovecot")
-                .arg("-F")
+            cmd.arg("-F")
                 .arg("-c")
                 .arg(&conf_path)
                 .stdin(Stdio::null())

@@ -8,6 +8,7 @@ mod util;
 #[allow(dead_code)]
 mod peers;
 
+mod cluster;
 mod courier;
 mod crash;
 mod debian;

@@ -3,9 +3,10 @@
 //! child processes stopped by PID, the `Mailstow` fixture (config with extra
 //! tables, passwd-file, users' active Sieve scripts, `mailstow serve`, log
 //! capture), a raw-line LMTP/SMTP client and Maildir inspection. Must not
-//! bind anything but loopback, use a sleep as synchronisation (poll with a
-//! deadline instead), or leave a process behind: every child is stopped by
-//! PID on Drop, also when a test panics.
+//! bind anything but loopback (or, for a mailstow given `Options::listen`,
+//! the address of a network namespace the test made), use a sleep as
+//! synchronisation (poll with a deadline instead), or leave a process
+//! behind: every child is stopped by PID on Drop, also when a test panics.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -429,6 +430,10 @@ pub struct Options {
     /// listener's address, `{unix}` the unix socket's path. Empty: mailstow
     /// runs directly.
     pub launcher: Vec<String>,
+    /// The IPv4 listener's address instead of a free loopback port: an
+    /// address in the network namespace the launcher runs mailstow in
+    /// (tests/cluster.rs), which the test thread must be able to reach.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Options {
@@ -449,6 +454,7 @@ impl Options {
             top_extra: String::new(),
             extra_toml: String::new(),
             launcher: Vec::new(),
+            listen: None,
         }
     }
 }
@@ -501,7 +507,7 @@ impl Mailstow {
         let users_file = dir.path().join("users");
         write_passwd_file(&users_file, &opts.users, owner);
 
-        let tcp = free_v4();
+        let tcp = opts.listen.unwrap_or_else(free_v4);
         let tcp6 = opts.ipv6.then(free_v6);
         let unix = opts.unix_socket.then(|| dir.path().join("lmtp.sock"));
         let mut listen = vec![toml_str(&tcp.to_string())];
