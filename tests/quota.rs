@@ -393,3 +393,74 @@ fn dovecot_and_mailstow_leave_an_ignored_trash_out_of_a_full_quota() {
     assert_eq!(ms.maildir(ALICE).messages("Trash").len(), 3);
     imap.logout();
 }
+
+/// Dovecot's quota_warning: the first warning whose threshold a delivery
+/// crosses upward runs its command once, as the mailbox owner, with %u
+/// expanded; deliveries that stay above it, or below the next, run nothing.
+#[test]
+fn a_quota_warning_runs_once_when_a_delivery_crosses_its_threshold() {
+    let out = tempfile::tempdir().unwrap();
+    let script = out.path().join("warn.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$* uid=$(id -u)\" >> {}/warned\n",
+            out.path().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = format!(
+        "[quota]\nrule = \"*:storage=10K\"\nwarnings = [\"storage=90%% {s} 90 %u\", \"storage=50% {s} 50 %u\"]\n",
+        s = script.display()
+    );
+    let ms = Mailstow::start_with(opts);
+    let warned = || fs::read_to_string(out.path().join("warned")).unwrap_or_default();
+    let mut c = ms.connect();
+    c.lhlo();
+    let send = |c: &mut crate::util::LmtpClient, i: usize| {
+        let r = c.deliver(
+            "s@example.net",
+            &[ALICE],
+            &message("s@example.net", ALICE, &format!("m{i}"), &"x".repeat(1500)),
+        );
+        assert_eq!(code(&r[0]), 250, "{r:?}");
+    };
+    // About 1.9K each (body and headers): 1, 2 below 50% of 10K.
+    for i in 0..2 {
+        send(&mut c, i);
+    }
+    assert_eq!(warned(), "");
+    // The third crosses 50% (5,120 bytes): the 50% warning, once.
+    send(&mut c, 2);
+    let one = crate::util::poll(crate::util::TIMEOUT, || {
+        let w = warned();
+        (!w.is_empty()).then_some(w)
+    })
+    .expect("the 50% warning ran");
+    assert_eq!(
+        one,
+        format!("50 {ALICE} uid={}\n", ms.owner.uid),
+        "as the mailbox owner"
+    );
+    // The fourth stays between 50% and 90%: nothing more.
+    send(&mut c, 3);
+    // The fifth crosses 90% (9,216 bytes): the 90% warning (first listed).
+    send(&mut c, 4);
+    let both = crate::util::poll(crate::util::TIMEOUT, || {
+        let w = warned();
+        (w.lines().count() >= 2).then_some(w)
+    })
+    .expect("the 90% warning ran");
+    assert_eq!(
+        both.lines().nth(1),
+        Some(format!("90 {ALICE} uid={}", ms.owner.uid).as_str())
+    );
+    assert_eq!(both.lines().count(), 2, "{both}");
+}

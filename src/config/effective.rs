@@ -195,6 +195,7 @@ fn quota(c: &QuotaConfig) -> RawQuota {
         rule: None,
         rules: Some(c.rules.clone()),
         over_quota: Some(c.over_quota),
+        warnings: Some(c.warnings.iter().map(|w| w.text.clone()).collect()),
     }
 }
 

@@ -138,6 +138,60 @@ pub struct QuotaConfig {
     /// Each is known to parse.
     pub rules: Vec<String>,
     pub over_quota: OverQuota,
+    /// Dovecot's `quota_warning`s, in order; the first whose threshold a
+    /// delivery crosses upward runs.
+    pub warnings: Vec<QuotaWarning>,
+}
+
+/// One `quota_warning`: when a delivery takes `resource` from below
+/// `percent` of the limit to at least it, `command` runs (as the mailbox
+/// owner, `%u` `%n` `%d` `%h` expanded in its arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaWarning {
+    pub resource: QuotaResource,
+    pub percent: u64,
+    pub command: Vec<String>,
+    /// The setting as written (for the effective configuration).
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaResource {
+    Storage,
+    Messages,
+}
+
+impl QuotaWarning {
+    /// Reads Dovecot's form, `storage=95%% cmd args` (or `95%`).
+    pub fn parse(text: &str) -> Result<QuotaWarning, String> {
+        let mut words = text.split_whitespace();
+        let spec = words.next().ok_or("an empty warning")?;
+        let (resource, percent) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?} is not storage=N% or messages=N%"))?;
+        let resource = match resource {
+            "storage" => QuotaResource::Storage,
+            "messages" => QuotaResource::Messages,
+            other => return Err(format!("{other:?}: storage or messages")),
+        };
+        let percent = percent
+            .trim_end_matches('%')
+            .parse::<u64>()
+            .ok()
+            .filter(|p| (1..=100).contains(p) && percent.ends_with('%'))
+            .ok_or_else(|| format!("{percent:?} is not a percentage from 1% to 100%"))?;
+        let command: Vec<String> = words.map(str::to_owned).collect();
+        match command.first() {
+            Some(c) if c.starts_with('/') => {}
+            _ => return Err("the command must be an absolute path".into()),
+        }
+        Ok(QuotaWarning {
+            resource,
+            percent,
+            command,
+            text: text.to_owned(),
+        })
+    }
 }
 
 /// The validated configuration.
@@ -547,6 +601,26 @@ mod tests {
 
     const MINIMAL: &str =
         "[storage]\nmail_root = \"mail\"\n[users]\npasswd_file = \"/etc/users\"\n";
+
+    #[test]
+    fn quota_warnings_read_dovecots_form() {
+        let w = QuotaWarning::parse("storage=95%% /bin/warn 95 %u").unwrap();
+        assert_eq!((w.resource, w.percent), (QuotaResource::Storage, 95));
+        assert_eq!(w.command, ["/bin/warn", "95", "%u"]);
+        let w = QuotaWarning::parse("messages=80% /bin/warn").unwrap();
+        assert_eq!((w.resource, w.percent), (QuotaResource::Messages, 80));
+        for bad in [
+            "",
+            "storage=95",
+            "storage=0% /bin/x",
+            "storage=101% /bin/x",
+            "bytes=5% /bin/x",
+            "storage=5%",
+            "storage=5% relative/script",
+        ] {
+            assert!(QuotaWarning::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn limits_default_to_rfc_5321_and_postfix_values() {

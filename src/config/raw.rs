@@ -178,6 +178,9 @@ pub(super) struct RawQuota {
     /// e.g. ["*:storage=1G", "Trash:ignore"].
     pub(super) rules: Option<Vec<String>>,
     pub(super) over_quota: Option<OverQuota>,
+    /// Dovecot's `quota_warning`, `quota_warning2`, ... in order:
+    /// "storage=95% /path/to/script 95 %u".
+    pub(super) warnings: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

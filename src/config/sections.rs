@@ -518,9 +518,16 @@ pub(super) fn quota(raw: RawQuota, cx: &Context) -> Result<QuotaConfig, ConfigEr
         }
         check.apply(rule).map_err(|e| cx.invalid(key, e))?;
     }
+    let warnings = raw
+        .warnings
+        .unwrap_or_default()
+        .iter()
+        .map(|w| crate::config::QuotaWarning::parse(w).map_err(|e| cx.invalid("quota.warnings", e)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(QuotaConfig {
         rules,
         over_quota: raw.over_quota.unwrap_or(OverQuota::Permanent),
+        warnings,
     })
 }
 

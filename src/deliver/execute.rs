@@ -299,6 +299,7 @@ impl Deliverer {
         } else {
             self.quota_check_stores(user, &sizes)?
         };
+        let warn_from = self.quota_warn_from(user, &rules);
         let mut stored: Vec<String> = Vec::new();
         let mut size = None;
         for c in copies {
@@ -327,6 +328,9 @@ impl Deliverer {
             self.index_add(user, maildir, &saved, c.head, received);
             self.quota_count(user, &rules, &folder, saved.size);
             stored.push(folder);
+        }
+        if let Some(before) = warn_from {
+            self.quota_warn(user, &rules, before);
         }
         Ok((stored, size))
     }

@@ -9,7 +9,7 @@ use mailstow_maildir::quota;
 
 use super::outcome::Failure;
 use super::pipeline::Deliverer;
-use crate::config::OverQuota;
+use crate::config::{OverQuota, QuotaResource, QuotaWarning};
 use crate::users::User;
 
 impl Deliverer {
@@ -129,6 +129,40 @@ impl Deliverer {
         }
     }
 
+    /// The usage before a delivery, when a `quota_warning` could fire.
+    pub(super) fn quota_warn_from(
+        &self,
+        user: &User,
+        rules: &quota::Rules,
+    ) -> Option<quota::Usage> {
+        if self.cfg.quota.warnings.is_empty() || rules.is_unlimited() {
+            return None;
+        }
+        self.quota_usage(user, rules).ok()
+    }
+
+    /// Runs the first `quota_warning` whose threshold the delivery took the
+    /// usage across, from below to at least it (never on the way down), as
+    /// the mailbox owner, not waited for; logged.
+    pub(super) fn quota_warn(&self, user: &User, rules: &quota::Rules, before: quota::Usage) {
+        let Ok(after) = self.quota_usage(user, rules) else {
+            return;
+        };
+        let crossed = |w: &&QuotaWarning| {
+            let (limit, was, now) = match w.resource {
+                QuotaResource::Storage => (rules.limit.bytes, before.bytes, after.bytes),
+                QuotaResource::Messages => (rules.limit.messages, before.messages, after.messages),
+            };
+            limit.is_some_and(|l| {
+                let at = l.saturating_mul(w.percent).div_ceil(100);
+                was < at && now >= at
+            })
+        };
+        if let Some(w) = self.cfg.quota.warnings.iter().find(crossed) {
+            run_warning(w, user);
+        }
+    }
+
     /// Take a message of `size` bytes that left `folder` out of the count
     /// (`sieve filter --apply` moved it): only where maildirsize is kept;
     /// an ignored folder was never counted.
@@ -139,6 +173,39 @@ impl Deliverer {
         }
         if let Err(e) = quota::add(&user.maildir, -(size as i64), -1) {
             tracing::warn!(user = %user.name, error = %e, "could not update maildirsize; it is recalculated later");
+        }
+    }
+}
+
+/// Starts a warning's command with `%u` `%n` `%d` `%h` expanded, as the
+/// mailbox owner when the process may switch to it (root, or the
+/// capabilities the system driver keeps); a thread reaps it.
+fn run_warning(w: &QuotaWarning, user: &User) {
+    use std::os::unix::process::CommandExt;
+    let expand = |a: &String| {
+        a.replace("%u", &user.name)
+            .replace("%n", &user.local)
+            .replace("%d", &user.domain)
+            .replace("%h", &user.home.to_string_lossy())
+    };
+    let args: Vec<String> = w.command.iter().map(expand).collect();
+    let mut cmd = std::process::Command::new(&args[0]);
+    cmd.args(&args[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let (Some(uid), Some(gid)) = (user.uid, user.gid) {
+        if nix::unistd::geteuid().is_root() && uid != 0 {
+            cmd.uid(uid).gid(gid);
+        }
+    }
+    match cmd.spawn() {
+        Ok(mut child) => {
+            tracing::info!(user = %user.name, warning = %w.text, "quota warning");
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => {
+            tracing::warn!(user = %user.name, warning = %w.text, error = %e, "quota warning: cannot run the command")
         }
     }
 }
