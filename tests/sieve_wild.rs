@@ -435,8 +435,10 @@ fn mailstow_deliver(input: &Input) -> MailstowRun {
         ),
     )
     .expect("write mailstow.toml");
+    // -e: a reject is the exit code (77), which the outcome reads; the
+    // rejection message dovecot-lda mails is not compared (see `Sent`).
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailstow"))
-        .args(["deliver", "--config"])
+        .args(["deliver", "-e", "--config"])
         .arg(&config)
         .args(["-f", input.from.as_deref().unwrap_or("")])
         .args(["-d", &input.to])
