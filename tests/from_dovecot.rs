@@ -211,13 +211,12 @@ fn prepare_root(root: &Path, scripts: &[(&str, &str)]) {
         ] {
             chown(&p, owner);
         }
-        let _ = nix::unistd::fchownat(
-            None,
-            &home.join(".dovecot.sieve"),
-            Some(nix::unistd::Uid::from_raw(owner.uid)),
-            Some(nix::unistd::Gid::from_raw(owner.gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        );
+        std::os::unix::fs::lchown(
+            home.join(".dovecot.sieve"),
+            Some(owner.uid),
+            Some(owner.gid),
+        )
+        .expect("lchown the active script link");
     }
 }
 
@@ -397,7 +396,11 @@ fn dovecots_quota_refuses_the_same_messages_as_mailstow_converted_from_it() {
             (ALICE, "one", 900),
             (ALICE, "two", 900),
             (ALICE, "three", 900),
-            (ALICE, "four", 100),
+            // Not a small one here: mailstow's Received header makes each
+            // stored copy some 100 bytes larger than Dovecot's, so a
+            // message within that margin of the limit is stored by one
+            // and refused by the other.
+            (ALICE, "four", 900),
             (BOB, "bob one", 900),
             (BOB, "bob big", 5000),
             (BOB, "bob two", 900),
