@@ -321,7 +321,6 @@ fn not_about_delivery(key: &str) -> bool {
         "mail_nfs",
         "mail_prefetch",
         "pop3c",
-        "lmtp_hdr",
     ];
     const KEYS: &[&str] = &[
         "protocols",
@@ -1524,6 +1523,10 @@ impl<'a> Converter<'a> {
             (
                 "lmtp_add_received_header",
                 "mailstow always adds its Received header",
+            ),
+            (
+                "lmtp_hdr_delivery_address",
+                "mailstow has no setting for the Delivered-To address",
             ),
             (
                 "lmtp_verbose_replies",
