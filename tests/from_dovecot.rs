@@ -305,7 +305,10 @@ fn compare(s: &Scenario) -> String {
         if let Some(st) = ms.exited() {
             return Some(Err(st));
         }
-        LmtpClient::try_tcp(lmtp).ok().map(|c| Ok(c.quit()))
+        LmtpClient::try_tcp(lmtp).ok().map(|c| {
+            c.quit();
+            Ok(())
+        })
     });
     assert!(
         matches!(up, Some(Ok(()))),
