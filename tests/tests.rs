@@ -17,6 +17,7 @@ mod durability;
 mod e2e;
 mod exim;
 mod faults;
+mod from_dovecot;
 mod hostile;
 mod index;
 mod install;

@@ -10,3 +10,10 @@ pub use mailstow::deliver::outcome::{
 /// `sieve check` or `index verify` found a script that does not compile or
 /// an index that differs.
 pub const FOUND_PROBLEMS: u8 = 1;
+
+/// sysexits' EX_UNAVAILABLE: a program the command needs (doveconf) is
+/// missing or failed.
+pub const EX_UNAVAILABLE: u8 = 69;
+
+/// sysexits' EX_CANTCREAT: the output file cannot be written.
+pub const EX_CANTCREAT: u8 = 73;

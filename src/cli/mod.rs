@@ -6,7 +6,7 @@
 //! - [`common`]: the default config path, loading it, looking a user up.
 //! - [`serve`]: `serve`, the network service.
 //! - [`deliver`]: `deliver`, pipe mode.
-//! - [`config`]: `config check`.
+//! - [`config`]: `config check`, `config from-dovecot`.
 //! - [`index`]: `index rebuild|verify|list|search|sync|stats`.
 //! - [`sieve`]: `sieve check|test|filter`.
 
@@ -124,6 +124,21 @@ pub enum ConfigCommand {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Write the mailstow configuration equivalent to a Dovecot one, read
+    /// from the output of `doveconf -n`. Every Dovecot setting that cannot
+    /// be carried over is named on stderr with the reason; settings that
+    /// do not matter to delivery are named once. Exit 0 when written, 65
+    /// when the input is not doveconf's format, 69 when doveconf cannot
+    /// run, 73 when the output cannot be written.
+    FromDovecot {
+        /// A file holding `doveconf -n` output; without it, `doveconf -n`
+        /// is run.
+        #[arg(long, short = 'i')]
+        input: Option<PathBuf>,
+        /// Where to write the configuration; without it, stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +179,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Config {
             command: ConfigCommand::Check { config, quiet },
         } => config::check(config, quiet),
+        Command::Config {
+            command: ConfigCommand::FromDovecot { input, output },
+        } => config::from_dovecot(input.as_deref(), output.as_deref()),
         Command::Deliver(args) => deliver::deliver(args),
         Command::Index { command } => index::run(command),
         Command::Sieve { command } => match command {

@@ -8,6 +8,7 @@
 //! - `tls`: the `[tls]` certificate and key loaded.
 //! - `effective`: a [`Config`] written back as TOML (`config check`).
 //! - `check`: what a loaded [`Config`] needs from the system.
+//! - [`from_dovecot`]: `doveconf -n` output converted into this file's form.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,7 @@ mod check;
 mod effective;
 #[cfg(test)]
 mod example_file;
+pub mod from_dovecot;
 mod raw;
 mod sections;
 mod tls;
