@@ -56,7 +56,7 @@ impl Conversion {
 /// Whether `[quota] warnings` exists in this build's configuration file
 /// (Dovecot's quota_warning). Until it does, quota warnings are named as
 /// not carried over.
-const QUOTA_WARNINGS_KEY: bool = false;
+const QUOTA_WARNINGS_KEY: bool = true;
 
 /// Dovecot's defaults for what `doveconf -n` leaves out.
 const DOVECOT_BASE_DIR: &str = "/run/dovecot";
@@ -391,6 +391,35 @@ impl<'a> Converter<'a> {
     fn get(&mut self, key: &str) -> Option<String> {
         self.used.insert(key.to_owned());
         self.view.main.get(key).map(|v| v.value.clone())
+    }
+
+    /// A `quota_warning` value with its service name replaced by the
+    /// service's script (`service NAME { executable = script PATH }`), or
+    /// kept when it names an absolute path already; `%%` made `%`.
+    fn warning_command(&self, value: &str) -> Option<String> {
+        let value = value.replace("%%", "%");
+        let mut words = value.split_whitespace();
+        let spec = words.next()?;
+        let program = words.next()?;
+        let rest: Vec<&str> = words.collect();
+        let path = if program.starts_with('/') {
+            program.to_owned()
+        } else {
+            let exe = self.root.named("service", program)?.get("executable")?;
+            let path = exe
+                .strip_prefix("script ")
+                .unwrap_or(exe)
+                .split_whitespace()
+                .next()?;
+            path.starts_with('/').then(|| path.to_owned())?
+        };
+        Some(
+            std::iter::once(spec)
+                .chain(std::iter::once(path.as_str()))
+                .chain(rest)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 
     fn plugin(&mut self, key: &str) -> Option<String> {
@@ -1396,6 +1425,20 @@ impl<'a> Converter<'a> {
             let Some(w) = self.plugin(&k) else { break };
             warnings.push((k, w));
         }
+        // Dovecot runs a warning's first word as a service (`quota-warning`,
+        // `executable = script /path`); mailstow runs the script itself.
+        let mut carried = Vec::new();
+        for (k, w) in std::mem::take(&mut warnings) {
+            match self.warning_command(&w) {
+                Some(c) => carried.push(c),
+                None => self.not_carried(
+                    &format!("plugin {{ {k} }}"),
+                    format!("{w:?}: its command is neither an absolute path nor a service with `executable = script PATH`"),
+                ),
+            }
+        }
+        let warnings: Vec<(String, String)> =
+            carried.into_iter().map(|c| (String::new(), c)).collect();
         if QUOTA_WARNINGS_KEY && !warnings.is_empty() {
             let v = toml::Value::Array(warnings.iter().map(|w| s(&w.1)).collect());
             self.out.set(

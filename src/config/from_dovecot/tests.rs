@@ -224,3 +224,28 @@ proptest! {
         prop_assert!(c.toml.parse::<toml::Table>().is_ok(), "{}", c.toml);
     }
 }
+
+#[test]
+fn quota_warnings_carry_over_with_the_services_script_in_place_of_its_name() {
+    let text = "mail_location = maildir:~/Maildir\n\
+                userdb {\n  args = /etc/dovecot/users\n  driver = passwd-file\n}\n\
+                protocol lmtp {\n  mail_plugins = quota\n}\n\
+                plugin {\n  quota = maildir:User quota\n  quota_rule = *:storage=1G\n  \
+                quota_warning = storage=95%% quota-warning 95 %u\n  \
+                quota_warning2 = storage=80%% /usr/local/bin/warn 80 %u\n  \
+                quota_warning3 = storage=50%% nowhere 50 %u\n}\n\
+                service quota-warning {\n  executable = script /usr/local/bin/quota-warning.sh\n}\n";
+    let c = convert(text).unwrap();
+    let cfg = load(&c.toml);
+    let got: Vec<&str> = cfg.quota.warnings.iter().map(|w| w.text.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "storage=95% /usr/local/bin/quota-warning.sh 95 %u",
+            "storage=80% /usr/local/bin/warn 80 %u"
+        ],
+        "{}",
+        c.toml
+    );
+    assert!(named(&c, "plugin { quota_warning3 }").is_some());
+}
