@@ -413,13 +413,16 @@ impl<'a> Converter<'a> {
                 .next()?;
             path.starts_with('/').then(|| path.to_owned())?
         };
-        Some(
-            std::iter::once(spec)
-                .chain(std::iter::once(path.as_str()))
-                .chain(rest)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+        let command = std::iter::once(spec)
+            .chain(std::iter::once(path.as_str()))
+            .chain(rest)
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Only what mailstow reads (not Dovecot's `-storage=`, fired on
+        // the way down).
+        crate::config::QuotaWarning::parse(&command)
+            .ok()
+            .map(|_| command)
     }
 
     fn plugin(&mut self, key: &str) -> Option<String> {

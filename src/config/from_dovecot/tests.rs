@@ -233,7 +233,8 @@ fn quota_warnings_carry_over_with_the_services_script_in_place_of_its_name() {
                 plugin {\n  quota = maildir:User quota\n  quota_rule = *:storage=1G\n  \
                 quota_warning = storage=95%% quota-warning 95 %u\n  \
                 quota_warning2 = storage=80%% /usr/local/bin/warn 80 %u\n  \
-                quota_warning3 = storage=50%% nowhere 50 %u\n}\n\
+                quota_warning3 = storage=50%% nowhere 50 %u\n  \
+                quota_warning4 = -storage=100%% quota-warning below %u\n}\n\
                 service quota-warning {\n  executable = script /usr/local/bin/quota-warning.sh\n}\n";
     let c = convert(text).unwrap();
     let cfg = load(&c.toml);
@@ -248,4 +249,5 @@ fn quota_warnings_carry_over_with_the_services_script_in_place_of_its_name() {
         c.toml
     );
     assert!(named(&c, "plugin { quota_warning3 }").is_some());
+    assert!(named(&c, "plugin { quota_warning4 }").is_some());
 }
