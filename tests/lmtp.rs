@@ -450,3 +450,23 @@ fn the_original_recipient_comes_from_the_configured_header_when_the_mta_gives_no
     );
     assert!(line(BOB).contains(" orig_to=<list@example.org> "), "{log}");
 }
+
+#[test]
+fn a_delivery_format_writes_the_line_dovecot_would() {
+    let mut opts = Options::new(&[ALICE]);
+    // The fixture's [log] table is the last before extra_toml.
+    opts.extra_toml = "delivery_format = \"msgid=%m: %$ from=%f subject=%s\"\n".into();
+    let ms = Mailstow::start_with(opts);
+    let mut c = ms.connect();
+    c.lhlo();
+    let msg = b"From: Sender <s@example.net>\r\nSubject: formatted\r\nMessage-ID: <f1@client.test>\r\n\r\nhi\r\n";
+    let r = c.deliver("s@example.net", &[ALICE], msg);
+    assert_eq!(codes(&r), vec![250]);
+    let log = ms.log();
+    assert!(
+        log.lines().any(|l| l.contains(
+            "msgid=<f1@client.test>: saved mail to INBOX from=Sender <s@example.net> subject=formatted"
+        )),
+        "{log}"
+    );
+}

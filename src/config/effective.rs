@@ -139,6 +139,7 @@ fn log(c: &LogConfig) -> RawLog {
     RawLog {
         level: Some(c.level.clone()),
         format: Some(c.format),
+        delivery_format: c.delivery_format.clone(),
     }
 }
 

@@ -384,6 +384,9 @@ pub struct LogConfig {
     /// A tracing filter (`info`, `mailstow=debug`); RUST_LOG wins when set.
     pub level: String,
     pub format: LogFormat,
+    /// The per-recipient line's text with Dovecot's deliver_log_format
+    /// variables (see `deliver::log::expand`); None: the default line.
+    pub delivery_format: Option<String>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;

@@ -129,6 +129,7 @@ pub(super) struct RawDelivery {
 pub(super) struct RawLog {
     pub(super) level: Option<String>,
     pub(super) format: Option<LogFormat>,
+    pub(super) delivery_format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -385,6 +385,7 @@ pub(super) fn log(raw: RawLog) -> LogConfig {
     LogConfig {
         level: raw.level.unwrap_or_else(|| "info".to_owned()),
         format: raw.format.unwrap_or(LogFormat::Text),
+        delivery_format: raw.delivery_format.filter(|f| !f.is_empty()),
     }
 }
 

@@ -48,6 +48,11 @@ pub struct Logged<'a> {
     pub stored: Option<u64>,
     /// The Message-ID header's value as it came (sanitised when logged).
     pub msgid: Option<&'a str>,
+    /// `[log] delivery_format`: the line's text instead of the default.
+    pub format: Option<&'a str>,
+    /// The Subject and From header values (for `format`).
+    pub subject: Option<&'a str>,
+    pub header_from: Option<&'a str>,
 }
 
 impl<'a> Logged<'a> {
@@ -95,6 +100,11 @@ pub fn log_outcome(rcpt: &Recipient, outcome: &RcptOutcome, started: Instant, m:
         m.stored.unwrap_or(0),
         elapsed,
     );
+    if let Some(format) = m.format {
+        let line = expand(format, rcpt, outcome, elapsed, m);
+        tracing::info!(status = outcome.status(), "{line}");
+        return;
+    }
     let delay = format!("{:.3}", elapsed.as_secs_f64());
     let to = angle(&rcpt.address);
     let orig_to = rcpt.orcpt.as_deref().map(angle);
@@ -117,9 +127,151 @@ pub fn log_outcome(rcpt: &Recipient, outcome: &RcptOutcome, started: Instant, m:
     }
 }
 
+/// `[log] delivery_format` with Dovecot's deliver_log_format variables:
+/// `%$` what happened ("saved mail to INBOX", "rejected: ...", ...), `%m`
+/// Message-ID, `%s` Subject, `%f` From, `%e` envelope sender, `%p` bytes
+/// stored, `%{size}` bytes received, `%{delivery_time}` milliseconds,
+/// `%{mailbox}` folder, `%{to}`, `%{orig_to}`, `%{id}` queue id, `%%`.
+/// Anything else is kept as written. Every value is one line of
+/// printable text, bounded, so a header cannot add lines or fields.
+pub fn expand(
+    format: &str,
+    rcpt: &Recipient,
+    outcome: &RcptOutcome,
+    elapsed: std::time::Duration,
+    m: &Logged<'_>,
+) -> String {
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "$" => what_happened(outcome),
+            "m" => m.msgid.map(log_msgid).unwrap_or_default(),
+            "s" => one_line(m.subject.unwrap_or("")),
+            "f" => one_line(m.header_from.unwrap_or("")),
+            "e" => m.from.unwrap_or("").to_owned(),
+            "p" => m.stored.map(|s| s.to_string()).unwrap_or_default(),
+            "size" => m.size.map(|s| s.to_string()).unwrap_or_default(),
+            "delivery_time" => elapsed.as_millis().to_string(),
+            "mailbox" => match outcome {
+                RcptOutcome::Delivered { folder } => folder.clone(),
+                _ => String::new(),
+            },
+            "to" => rcpt.address.clone(),
+            "orig_to" => rcpt.orcpt.clone().unwrap_or_default(),
+            "id" => m.id.unwrap_or("").to_owned(),
+            "%" => "%".to_owned(),
+            _ => return None,
+        })
+    };
+    let mut out = String::with_capacity(format.len() + 64);
+    let mut rest = format;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{').and_then(|a| a.split_once('}')) {
+            Some((n, _)) => (n, n.len() + 2),
+            None => match after.chars().next() {
+                Some(c) => (&after[..c.len_utf8()], c.len_utf8()),
+                None => ("", 0),
+            },
+        };
+        match value(name) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[at..at + 1 + len]),
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `%$`: Dovecot's words for what happened.
+fn what_happened(outcome: &RcptOutcome) -> String {
+    match outcome {
+        RcptOutcome::Delivered { folder } => format!("saved mail to {folder}"),
+        RcptOutcome::Discarded => "discarded".to_owned(),
+        RcptOutcome::Failed(super::outcome::Failure::Rejected(r)) => {
+            format!("rejected: {}", one_line(r))
+        }
+        RcptOutcome::Failed(f) => format!("failed: {}", one_line(&f.detail())),
+    }
+}
+
+/// A header value as the log shows it: control characters made '?',
+/// at most [`MSGID_LOG_MAX`] characters.
+fn one_line(v: &str) -> String {
+    let mut out: String = v
+        .chars()
+        .take(MSGID_LOG_MAX + 1)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if out.chars().count() > MSGID_LOG_MAX {
+        out = out.chars().take(MSGID_LOG_MAX - 3).collect();
+        out.push_str("...");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_format_expands_dovecots_variables_and_keeps_the_rest() {
+        let user = crate::users::User {
+            name: "a@x.org".into(),
+            local: "a".into(),
+            domain: "x.org".into(),
+            detail: None,
+            uid: None,
+            gid: None,
+            maildir: "/m/Maildir".into(),
+            home: "/m".into(),
+            extra: Vec::new(),
+        };
+        let rcpt = Recipient {
+            address: "a@x.org".into(),
+            orcpt: None,
+            user,
+            folder: None,
+        };
+        let m = Logged {
+            id: Some("Q1"),
+            from: Some("s@y.org"),
+            size: Some(100),
+            stored: Some(250),
+            msgid: Some("<m@y>"),
+            format: None,
+            subject: Some("hi\r\nX-Evil: 1"),
+            header_from: Some("S <s@y.org>"),
+        };
+        let ok = RcptOutcome::Delivered {
+            folder: "INBOX".into(),
+        };
+        let line = expand(
+            "msgid=%m: %$ from=%f subject=%s env=%e size=%p/%{size} to=%{to} box=%{mailbox} id=%{id} 100%% %q %{nope}",
+            &rcpt,
+            &ok,
+            std::time::Duration::from_millis(7),
+            &m,
+        );
+        assert_eq!(
+            line,
+            "msgid=<m@y>: saved mail to INBOX from=S <s@y.org> subject=hi??X-Evil: 1 env=s@y.org size=250/100 to=a@x.org box=INBOX id=Q1 100% %q %{nope}"
+        );
+        let rejected = RcptOutcome::Failed(super::super::outcome::Failure::Rejected(
+            "no\nthanks".into(),
+        ));
+        assert_eq!(
+            expand(
+                "%$ %{delivery_time}ms%",
+                &rcpt,
+                &rejected,
+                std::time::Duration::from_millis(7),
+                &m
+            ),
+            "rejected: no?thanks 7ms%"
+        );
+    }
 
     #[test]
     fn a_logged_message_id_is_one_bounded_token_of_printable_ascii() {

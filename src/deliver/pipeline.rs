@@ -223,10 +223,24 @@ impl Deliverer {
             Ok(done) => done,
             Err(f) => (RcptOutcome::Failed(f), None),
         };
+        let format = self.cfg.log.delivery_format.as_deref();
+        // Subject and From only for a format that may show them.
+        let head = format
+            .and_then(|_| body.head(HEAD_MAX).ok())
+            .unwrap_or_default();
+        let first = |name| {
+            mailstow_sieve::header_values(&head, name)
+                .into_iter()
+                .next()
+        };
+        let (subject, header_from) = (first("subject"), first("from"));
         let logged = Logged {
             size: Some(body.received()),
             stored,
             msgid: msgid.as_ref().ok().and_then(Option::as_deref),
+            format,
+            subject: subject.as_deref(),
+            header_from: header_from.as_deref(),
             ..Logged::of(env)
         };
         log_outcome(rcpt, &outcome, env.started, &logged);

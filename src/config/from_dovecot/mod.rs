@@ -146,6 +146,7 @@ const ORDER: &[&str] = &[
     "users",
     "delivery",
     "limits",
+    "log",
     "sieve",
     "outbound",
     "quota",
@@ -385,6 +386,45 @@ impl<'a> Converter<'a> {
             out: Out::default(),
             conv: Conversion::default(),
             version: String::new(),
+        }
+    }
+
+    /// `deliver_log_format` → `[log] delivery_format` when every variable
+    /// it uses is one mailstow's line has (see `deliver::log::expand`).
+    fn log_format(&mut self) {
+        let Some(f) = self.get("deliver_log_format") else {
+            return;
+        };
+        const KNOWN: &[&str] = &[
+            "$",
+            "m",
+            "s",
+            "f",
+            "e",
+            "p",
+            "%",
+            "{size}",
+            "{delivery_time}",
+            "{mailbox}",
+            "{to}",
+            "{orig_to}",
+            "{id}",
+        ];
+        let unknown = f.split('%').skip(1).find_map(|after| {
+            let var = match after.strip_prefix('{') {
+                Some(a) => format!("{{{}}}", a.split('}').next().unwrap_or("")),
+                None => after.chars().next().map(String::from).unwrap_or_default(),
+            };
+            (!KNOWN.contains(&var.as_str()) && !var.is_empty()).then_some(var)
+        });
+        match unknown {
+            None => self
+                .out
+                .set("log", "delivery_format", s(&f), "deliver_log_format"),
+            Some(v) => self.not_carried(
+                "deliver_log_format",
+                format!("{f:?}: %{v} has no equivalent in mailstow's line"),
+            ),
         }
     }
 
@@ -1554,11 +1594,8 @@ impl<'a> Converter<'a> {
             };
             self.not_carried("mail_plugins", why);
         }
+        self.log_format();
         const NOT_CARRIED: &[(&str, &str)] = &[
-            (
-                "deliver_log_format",
-                "mailstow logs one fixed line per recipient (to=<...> folder=... status=...)",
-            ),
             ("lda_mailbox_autocreate", ""),
             (
                 "lmtp_user_concurrency_limit",

@@ -117,8 +117,16 @@ fn a_virtual_setup_carries_over_users_storage_sieve_and_quota() {
     assert!(named(&c, "mail_plugins")
         .unwrap()
         .contains("mailstow has no plugins; quota"));
-    let c2 = convert("deliver_log_format = %$ from=%f\n").unwrap();
-    assert!(named(&c2, "deliver_log_format").is_some());
+    let c2 = convert("deliver_log_format = %$ from=%f vsize=%w\n").unwrap();
+    assert!(named(&c2, "deliver_log_format").unwrap().contains("%w"));
+    let c3 = convert("deliver_log_format = msgid=%m: %$ %{delivery_time}\n").unwrap();
+    assert!(named(&c3, "deliver_log_format").is_none());
+    assert!(
+        c3.toml
+            .contains("delivery_format = \"msgid=%m: %$ %{delivery_time}\""),
+        "{}",
+        c3.toml
+    );
     assert!(named(&c, "plugin { quota_warning }").is_some());
     assert!(named(&c, "plugin { quota_warning2 }").is_some());
     assert!(named(&c, "plugin { quota_grace }").is_some());
