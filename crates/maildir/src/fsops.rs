@@ -133,17 +133,25 @@ pub(super) fn close(file: File) -> io::Result<()> {
     nix::unistd::close(file.into_raw_fd()).map_err(io::Error::from)
 }
 
-/// A whole small file and its metadata, read without following a symlink;
-/// None when it does not exist.
-pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>, StoreError> {
-    let mut file = match OpenOptions::new()
+/// `path` opened for reading without following a symlink; None when it
+/// does not exist.
+fn open_if_exists(path: &Path) -> Result<Option<File>, StoreError> {
+    match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("open", path)(e)),
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("open", path)(e)),
+    }
+}
+
+/// A whole small file and its metadata, read without following a symlink;
+/// None when it does not exist.
+pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>, StoreError> {
+    let Some(mut file) = open_if_exists(path)? else {
+        return Ok(None);
     };
     let meta = file.metadata().map_err(io_err("stat", path))?;
     let mut buf = Vec::new();
@@ -155,14 +163,8 @@ pub(super) fn read_if_exists(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>,
 /// following a symlink; None when it does not exist. For control files
 /// other programs write (Courier's), so none can make us hold more.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err("open", path)(e)),
+    let Some(file) = open_if_exists(path)? else {
+        return Ok(None);
     };
     let mut buf = Vec::new();
     file.take(max + 1)
