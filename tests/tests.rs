@@ -27,6 +27,7 @@ mod opensmtpd;
 mod ops;
 mod package;
 mod pipe;
+mod powercut;
 mod privilege;
 mod proxy;
 mod quota;
