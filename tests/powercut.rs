@@ -109,7 +109,10 @@ impl Rng {
 /// plus [`VM_PACKAGES`], without the modules, docs and apt caches. Built
 /// once per machine under the host lock, renamed into place when complete.
 fn vm_image() -> PathBuf {
-    util::apt_install_missing(&["/usr/bin/qemu-system-x86_64"], &["qemu-system-x86"]);
+    util::apt_install_missing(
+        &["/usr/bin/qemu-system-x86_64", "/usr/sbin/mke2fs"],
+        &["qemu-system-x86", "e2fsprogs"],
+    );
     let dir = Path::new(debian::CACHE_DIR).join(VM_DIR);
     if dir.join("root.img").is_file() {
         return dir;
@@ -695,7 +698,18 @@ fn power_cuts(cuts: usize, skip_flush: &str) -> Outcome {
         verify_failures,
         secs_per_cut: t0.elapsed().as_secs_f64() / cuts as f64,
     };
-    eprintln!("powercut: {mode}: seed {seed}: {outcome:?}");
+    eprintln!(
+        "powercut: {mode}: seed {seed}: {} cuts, {} messages sent, {} copies acknowledged, \
+         {} lost, {} partial, {} stored twice, {} index verify failures; {:.1} s a cut",
+        outcome.cuts,
+        outcome.sent,
+        outcome.acked,
+        outcome.lost,
+        outcome.partial,
+        outcome.duplicates,
+        outcome.verify_failures.len(),
+        outcome.secs_per_cut
+    );
     outcome
 }
 
