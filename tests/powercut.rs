@@ -77,7 +77,8 @@ const GUEST_PORT: u16 = 24;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The env variable that replays a run's choices.
 const SEED_VAR: &str = "MAILSTOW_POWERCUT_SEED";
-/// The env variable that sets the cuts of the long (ignored) run.
+/// The env variable that sets the cuts of every run (the long one's,
+/// and the controls' for a longer look).
 const CUTS_VAR: &str = "MAILSTOW_POWERCUT_CUTS";
 
 /// One run at a time: each guest wants a core of its own.
@@ -713,6 +714,14 @@ fn power_cuts(cuts: usize, skip_flush: &str) -> Outcome {
     outcome
 }
 
+/// The cuts of a test: [`CUTS_VAR`] when set, else `default`.
+fn cuts(default: usize) -> usize {
+    std::env::var(CUTS_VAR)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn assert_nothing_lost(o: &Outcome) {
     assert_eq!(o.lost, 0, "acknowledged copies lost: {o:?}");
     assert_eq!(o.worst_lost, 0, "acknowledged copies lost: {o:?}");
@@ -726,36 +735,37 @@ fn assert_nothing_lost(o: &Outcome) {
     assert!(o.acked > 0, "nothing was acknowledged: {o:?}");
 }
 
+/// The CI variant: 3 cuts of the real build.
 #[test]
 fn a_power_cut_loses_no_acknowledged_message() {
-    assert_nothing_lost(&power_cuts(3, ""));
+    assert_nothing_lost(&power_cuts(cuts(3), ""));
 }
 
+/// Control: every message acknowledged since the last journal commit is a
+/// 0-byte file after the cut (ext4 had not allocated its blocks).
 #[test]
 fn without_the_file_flush_a_power_cut_loses_acknowledged_messages() {
-    let o = power_cuts(2, "file");
+    let o = power_cuts(cuts(2), "file");
     assert!(
         o.lost + o.partial > 0,
         "the control lost nothing: the harness cannot see a missing flush: {o:?}"
     );
 }
 
+/// Control: the renames that no later fsync happened to commit are gone.
 #[test]
 fn without_the_directory_flush_a_power_cut_loses_acknowledged_links() {
-    let o = power_cuts(3, "dir");
+    let o = power_cuts(cuts(3), "dir");
     assert!(
         o.worst_lost > 0,
         "the control lost nothing: the harness cannot see a missing flush: {o:?}"
     );
 }
 
+/// The long run of docs/durability.md.
 #[test]
-#[ignore = "10 cuts (or MAILSTOW_POWERCUT_CUTS), ~35 s each: \
-            cargo test --test tests powercut::many -- --ignored --nocapture"]
+#[ignore = "10 cuts (MAILSTOW_POWERCUT_CUTS=N for more) of 20-25 s each, too long for CI \
+            beside the 3-cut variant: cargo test --test tests powercut::many -- --ignored --nocapture"]
 fn many_power_cuts_lose_no_acknowledged_message() {
-    let cuts = std::env::var(CUTS_VAR)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    assert_nothing_lost(&power_cuts(cuts, ""));
+    assert_nothing_lost(&power_cuts(cuts(10), ""));
 }
