@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::util::{self, poll, run, tail, Proc, TIMEOUT};
 
 /// Where the roots are cached, outside any checkout.
-const CACHE_DIR: &str = "/var/cache/mailstow-test";
+pub const CACHE_DIR: &str = "/var/cache/mailstow-test";
 /// The suite of the roots (and of the machine the tests are written for).
 const SUITE: &str = "bookworm";
 /// What the mail-host root holds beyond minbase: systemd to boot it, and

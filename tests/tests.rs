@@ -29,6 +29,7 @@ mod opensmtpd;
 mod ops;
 mod package;
 mod pipe;
+mod powercut;
 mod privilege;
 mod proxy;
 mod quota;
