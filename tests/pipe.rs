@@ -449,3 +449,49 @@ fn sieve_autocreate_makes_fileinto_create_missing_folders() {
     assert_eq!(ms.maildir(ALICE).messages("Auto.Made").len(), 1);
     assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
 }
+
+/// Postfix's mailbox_command and procmail run the delivery agent as the
+/// recipient, without -d (dovecot-lda's usage lines): the account that runs
+/// `mailstow deliver` is the user, looked up by its name (here a passwd-file
+/// entry without a domain); run as root without -d it is a usage error.
+#[test]
+fn without_d_the_invoking_account_is_the_recipient_as_for_mailbox_command() {
+    let ms = Mailstow::start(&[ALICE]);
+    crate::util::chown(&ms.mail_root, ms.owner);
+    let mut users = std::fs::read_to_string(&ms.users_file).unwrap();
+    users.push_str(&crate::util::passwd_line("vmail", "x", ms.owner));
+    std::fs::write(&ms.users_file, users).unwrap();
+    let mut child = Command::new("setpriv")
+        .arg(format!("--reuid={}", ms.owner.uid))
+        .arg(format!("--regid={}", ms.owner.gid))
+        .arg("--clear-groups")
+        .arg(env!("CARGO_BIN_EXE_mailstow"))
+        .args(["deliver", "-f", "s@example.net", "--config"])
+        .arg(&ms.config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: mailbox_command\n\nhi\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = crate::util::poll(TIMEOUT, || {
+        let f = std::fs::read_dir(ms.mail_root.join("vmail/Maildir/new")).ok()?;
+        let names: Vec<_> = f.filter_map(|e| e.ok()).collect();
+        (!names.is_empty()).then_some(names)
+    })
+    .expect("delivered into the invoking account's Maildir");
+    assert_eq!(files.len(), 1);
+    let (code, err) = deliver(&ms, &["-f", "s@example.net"], b"Subject: x\n\nx\n");
+    assert_eq!(code, 64, "root without -d: {err}");
+    assert!(err.contains("no recipient"), "{err}");
+}

@@ -24,12 +24,11 @@ pub fn deliver(args: DeliverArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(recipient) = args
-        .recipient
-        .clone()
-        .or_else(|| args.final_recipient.clone())
-    else {
-        return fail(EX_USAGE, "no recipient: give -d (or -r)".into());
+    let Some(recipient) = args.recipient.clone().or_else(invoking_user) else {
+        return fail(
+            EX_USAGE,
+            "no recipient: give -d, or run as the recipient's own account".into(),
+        );
     };
     let deliverer = match Deliverer::new(Arc::clone(&cfg)) {
         Ok(d) => d,
@@ -89,6 +88,20 @@ pub fn deliver(args: DeliverArgs) -> u8 {
         }
         None => EX_SOFTWARE,
     }
+}
+
+/// Without -d, the account that runs us (as dovecot-lda does: Postfix's
+/// mailbox_command and procmail run the delivery agent as the recipient),
+/// looked up by its name; never root.
+fn invoking_user() -> Option<String> {
+    let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return None;
+    }
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 fn fail(code: u8, msg: String) -> u8 {

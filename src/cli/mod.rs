@@ -78,7 +78,9 @@ pub struct DeliverArgs {
     #[arg(short = 'f', long = "from")]
     pub from: Option<String>,
     /// The user to deliver to (user@domain), looked up in the users
-    /// directory; without it, the -r address.
+    /// directory; without it, the name of the account that runs the
+    /// command (as dovecot-lda: Postfix's mailbox_command and procmail
+    /// run it as the recipient).
     #[arg(short = 'd', long = "recipient")]
     pub recipient: Option<String>,
     /// The final recipient address (Sieve's envelope "to", vacation's
