@@ -486,37 +486,16 @@ fn with_header<'a>(header: &'a [u8], body: Body<'a>, body_lf: Option<u64>) -> Co
 }
 
 /// Append `message` to `out` without its Return-Path fields (folded lines
-/// included): the header section ends at the first empty line, or at a
-/// line that is no field; the rest is copied as it is.
+/// included); the rest is copied as it is.
 fn copy_without_return_path(out: &mut Vec<u8>, message: &[u8]) {
-    let mut pos = 0;
-    let mut skipping = false;
-    while pos < message.len() {
-        let end = memchr::memchr(b'\n', &message[pos..]).map_or(message.len(), |i| pos + i + 1);
-        let line = &message[pos..end];
-        let bare = line.strip_suffix(b"\n").unwrap_or(line);
-        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-        if bare.is_empty() {
-            break;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            if !skipping {
-                out.extend_from_slice(line);
-            }
-        } else {
-            let Some(colon) = memchr::memchr(b':', bare) else {
-                break;
-            };
-            skipping = bare[..colon]
-                .trim_ascii_end()
-                .eq_ignore_ascii_case(b"return-path");
-            if !skipping {
-                out.extend_from_slice(line);
-            }
-        }
-        pos = end;
+    let (fields, end) = mailstow_sieve::generated::fields(message);
+    for f in fields
+        .iter()
+        .filter(|f| !f.name.eq_ignore_ascii_case(b"return-path"))
+    {
+        out.extend_from_slice(&message[f.range.clone()]);
     }
-    out.extend_from_slice(&message[pos..]);
+    out.extend_from_slice(&message[end..]);
 }
 
 /// The flags a store asks for, as the Maildir keeps them (others dropped).

@@ -64,19 +64,19 @@ pub fn fix_notification(message: &[u8], recipient: &str) -> Vec<u8> {
     )
 }
 
-/// `message` with the first `name` field's value (folded lines included)
-/// replaced by `value`, or the field added at the top when there is none.
-/// Control characters in `value` become spaces.
-pub fn replace_field(message: &[u8], name: &str, value: &str) -> Vec<u8> {
-    let value: String = value
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let field = format!("{name}: {value}\r\n");
-    let mut out = Vec::with_capacity(message.len() + field.len());
+/// One header field of a message: its name and its bytes (folded lines
+/// included).
+pub struct Field<'a> {
+    pub name: &'a [u8],
+    pub range: std::ops::Range<usize>,
+}
+
+/// The header fields of `message`, in order, and where the header section
+/// ends: at the first empty line, or at a line that is no field (the rest,
+/// from there, is the body as it is).
+pub fn fields(message: &[u8]) -> (Vec<Field<'_>>, usize) {
+    let mut out: Vec<Field<'_>> = Vec::new();
     let mut pos = 0;
-    let mut replaced = false;
-    let mut skipping = false;
     while pos < message.len() {
         let end = memchr::memchr(b'\n', &message[pos..]).map_or(message.len(), |i| pos + i + 1);
         let line = &message[pos..end];
@@ -86,35 +86,54 @@ pub fn replace_field(message: &[u8], name: &str, value: &str) -> Vec<u8> {
             break;
         }
         if line[0] == b' ' || line[0] == b'\t' {
-            if !skipping {
-                out.extend_from_slice(line);
+            // A fold continues the field before it; before any, it is kept.
+            match out.last_mut() {
+                Some(f) => f.range.end = end,
+                None => out.push(Field {
+                    name: b"",
+                    range: pos..end,
+                }),
             }
-            pos = end;
-            continue;
-        }
-        let Some(colon) = memchr::memchr(b':', bare) else {
-            break;
-        };
-        skipping = false;
-        if !replaced
-            && bare[..colon]
-                .trim_ascii_end()
-                .eq_ignore_ascii_case(name.as_bytes())
-        {
-            out.extend_from_slice(field.as_bytes());
-            replaced = true;
-            skipping = true;
         } else {
-            out.extend_from_slice(line);
+            let Some(colon) = memchr::memchr(b':', bare) else {
+                break;
+            };
+            out.push(Field {
+                name: bare[..colon].trim_ascii_end(),
+                range: pos..end,
+            });
         }
         pos = end;
+    }
+    (out, pos)
+}
+
+/// `message` with the first `name` field's value (folded lines included)
+/// replaced by `value`, or the field added at the top when there is none.
+/// Control characters in `value` become spaces.
+pub fn replace_field(message: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let value: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let field = format!("{name}: {value}\r\n");
+    let (fields, end) = fields(message);
+    let mut out = Vec::with_capacity(message.len() + field.len());
+    let mut replaced = false;
+    for f in &fields {
+        if !replaced && f.name.eq_ignore_ascii_case(name.as_bytes()) {
+            out.extend_from_slice(field.as_bytes());
+            replaced = true;
+        } else {
+            out.extend_from_slice(&message[f.range.clone()]);
+        }
     }
     if !replaced {
         let mut top = field.into_bytes();
         top.extend_from_slice(&out);
         out = top;
     }
-    out.extend_from_slice(&message[pos..]);
+    out.extend_from_slice(&message[end..]);
     out
 }
 
