@@ -40,7 +40,11 @@ pub fn deliver(args: DeliverArgs) -> u8 {
     if local.is_empty() {
         return fail(EX_USAGE, format!("bad recipient {recipient:?}"));
     }
-    let user = match deliverer.lookup(local, domain) {
+    let found = match &args.recipient {
+        Some(_) => deliverer.lookup(local, domain),
+        None => deliverer.lookup_account(&recipient),
+    };
+    let user = match found {
         Ok(Some(u)) => u,
         Ok(None) => return fail(EX_NOUSER, format!("{recipient}: user unknown")),
         Err(f) => return fail(EX_TEMPFAIL, format!("{recipient}: {}", f.detail())),
@@ -72,7 +76,7 @@ pub fn deliver(args: DeliverArgs) -> u8 {
         started,
     };
     let rcpt = Recipient {
-        address: args.final_recipient.clone().unwrap_or(recipient),
+        address: final_address(&args, &recipient, &cfg.hostname),
         orcpt: args.original_recipient.clone(),
         user,
         folder: args.mailbox.clone(),
@@ -102,6 +106,17 @@ fn invoking_user() -> Option<String> {
         .ok()
         .flatten()
         .map(|u| u.name)
+}
+
+/// The final recipient (Sieve's envelope "to", Delivered-To, the
+/// rejection's Final-Recipient), as dovecot-lda sets it: -r, else -a, else
+/// the user, `@hostname` added to a name without a domain.
+fn final_address(args: &DeliverArgs, user: &str, hostname: &str) -> String {
+    match (&args.final_recipient, &args.original_recipient) {
+        (Some(r), _) | (None, Some(r)) => r.clone(),
+        (None, None) if user.contains('@') => user.to_owned(),
+        (None, None) => format!("{user}@{hostname}"),
+    }
 }
 
 fn fail(code: u8, msg: String) -> u8 {

@@ -84,10 +84,12 @@ pub struct DeliverArgs {
     #[arg(short = 'd', long = "recipient")]
     pub recipient: Option<String>,
     /// The final recipient address (Sieve's envelope "to", vacation's
-    /// "addressed to me"); default: the -d user.
+    /// "addressed to me", Delivered-To); default: -a, else the user
+    /// (`user@hostname` for a name without a domain), as dovecot-lda.
     #[arg(short = 'r', long = "final-recipient")]
     pub final_recipient: Option<String>,
-    /// The original recipient address (ORCPT); default: the header
+    /// The original recipient address (ORCPT), and the final one when -r
+    /// is not given; default: the header
     /// `[delivery] original_recipient_header` names, else none.
     #[arg(short = 'a', long = "original-recipient")]
     pub original_recipient: Option<String>,

@@ -103,6 +103,14 @@ impl Deliverer {
         })
     }
 
+    /// [`crate::users::Directory::lookup_account`]: an account by name.
+    pub fn lookup_account(&self, name: &str) -> Result<Option<User>, Failure> {
+        self.users.lookup_account(name).map_err(|e| {
+            tracing::error!(error = %e, "user lookup failed");
+            Failure::UserLookup(e.to_string())
+        })
+    }
+
     /// Who works on `user`'s files: with per-user rights (the system
     /// driver), the account's uid, gid and groups; otherwise nobody in
     /// particular (None: this process's own identity). Blocking (the group

@@ -285,6 +285,17 @@ impl Directory {
         }
     }
 
+    /// The user for an account name, not an address (`deliver` without
+    /// -d: the account that runs it): the system driver takes the account
+    /// itself, whatever `[users] domains` lists; the other sources look
+    /// the name up without a domain. Blocking.
+    pub fn lookup_account(&self, name: &str) -> Result<Option<User>, UsersError> {
+        match &self.inner {
+            Inner::System(d) => d.account(name),
+            _ => self.lookup(name, ""),
+        }
+    }
+
     /// Every user the source can list, for admin commands (a passwd-file's
     /// usable entries in file order; a user without a domain gets an empty
     /// one). Dovecot's userdb lists nobody (see `dovecot`).

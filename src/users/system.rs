@@ -61,6 +61,15 @@ impl SystemDirectory {
         Ok(None)
     }
 
+    /// The account of exactly this name, without a domain (and without
+    /// the domain check: it is not an address).
+    pub(super) fn account(&self, name: &str) -> Result<Option<User>, UsersError> {
+        match find(name)? {
+            Some(a) => self.user(a, "", None),
+            None => Ok(None),
+        }
+    }
+
     fn user(
         &self,
         a: Account,
