@@ -857,6 +857,33 @@ impl Postfix {
         main_extra: &str,
         master_extra: &str,
     ) -> Postfix {
+        Postfix::launch(transport, domains, smtp, main_extra, master_extra, &[])
+    }
+
+    /// As `start_with`, master (and every daemon it starts) run by
+    /// `launcher`, a command that execs its arguments (e.g. a private
+    /// mount namespace whose /etc/passwd holds the test's accounts, for
+    /// local(8)).
+    pub fn start_launched(launcher: &[String], main_extra: &str, master_extra: &str) -> Postfix {
+        let transport = "error:5.1.1 no virtual mailboxes here";
+        Postfix::launch(
+            transport,
+            TEST_DOMAINS,
+            None,
+            main_extra,
+            master_extra,
+            launcher,
+        )
+    }
+
+    fn launch(
+        transport: &str,
+        domains: &[&str],
+        smtp: Option<SocketAddr>,
+        main_extra: &str,
+        master_extra: &str,
+        launcher: &[String],
+    ) -> Postfix {
         ensure_installed();
         let dir = temp_dir("mailstow-postfix-");
         let d = dir.path();
@@ -937,10 +964,18 @@ impl Postfix {
         );
         // master without -w stays in the foreground (our child, so we hold
         // its PID) and leads its own process group.
+        let master = Path::new(daemon_dir.trim()).join("master");
+        let mut cmd = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&master);
+                c
+            }
+            None => Command::new(&master),
+        };
         let proc = Proc::spawn(
             "postfix master",
-            Command::new(Path::new(daemon_dir.trim()).join("master"))
-                .arg("-c")
+            cmd.arg("-c")
                 .arg(&config_dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -22,6 +22,7 @@ mod hostile;
 mod index;
 mod install;
 mod layers;
+mod lda_lines;
 mod lmtp;
 mod mailutils;
 mod managesieve;
