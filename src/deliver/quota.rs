@@ -154,7 +154,9 @@ impl Deliverer {
                 QuotaResource::Messages => (rules.limit.messages, before.messages, after.messages),
             };
             limit.is_some_and(|l| {
-                let at = l.saturating_mul(w.percent).div_ceil(100);
+                // Rounded down, as Dovecot computes a relative limit
+                // (messages=50% of 11 is 5).
+                let at = l.saturating_mul(w.percent) / 100;
                 was < at && now >= at
             })
         };
