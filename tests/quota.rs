@@ -4,8 +4,9 @@
 //! usage in the format Dovecot and Courier read. The `dovecot_` tests then
 //! start a real Dovecot with its maildir quota plugin on the same Maildirs
 //! and check that both count the same usage, that each sees the other's
-//! changes, and that both leave a `Trash:ignore` folder out. Must not
-//! touch the system Dovecot.
+//! changes, and that both leave a `Trash:ignore` folder out; and with the
+//! same quota_warning thresholds, Dovecot's LMTP and mailstow fire the same
+//! warnings at the same deliveries. Must not touch the system Dovecot.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -463,4 +464,290 @@ fn a_quota_warning_runs_once_when_a_delivery_crosses_its_threshold() {
         Some(format!("90 {ALICE} uid={}", ms.owner.uid).as_str())
     );
     assert_eq!(both.lines().count(), 2, "{both}");
+}
+
+/// The quota both sides run: 100K and 11 messages, three warnings in
+/// Dovecot's order (the first that matches runs).
+const WARN_RULE: &str = "*:storage=100K:messages=11";
+const WARNINGS: [(&str, &str); 3] = [
+    ("storage=95%%", "95"),
+    ("storage=80%%", "80"),
+    ("messages=50%%", "m50"),
+];
+
+/// A script that appends its arguments to `dir/name.warned`.
+fn recorder(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let script = dir.join(format!("{name}.sh"));
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}/{name}.warned\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Dovecot with LMTP on `lmtp`, the quota plugin, WARN_RULE and WARNINGS
+/// run through a `script` service that runs `script`.
+fn dovecot_warning_conf(lmtp: std::net::SocketAddr, script: &std::path::Path) -> String {
+    let mut warnings = String::new();
+    for (i, (spec, arg)) in WARNINGS.iter().enumerate() {
+        let n = if i == 0 {
+            String::new()
+        } else {
+            (i + 1).to_string()
+        };
+        warnings.push_str(&format!(
+            "  quota_warning{n} = {spec} quota-warning {arg} %u\n"
+        ));
+    }
+    let quota = dovecot_quota_conf(&[WARN_RULE])
+        .replace("  quota_rule =", &format!("{warnings}  quota_rule ="));
+    format!(
+        "protocols = imap pop3 lmtp\n\
+         service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
+         service quota-warning {{\n  executable = script {}\n  user = vmail\n  \
+         unix_listener quota-warning {{\n    mode = 0666\n  }}\n}}\n{quota}",
+        lmtp.port(),
+        script.display()
+    )
+}
+
+/// mailstow with the same rule and warnings, each running `script`.
+fn mailstow_warning_conf(script: &std::path::Path) -> String {
+    let warnings: Vec<String> = WARNINGS
+        .iter()
+        .map(|(spec, arg)| format!("\"{spec} {} {arg} %u\"", script.display()))
+        .collect();
+    format!(
+        "[quota]\nrule = \"{WARN_RULE}\"\nwarnings = [{}]\n",
+        warnings.join(", ")
+    )
+}
+
+/// One delivery over LMTP at `addr`; must be accepted.
+fn deliver_one(addr: std::net::SocketAddr, subject: &str, body: usize) {
+    let mut c = crate::util::LmtpClient::tcp(addr);
+    c.lhlo();
+    let m = message("s@example.net", ALICE, subject, &"x".repeat(body));
+    let r = c.deliver("s@example.net", &[ALICE], &m);
+    assert_eq!(code(&r[0]), 250, "{subject}: {r:?}");
+    c.quit();
+}
+
+/// The warnings recorded in `file`, waiting until there are `n`.
+fn wait_warned(file: &std::path::Path, n: usize) -> Vec<String> {
+    let lines = || {
+        crate::util::read_text(file)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    crate::util::poll(crate::util::TIMEOUT, || {
+        Some(lines()).filter(|l| l.len() >= n)
+    })
+    .unwrap_or_else(|| panic!("{}: want {n} warnings, have {:?}", file.display(), lines()))
+}
+
+/// Deliver (subject, body size, warnings expected after it) to `addr`,
+/// waiting for each expected warning in `file` before the next delivery.
+fn deliver_and_watch(
+    addr: std::net::SocketAddr,
+    file: &std::path::Path,
+    steps: &[(&str, usize, usize)],
+) {
+    for &(subject, body, warned) in steps {
+        deliver_one(addr, subject, body);
+        wait_warned(file, warned);
+    }
+}
+
+/// Expunge the messages with these subjects through Dovecot's IMAP.
+fn expunge_subjects(dc: &Dovecot, subjects: &[&str]) {
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    imap.select("INBOX");
+    for s in subjects {
+        let found = imap.run(&format!("SEARCH SUBJECT \"{s}\"")).unwrap();
+        let n = found
+            .iter()
+            .find_map(|l| l.text.strip_prefix("* SEARCH ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {s}: {found:?}"));
+        imap.run(&format!("STORE {} +FLAGS.SILENT (\\Deleted)", n.trim()))
+            .unwrap();
+    }
+    imap.run("EXPUNGE").unwrap();
+    imap.logout();
+}
+
+/// The first file (in name order) of INBOX in `root` for alice.
+fn first_stored(root: &std::path::Path, subject: &str) -> Vec<u8> {
+    let md = crate::util::Maildir::of(root, ALICE);
+    md.messages("INBOX")
+        .into_iter()
+        .find(|m| crate::util::find(&m.bytes, format!("Subject: {subject}\n").as_bytes()).is_some())
+        .unwrap_or_else(|| panic!("no {subject} under {}", root.display()))
+        .bytes
+}
+
+/// The fields a delivery agent put above the message (up to `From:`).
+fn added_fields(stored: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stored).into_owned();
+    let end = text.find("From: <").expect("the message's own From");
+    text[..end].to_owned()
+}
+
+/// Dovecot's quota_warning and mailstow's `[quota] warnings`, with the
+/// same limit and thresholds, fire at the same deliveries with the same
+/// arguments: upward crossings only (an IMAP expunge fires nothing, the
+/// next upward crossing fires again), none for a recalculation (maildirsize
+/// removed, `doveadm quota recalc`); a percentage of a limit it does not
+/// divide is rounded down (messages=50% of 11 is 5). Dovecot's quota reads
+/// mailstow's maildirsize as mailstow counts it. Also measures the fields
+/// each adds above the message: the same three, mailstow's Received
+/// longer.
+#[test]
+fn quota_warnings_fire_at_the_same_deliveries_as_dovecots() {
+    let out = crate::util::temp_dir("mailstow-warn-");
+    fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let (d_script, m_script) = (
+        recorder(out.path(), "dovecot"),
+        recorder(out.path(), "mailstow"),
+    );
+    let (d_file, m_file) = (
+        out.path().join("dovecot.warned"),
+        out.path().join("mailstow.warned"),
+    );
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = mailstow_warning_conf(&m_script);
+    let ms = Mailstow::start_with(opts);
+    let d_root = out.path().join("dovecot-mail");
+    fs::create_dir(&d_root).unwrap();
+    crate::util::chown(&d_root, ms.owner);
+    let lmtp = crate::util::free_v4();
+    let dc = Dovecot::start_with(
+        &ms.users_file,
+        &d_root,
+        &dovecot_warning_conf(lmtp, &d_script),
+    );
+    crate::util::poll(crate::util::TIMEOUT, || {
+        crate::util::LmtpClient::try_tcp(lmtp).ok()
+    })
+    .expect("Dovecot's LMTP answers");
+    // Mailstow's Maildir read by a Dovecot with the same quota, no LMTP.
+    let reader = Dovecot::start_with(
+        &ms.users_file,
+        &ms.mail_root,
+        &dovecot_quota_conf(&[WARN_RULE]),
+    );
+
+    // (subject, body bytes, warnings recorded after it): messages=50%
+    // at the 5th, storage=80% at the 8th, 95% at the 9th.
+    let first: Vec<(String, usize, usize)> = (1..=9)
+        .map(|i| {
+            let body = match i {
+                8 => 12_000,
+                9 => 13_500,
+                _ => 10_000,
+            };
+            let warned = match i {
+                1..=4 => 0,
+                5..=7 => 1,
+                8 => 2,
+                _ => 3,
+            };
+            (format!("m{i}"), body, warned)
+        })
+        .collect();
+    let first: Vec<(&str, usize, usize)> =
+        first.iter().map(|(s, b, w)| (s.as_str(), *b, *w)).collect();
+    for (addr, file) in [(lmtp, &d_file), (ms.tcp, &m_file)] {
+        deliver_and_watch(addr, file, &first);
+    }
+    let (limit, used, count) = maildirsize(&ms, ALICE);
+    assert_eq!((limit.as_str(), count), ("102400S,11C", 9));
+    assert_eq!(dovecot_usage(&reader, ALICE), (kb(used), Some(100), 9));
+
+    // Expunged through IMAP (below 80% again): nothing fires; then a
+    // delivery that stays below, and one that crosses 80% upward again.
+    expunge_subjects(&dc, &["m8", "m9"]);
+    expunge_subjects(&reader, &["m8", "m9"]);
+    for (addr, file) in [(lmtp, &d_file), (ms.tcp, &m_file)] {
+        deliver_and_watch(addr, file, &[("m10", 4_000, 3), ("m11", 8_000, 4)]);
+    }
+    // Recalculated usage, above 80% all along: nothing fires.
+    for root in [&d_root, &ms.mail_root] {
+        fs::remove_file(
+            crate::util::Maildir::of(root, ALICE)
+                .root
+                .join("maildirsize"),
+        )
+        .unwrap();
+    }
+    for (addr, file) in [(lmtp, &d_file), (ms.tcp, &m_file)] {
+        deliver_and_watch(addr, file, &[("m12", 1_000, 4)]);
+    }
+    dc.doveadm(&["quota", "recalc", "-u", ALICE]);
+    reader.doveadm(&["quota", "recalc", "-u", ALICE]);
+    for (addr, file) in [(lmtp, &d_file), (ms.tcp, &m_file)] {
+        deliver_and_watch(addr, file, &[("m13", 500, 4)]);
+    }
+    let want: Vec<String> = ["m50", "80", "95", "80"]
+        .iter()
+        .map(|w| format!("{w} {ALICE}"))
+        .collect();
+    assert_eq!(wait_warned(&d_file, 4), want, "Dovecot");
+    assert_eq!(wait_warned(&m_file, 4), want, "mailstow");
+    let (_, used, count) = maildirsize(&ms, ALICE);
+    assert_eq!(count, 11);
+    assert_eq!(dovecot_usage(&reader, ALICE), (kb(used), Some(100), 11));
+
+    // What each put above the same message: the same fields, mailstow's
+    // Received longer; that is the whole difference in size.
+    let (d_msg, m_msg) = (
+        first_stored(&d_root, "m1"),
+        first_stored(&ms.mail_root, "m1"),
+    );
+    let (d_top, m_top) = (added_fields(&d_msg), added_fields(&m_msg));
+    let names = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with([' ', '\t']))
+            .map(|l| l.split(':').next().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&d_top),
+        ["Return-Path", "Delivered-To", "Received"],
+        "{d_top}"
+    );
+    assert_eq!(names(&m_top), names(&d_top), "{m_top}");
+    // Below those fields the copies are the same (but for the test's
+    // numbered Message-ID): the fields are the whole difference.
+    let rest = |m: &[u8], top: &str| -> String {
+        String::from_utf8_lossy(&m[top.len()..])
+            .lines()
+            .filter(|l| !l.starts_with("Message-ID:"))
+            .collect()
+    };
+    assert_eq!(rest(&d_msg, &d_top), rest(&m_msg, &m_top));
+    let extra = m_top.len() as i64 - d_top.len() as i64;
+    // Line by line: only the `by` host (mailstow adds "(mailstow)"), the
+    // id and the date's day (Dovecot pads it to two digits) differ.
+    let (d_lines, m_lines): (Vec<&str>, Vec<&str>) =
+        (d_top.lines().collect(), m_top.lines().collect());
+    assert_eq!(d_lines.len(), m_lines.len(), "{d_top}\n{m_top}");
+    for i in [0, 1, 2, 5] {
+        assert_eq!(d_lines[i], m_lines[i], "{d_top}\n{m_top}");
+    }
+    assert!(m_lines[3].ends_with(" (mailstow) with LMTP"), "{m_top}");
+    assert!(d_lines[3].ends_with(" with LMTP"), "{d_top}");
+    let to = |l: &str| l.split_once("; ").map(|x| x.0.to_owned());
+    assert_eq!(to(d_lines[6]), to(m_lines[6]), "{d_top}\n{m_top}");
+    assert!(extra.abs() <= 40, "{extra} bytes more:\n{d_top}\n{m_top}");
 }
