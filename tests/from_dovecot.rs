@@ -400,9 +400,10 @@ fn dovecots_quota_refuses_the_same_messages_as_mailstow_converted_from_it() {
             (ALICE, "two", 900),
             (ALICE, "three", 900),
             // Not a small one here: mailstow's Received header makes each
-            // stored copy some 100 bytes larger than Dovecot's, so a
-            // message within that margin of the limit is stored by one
-            // and refused by the other.
+            // stored copy a few bytes larger than Dovecot's (docs/
+            // from-dovecot.md, "Known differences"), so a message within
+            // that margin of the limit is stored by one and refused by
+            // the other.
             (ALICE, "four", 900),
             (BOB, "bob one", 900),
             (BOB, "bob big", 5000),
