@@ -170,11 +170,10 @@ pub fn write_rows(cfg: &IndexConfig, rows: &[&Row]) {
             received: r.received,
         })
         .collect();
-    let r = index::with_cached(&first.maildir, &first.home, cfg, |ix| {
-        ix.add_delivered_batch(&delivered)
-    });
-    match r.and_then(|r| r) {
-        Ok(uids) => tracing::debug!(user = %first.user, rows = uids.len(), "indexed"),
+    match index::record(&first.maildir, &first.home, cfg, &delivered) {
+        Ok(r) => {
+            tracing::debug!(user = %first.user, rows = rows.len(), deferred = (r == index::Recorded::Deferred), "indexed")
+        }
         Err(e) if rows.len() > 1 => {
             tracing::debug!(user = %first.user, error = %e, "batch not indexed; one by one");
             for row in rows {

@@ -64,6 +64,7 @@
 pub mod courier_uids;
 mod db;
 mod error;
+mod pending;
 mod query;
 mod reconcile;
 pub mod scan;
@@ -81,6 +82,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 pub use error::IndexError;
 use mailstow_maildir::{self as store, Maildir, Saved};
+pub use pending::PENDING_FILE;
 
 pub use query::{FolderStats, MessageRow, Search};
 pub use reconcile::Changes;
@@ -243,9 +245,10 @@ const MIGRATIONS: &[&str] = &[
 /// several here.
 const POOLED: usize = 128;
 
-/// Page cache of a pooled connection (SQLite's default is 2 MiB): a
-/// delivery touches a handful of pages.
-const POOLED_CACHE_KIB: i64 = 32;
+/// Page cache of an index opened for reading (SQLite's default); a
+/// pooled one keeps [`db::SMALL_CACHE_KIB`]: a delivery touches a handful
+/// of pages.
+const READER_CACHE_KIB: i64 = 2000;
 
 static POOL: Mutex<Vec<Index>> = Mutex::new(Vec::new());
 
@@ -270,7 +273,9 @@ pub fn with_cached<T>(
         Some(ix) => ix,
         None => {
             let ix = Index::open(maildir.clone(), home, cfg)?;
-            let _ = ix.conn.pragma_update(None, "cache_size", -POOLED_CACHE_KIB);
+            let _ = ix
+                .conn
+                .pragma_update(None, "cache_size", -db::SMALL_CACHE_KIB);
             ix
         }
     };
@@ -284,6 +289,54 @@ pub fn with_cached<T>(
     // Closed outside the lock.
     drop(evicted);
     Ok(out)
+}
+
+/// Batches this small for a mailbox whose index is not open wait in its
+/// pending file instead of opening it (see [`record`]).
+const DEFER_BELOW: usize = 4;
+
+/// A pending file this long is recorded by the delivery that made it so.
+const APPLY_AT: u64 = 32 << 10;
+
+/// What [`record`] did with a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Rows written, with their UIDs (0: not numbered, see
+    /// [`Index::add_delivered_batch`]).
+    Indexed(Vec<u32>),
+    /// Appended to the pending file, which the next open of the index
+    /// records (every reader opens it first).
+    Deferred,
+}
+
+/// Records a batch of one mailbox's delivered messages: into its index
+/// when the process has it open (see [`with_cached`]), when the batch is
+/// large, or when there is no index yet; otherwise appended to the index's
+/// pending file, which the next open records. A cold index is opened once
+/// per [`APPLY_AT`] bytes of pending rows rather than once per delivery:
+/// its schema parse and WAL recovery cost more than the rows.
+pub fn record(
+    maildir: &Maildir,
+    home: &Path,
+    cfg: &IndexConfig,
+    batch: &[Delivered<'_>],
+) -> Result<Recorded, IndexError> {
+    let dir = home.join(INDEX_DIR);
+    let path = dir.join(INDEX_FILE);
+    if batch.len() < DEFER_BELOW && !is_pooled(&path) && path.exists() {
+        if pending::append(&dir, maildir.chown(), batch)? < APPLY_AT {
+            return Ok(Recorded::Deferred);
+        }
+        // Opening it records the pending rows, this batch's among them.
+        return with_cached(maildir, home, cfg, |_| Recorded::Deferred);
+    }
+    with_cached(maildir, home, cfg, |ix| ix.add_delivered_batch(batch))?.map(Recorded::Indexed)
+}
+
+/// Is an index of the database at `path` in the pool?
+fn is_pooled(path: &Path) -> bool {
+    let pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    pool.iter().any(|ix| ix.path == path)
 }
 
 /// A message this process has made durable, for [`Index::add_delivered_batch`].
@@ -354,6 +407,8 @@ impl Index {
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+            .map_err(sql)?;
         let file_id = file_id(&path).map_err(error::io("stat", &path))?;
         let special_use = cfg
             .special_use
@@ -364,7 +419,7 @@ impl Index {
                     .map(|s| (s, attr.clone()))
             })
             .collect();
-        Ok(Index {
+        let ix = Index {
             conn,
             path,
             file_id,
@@ -372,7 +427,28 @@ impl Index {
             maildir,
             mode: cfg.uids,
             special_use,
-        })
+        };
+        if let Err(e) = ix.apply_pending() {
+            tracing::warn!(path = %ix.path.display(), error = %e, "could not record the pending rows; the next reconcile finds their messages");
+        }
+        Ok(ix)
+    }
+
+    /// Records the rows other deliveries left in the pending file (see
+    /// [`record`]), in the order they were delivered, and empties it.
+    /// Returns how many there were.
+    pub fn apply_pending(&self) -> Result<usize, IndexError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let Some((file, records)) = pending::take(dir)? else {
+            return Ok(0);
+        };
+        if !records.is_empty() {
+            let batch: Vec<Delivered<'_>> =
+                records.iter().map(pending::Record::delivered).collect();
+            self.add_delivered_batch(&batch)?;
+        }
+        pending::clear(&file, dir)?;
+        Ok(records.len())
     }
 
     /// The database file.

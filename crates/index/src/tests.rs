@@ -3,6 +3,7 @@
 //! reboot; the end-to-end behaviour is in tests/index.rs. Must not need
 //! any peer.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -280,4 +281,74 @@ fn a_file_expunged_or_moved_before_its_row_gets_none() {
             "{rows:?}"
         );
     }
+}
+
+/// Records one delivery of `subject` into INBOX through [`record`].
+fn record_one(ix: &Index, home: &Path, cfg: &IndexConfig, subject: &str) -> Recorded {
+    let (saved, head) = save(ix, "INBOX", subject, &[]);
+    record(ix.maildir(), home, cfg, &[delivered(&saved, &head)]).unwrap()
+}
+
+#[test]
+fn rows_for_a_cold_index_wait_in_the_pending_file_and_the_next_open_records_them_in_order() {
+    for mode in [UidMode::Own, UidMode::Dovecot] {
+        let (home, ix) = index_in(mode);
+        let cfg = IndexConfig {
+            uids: mode,
+            ..cfg()
+        };
+        let pending = home.path().join(INDEX_DIR).join(PENDING_FILE);
+        // Not in the pool: deferred, the database untouched.
+        for n in 0..3 {
+            assert_eq!(
+                record_one(&ix, home.path(), &cfg, &format!("m{n}")),
+                Recorded::Deferred
+            );
+        }
+        assert!(std::fs::metadata(&pending).unwrap().len() > 0);
+        assert!(subjects_and_uids(&ix, "INBOX").is_empty(), "{mode:?}");
+        // A torn record after them (a crash mid-append) is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&pending)
+            .unwrap()
+            .write_all(b"MSP1\x40")
+            .unwrap();
+        let again = Index::open(maildir(home.path()), home.path(), &cfg).unwrap();
+        let got: Vec<(String, u32)> = subjects_and_uids(&again, "INBOX")
+            .into_iter()
+            .map(|(s, u, _)| (s, u))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("m0".into(), 1), ("m1".into(), 2), ("m2".into(), 3)],
+            "{mode:?}"
+        );
+        assert_eq!(std::fs::metadata(&pending).unwrap().len(), 0);
+        // Applying twice (a crash after the commit, before the truncate) adds nothing.
+        let (saved, head) = save(&again, "INBOX", "m3", &[]);
+        let mut bytes = Vec::new();
+        pending::encode(&delivered(&saved, &head), &mut bytes);
+        std::fs::write(&pending, [bytes.clone(), bytes].concat()).unwrap();
+        assert_eq!(again.apply_pending().unwrap(), 2);
+        assert_eq!(subjects_and_uids(&again, "INBOX").len(), 4, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_pooled_index_or_a_large_batch_is_written_at_once() {
+    let (home, ix) = index_in(UidMode::Own);
+    let cfg = cfg();
+    let batch: Vec<(Saved, Vec<u8>)> = (0..DEFER_BELOW)
+        .map(|n| save(&ix, "INBOX", &format!("b{n}"), &[]))
+        .collect();
+    let rows: Vec<Delivered<'_>> = batch.iter().map(|(s, h)| delivered(s, h)).collect();
+    let r = record(ix.maildir(), home.path(), &cfg, &rows).unwrap();
+    assert_eq!(r, Recorded::Indexed((1..=DEFER_BELOW as u32).collect()));
+    // That write left the index in the pool: the next single row is written too.
+    assert_eq!(
+        record_one(&ix, home.path(), &cfg, "hot"),
+        Recorded::Indexed(vec![DEFER_BELOW as u32 + 1])
+    );
+    assert!(!home.path().join(INDEX_DIR).join(PENDING_FILE).exists());
 }
