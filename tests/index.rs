@@ -3,7 +3,9 @@
 //! create and rename), and the index, after reconciling, equal to a rebuild
 //! from the Maildir alone; UIDs never going backwards; `uids = "dovecot"`
 //! giving the UIDs Dovecot's IMAP and POP3 show while both work at once; a
-//! SIGKILL between the durable file and its row repaired by the next open.
+//! SIGKILL between the durable file and its row repaired by the next open;
+//! rows left in the pending file by deliveries to a closed index recorded by
+//! the next open under the UIDs Dovecot gave meanwhile.
 //! Must drive only the `mailstow index` commands, never the library.
 
 use std::collections::BTreeMap;
@@ -581,5 +583,53 @@ fn rows_written_after_the_reply_are_all_there_when_the_server_stops() {
     uids.dedup();
     assert_eq!(uids, (1..=40).collect::<Vec<i64>>());
     drop(db);
+    verify_clean(&ms);
+}
+
+/// `mailstow deliver` to ALICE (a new process: her index is never open in it).
+fn deliver_by_pipe(ms: &Mailstow, subject: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+        .args(["deliver", "--config"])
+        .arg(&ms.config)
+        .args(["-f", SENDER, "-d", ALICE])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run mailstow deliver");
+    let msg = message(SENDER, ALICE, subject, "hello\n");
+    child.stdin.take().unwrap().write_all(&msg).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn rows_waiting_in_the_pending_file_get_dovecots_uids_when_the_index_next_opens() {
+    let mut opts = Options::new(&[ALICE]);
+    opts.extra_toml = "[index]\nuids = \"dovecot\"\n".into();
+    let ms = Mailstow::start_with(opts);
+    let pending = ms.home(ALICE).join(".mailstow/index.pending");
+    // The first delivery creates the index and writes its row; the next ones
+    // find it closed and leave their rows in the pending file.
+    deliver_by_pipe(&ms, "p0");
+    assert!(!pending.exists());
+    deliver_by_pipe(&ms, "p1");
+    deliver_by_pipe(&ms, "p2");
+    assert!(std::fs::metadata(&pending).unwrap().len() > 0);
+    // Dovecot lists the folder first: it numbers p1 and p2 itself.
+    let dc = Dovecot::start(&ms.users_file, &ms.mail_root);
+    let mut imap = dc.imap_login(ALICE, PASSWORD);
+    imap.select("INBOX");
+    deliver_by_pipe(&ms, "p3");
+    imap.run("NOOP").unwrap();
+    let seen: Vec<u64> = imap.fetch_all().iter().map(|f| u64::from(f.uid)).collect();
+    assert_eq!(seen, vec![1, 2, 3, 4]);
+    imap.logout();
+    // Any index command records the pending rows first, under those UIDs.
+    let rows = list(&ms);
+    let got: Vec<(u64, &str)> = rows
+        .iter()
+        .map(|r| (r["uid"].as_u64().unwrap(), r["subject"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, vec![(1, "p0"), (2, "p1"), (3, "p2"), (4, "p3")]);
+    assert_eq!(std::fs::metadata(&pending).unwrap().len(), 0);
     verify_clean(&ms);
 }
