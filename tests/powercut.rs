@@ -195,13 +195,14 @@ fn write_exec(path: &Path, text: &str) {
 
 /// The config of mailstow: in the guest (`mail_root` /mail), or on the
 /// host for `index verify` on the mounted copy.
-fn config(listen: &str, mail_root: &Path, users: &Path) -> String {
+fn config(listen: &str, mail_root: &Path, users: &Path, flush: &str) -> String {
     format!(
         "hostname = {host}\n\
          [lmtp]\n\
          listen = [{listen}]\n\
          [storage]\n\
          mail_root = {root}\n\
+         flush = \"{flush}\"\n\
          [users]\n\
          passwd_file = {users}\n\
          recipient_delimiter = \"+\"\n\
@@ -228,7 +229,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(vm: &Path, skip_flush: &str) -> Rig {
+    fn new(vm: &Path, skip_flush: &str, flush: &str) -> Rig {
         let owner = util::vmail();
         let work = tempfile::Builder::new()
             .prefix("powercut-")
@@ -247,6 +248,7 @@ impl Rig {
                 &format!("0.0.0.0:{GUEST_PORT}"),
                 Path::new("/mail"),
                 Path::new("/run/test/users"),
+                flush,
             ),
         )
         .expect("guest config");
@@ -279,7 +281,7 @@ impl Rig {
         let host_config = w.join("host.toml");
         fs::write(
             &host_config,
-            config(&util::free_v4().to_string(), &mount, &host_users),
+            config(&util::free_v4().to_string(), &mount, &host_users, flush),
         )
         .expect("host config");
         Rig {
@@ -605,8 +607,8 @@ struct Outcome {
 
 /// `cuts` boots of one guest on one mail disk, each ended by SIGKILL 1-8 s
 /// after its first 250; `skip_flush` is MAILSTOW_SKIP_FLUSH in the guest
-/// ("" for the real build).
-fn power_cuts(cuts: usize, skip_flush: &str) -> Outcome {
+/// ("" for the real build); `flush` is the guest's `[storage] flush`.
+fn power_cuts(cuts: usize, skip_flush: &str, flush: &str) -> Outcome {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let seed = std::env::var(SEED_VAR)
         .ok()
@@ -618,13 +620,13 @@ fn power_cuts(cuts: usize, skip_flush: &str) -> Outcome {
                 .as_nanos() as u64
         });
     let mode = if skip_flush.is_empty() {
-        "real build".to_owned()
+        format!("real build, flush = {flush}")
     } else {
         format!("MAILSTOW_SKIP_FLUSH={skip_flush}")
     };
     eprintln!("powercut: {mode}, {cuts} cuts, seed {seed} ({SEED_VAR}={seed} replays the choices)");
     let vm = vm_image();
-    let rig = Rig::new(&vm, skip_flush);
+    let rig = Rig::new(&vm, skip_flush, flush);
     let mut rng = Rng(seed);
     let load = Arc::new(Load::default());
     let t0 = Instant::now();
@@ -738,14 +740,21 @@ fn assert_nothing_lost(o: &Outcome) {
 /// The CI variant: 10 cuts of the real build (the issue's short run).
 #[test]
 fn a_power_cut_loses_no_acknowledged_message() {
-    assert_nothing_lost(&power_cuts(cuts(10), ""));
+    assert_nothing_lost(&power_cuts(cuts(10), "", "per-file"));
+}
+
+/// The same with `[storage] flush = "grouped"` (four clients at once, so
+/// deliveries share their syncfs batches).
+#[test]
+fn with_grouped_flushes_a_power_cut_loses_no_acknowledged_message() {
+    assert_nothing_lost(&power_cuts(cuts(5), "", "grouped"));
 }
 
 /// Control: every message acknowledged since the last journal commit is a
 /// 0-byte file after the cut (ext4 had not allocated its blocks).
 #[test]
 fn without_the_file_flush_a_power_cut_loses_acknowledged_messages() {
-    let o = power_cuts(cuts(2), "file");
+    let o = power_cuts(cuts(2), "file", "per-file");
     assert!(
         o.lost + o.partial > 0,
         "the control lost nothing: the harness cannot see a missing flush: {o:?}"
@@ -755,7 +764,7 @@ fn without_the_file_flush_a_power_cut_loses_acknowledged_messages() {
 /// Control: the renames that no later fsync happened to commit are gone.
 #[test]
 fn without_the_directory_flush_a_power_cut_loses_acknowledged_links() {
-    let o = power_cuts(cuts(3), "dir");
+    let o = power_cuts(cuts(3), "dir", "per-file");
     assert!(
         o.worst_lost > 0,
         "the control lost nothing: the harness cannot see a missing flush: {o:?}"
@@ -764,8 +773,10 @@ fn without_the_directory_flush_a_power_cut_loses_acknowledged_links() {
 
 /// The long run of docs/durability.md.
 #[test]
-#[ignore = "50 cuts (MAILSTOW_POWERCUT_CUTS=N for another number) of 20-25 s each, too long for \
-            CI beside the 10-cut variant: cargo test --test tests powercut::many -- --ignored --nocapture"]
+#[ignore = "50 cuts (MAILSTOW_POWERCUT_CUTS=N for another number, MAILSTOW_POWERCUT_FLUSH=grouped \
+            for grouped flushes) of 20-25 s each, too long for CI beside the 10-cut variant: \
+            cargo test --test tests powercut::many -- --ignored --nocapture"]
 fn many_power_cuts_lose_no_acknowledged_message() {
-    assert_nothing_lost(&power_cuts(cuts(50), ""));
+    let flush = std::env::var("MAILSTOW_POWERCUT_FLUSH").unwrap_or_else(|_| "per-file".into());
+    assert_nothing_lost(&power_cuts(cuts(50), "", &flush));
 }

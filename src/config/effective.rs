@@ -81,6 +81,7 @@ fn storage(c: &StorageConfig) -> RawStorage {
         folder_encoding: Some(c.folder_encoding),
         keywords: Some(c.keywords),
         subscriptions: Some(c.subscriptions),
+        flush: Some(c.flush),
     }
 }
 

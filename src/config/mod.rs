@@ -28,7 +28,7 @@ mod tls;
 pub use crate::users::UsersConfig;
 pub use check::{check, check_config_file, Finding, Findings, Scope};
 pub use mailstow_index::{IndexConfig, UidMode, SPECIAL_USES};
-pub use mailstow_maildir::{FolderEncoding, Readers};
+pub use mailstow_maildir::{Flush, FolderEncoding, Readers};
 pub use mailstow_sieve::{ScoreHeader, ScoreType, SieveConfig};
 // The raw form by name here too, for `effective` and the example-file test.
 use raw::*;
@@ -328,6 +328,9 @@ pub struct StorageConfig {
     /// Dovecot's `subscriptions`, Courier-IMAP's `courierimapsubscribed`,
     /// or both.
     pub subscriptions: Readers,
+    /// How a saved message and its directory entry are made durable:
+    /// per file, or grouped with the other deliveries on its file system.
+    pub flush: Flush,
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FolderEncoding, LogFormat, OverQuota, Readers, ScoreType, SenderPolicy, UidMode};
+use super::{
+    Flush, FolderEncoding, LogFormat, OverQuota, Readers, ScoreType, SenderPolicy, UidMode,
+};
 use crate::users::UsersDriver;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -79,6 +81,7 @@ pub(super) struct RawStorage {
     pub(super) folder_encoding: Option<FolderEncoding>,
     pub(super) keywords: Option<Readers>,
     pub(super) subscriptions: Option<Readers>,
+    pub(super) flush: Option<Flush>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

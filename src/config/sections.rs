@@ -252,6 +252,7 @@ pub(super) fn storage(raw: RawStorage, cx: &Context) -> Result<StorageConfig, Co
         folder_encoding: raw.folder_encoding.unwrap_or(FolderEncoding::Utf7),
         keywords: raw.keywords.unwrap_or_default(),
         subscriptions: raw.subscriptions.unwrap_or_default(),
+        flush: raw.flush.unwrap_or_default(),
     })
 }
 

@@ -471,6 +471,7 @@ pub fn maildir_of(cfg: &Config, user: &User) -> Maildir {
     )
     .with_readers(cfg.storage.keywords, cfg.storage.subscriptions)
     .with_always_cur(courier_uids)
+    .with_flush(cfg.storage.flush)
 }
 
 #[cfg(test)]

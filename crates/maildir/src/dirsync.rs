@@ -1,16 +1,18 @@
-//! Group commit of directory fsyncs: deliveries that linked a file into the
-//! same directory at about the same time share one fsync of it. Each caller
-//! returns only after an fsync that started after its call has completed,
-//! with that fsync's result; a failed fsync fails every caller it covered.
-//! Must not delay a lone caller (it syncs at once) or keep state for
-//! directories nobody is syncing.
+//! Group commit of flushes: callers that changed the same thing (a
+//! directory, or any file of one file system) at about the same time share
+//! one flush of it. Each caller returns only after a flush that started
+//! after its call has completed, with that flush's result; a failed flush
+//! fails every caller it covered. The flush that leads a batch is given
+//! every member's token (a descriptor, say). Must not delay a lone caller
+//! (it flushes at once) or keep state for keys nobody is flushing.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-/// A failed fsync as every caller it covered gets it back.
+/// A failed flush as every caller it covered gets it back.
 #[derive(Clone, Debug)]
 struct Failed {
     errno: Option<i32>,
@@ -38,46 +40,65 @@ impl Failed {
 /// Where one caller's result lands.
 type Slot = Arc<OnceLock<Result<(), Failed>>>;
 
-#[derive(Default)]
-struct State {
-    /// Callers waiting for an fsync that has not started yet.
-    pending: Vec<Slot>,
-    /// An fsync of this directory is under way.
+struct State<M> {
+    /// Callers waiting for a flush that has not started yet, with their
+    /// tokens.
+    pending: Vec<(M, Slot)>,
+    /// A flush of this key is under way.
     running: bool,
 }
 
-#[derive(Default)]
-struct Dir {
-    state: Mutex<State>,
+impl<M> Default for State<M> {
+    fn default() -> Self {
+        State {
+            pending: Vec::new(),
+            running: false,
+        }
+    }
+}
+
+struct Dir<M> {
+    state: Mutex<State<M>>,
     done: Condvar,
 }
 
-/// The directories being synced now, by path.
-pub(crate) struct DirSync<F> {
-    dirs: Mutex<HashMap<PathBuf, Arc<Dir>>>,
-    fsync: F,
+impl<M> Default for Dir<M> {
+    fn default() -> Self {
+        Dir {
+            state: Mutex::default(),
+            done: Condvar::new(),
+        }
+    }
 }
 
-impl<F: Fn(&Path) -> io::Result<()>> DirSync<F> {
-    pub(crate) fn new(fsync: F) -> DirSync<F> {
-        DirSync {
+/// The keys being flushed now, each with its waiting callers.
+pub(crate) struct Batches<K, M> {
+    dirs: Mutex<HashMap<K, Arc<Dir<M>>>>,
+}
+
+impl<K: Hash + Eq + Clone, M> Batches<K, M> {
+    pub(crate) fn new() -> Batches<K, M> {
+        Batches {
             dirs: Mutex::new(HashMap::new()),
-            fsync,
         }
     }
 
-    /// Makes every change to `dir` made before this call durable: joins
-    /// the next fsync of it, running that fsync itself when none is under
-    /// way, and returns its result.
-    pub(crate) fn sync(&self, dir: &Path) -> io::Result<()> {
-        let d = lock(&self.dirs)
-            .entry(dir.to_path_buf())
-            .or_default()
-            .clone();
+    /// Makes every change to `key` made before this call durable: joins
+    /// the next flush of it with `token`, running that flush itself (`flush`
+    /// with the tokens of everyone it covers, its own among them) when none
+    /// is under way, and returns its result.
+    pub(crate) fn join(
+        &self,
+        key: &K,
+        token: M,
+        flush: impl FnOnce(&[M]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let d = lock(&self.dirs).entry(key.clone()).or_default().clone();
         let mine: Slot = Arc::default();
+        let mut flush = Some(flush);
         let result = {
             let mut st = lock(&d.state);
-            st.pending.push(mine.clone());
+            st.pending.push((token, mine.clone()));
             loop {
                 if let Some(r) = mine.get() {
                     break r.clone();
@@ -86,30 +107,55 @@ impl<F: Fn(&Path) -> io::Result<()>> DirSync<F> {
                     st = d.done.wait(st).unwrap_or_else(|e| e.into_inner());
                     continue;
                 }
-                // Lead: one fsync for everyone who asked before it starts.
+                // Lead: one flush for everyone who asked before it starts.
                 st.running = true;
                 let batch = std::mem::take(&mut st.pending);
                 drop(st);
-                let r = (self.fsync)(dir).map_err(|e| Failed::of(&e));
+                let (tokens, slots): (Vec<M>, Vec<Slot>) = batch.into_iter().unzip();
+                let lead = flush.take().expect("a caller leads at most once");
+                let r = lead(&tokens).map_err(|e| Failed::of(&e));
                 st = lock(&d.state);
-                for slot in batch {
+                for slot in slots {
                     let _ = slot.set(r.clone());
                 }
                 st.running = false;
                 d.done.notify_all();
             }
         };
-        self.forget_if_idle(dir, d);
+        self.forget_if_idle(key, d);
         result.map_err(|f| f.to_error())
     }
 
-    /// Drops the directory's entry when no caller holds it any more.
-    fn forget_if_idle(&self, dir: &Path, d: Arc<Dir>) {
+    /// Drops the key's entry when no caller holds it any more.
+    fn forget_if_idle(&self, key: &K, d: Arc<Dir<M>>) {
         let mut dirs = lock(&self.dirs);
         // Callers only get the entry under this lock: the count cannot grow now.
         if Arc::strong_count(&d) == 2 {
-            dirs.remove(dir);
+            dirs.remove(key);
         }
+    }
+}
+
+/// Directory fsyncs shared by the callers syncing the same directory.
+pub(crate) struct DirSync<F> {
+    batches: Batches<PathBuf, ()>,
+    fsync: F,
+}
+
+impl<F: Fn(&Path) -> io::Result<()>> DirSync<F> {
+    pub(crate) fn new(fsync: F) -> DirSync<F> {
+        DirSync {
+            batches: Batches::new(),
+            fsync,
+        }
+    }
+
+    /// Makes every change to `dir` made before this call durable: joins
+    /// the next fsync of it, running that fsync itself when none is under
+    /// way, and returns its result.
+    pub(crate) fn sync(&self, dir: &Path) -> io::Result<()> {
+        self.batches
+            .join(&dir.to_path_buf(), (), |_| (self.fsync)(dir))
     }
 }
 
@@ -135,7 +181,7 @@ mod tests {
         ds.sync(Path::new("/x/new")).unwrap();
         ds.sync(Path::new("/x/new")).unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert!(lock(&ds.dirs).is_empty());
+        assert!(lock(&ds.batches.dirs).is_empty());
     }
 
     const DIR: &str = "/m/new";
@@ -211,7 +257,7 @@ mod tests {
         callers: &[std::thread::ScopedJoinHandle<'_, T>],
     ) {
         loop {
-            let d = lock(&ds.dirs).get(Path::new(DIR)).cloned();
+            let d = lock(&ds.batches.dirs).get(Path::new(DIR)).cloned();
             if d.is_some_and(|d| lock(&d.state).pending.len() >= callers.len()) {
                 return;
             }
@@ -271,7 +317,7 @@ mod tests {
             }
         });
         assert_eq!(*lock(&fake.done), [1, 4], "two fsyncs for four callers");
-        assert!(lock(&ds.dirs).is_empty());
+        assert!(lock(&ds.batches.dirs).is_empty());
     }
 
     /// As above, with the shared fsync failing: each caller it covered gets
@@ -331,7 +377,7 @@ mod tests {
                 });
             }
         });
-        assert!(lock(&ds.dirs).is_empty());
+        assert!(lock(&ds.batches.dirs).is_empty());
     }
 
     #[test]

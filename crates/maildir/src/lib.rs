@@ -49,6 +49,7 @@ pub mod courier;
 mod dirsync;
 pub mod dotlock;
 mod filename;
+mod flush;
 pub mod fsops;
 mod keywords;
 mod line_ends;
@@ -67,6 +68,7 @@ use std::time::SystemTime;
 use fsops::TmpGuard;
 
 pub use filename::count_bare_lf;
+pub use flush::Flush;
 pub use line_ends::{to_lf, ToLf};
 pub use names::{display_name, storage_name, FolderEncoding};
 
@@ -310,6 +312,8 @@ pub struct Maildir {
     always_cur: bool,
     /// The owner to chown to: set only when running as root.
     chown: Option<Owner>,
+    /// How saved files and their links are made durable.
+    flush: Flush,
     encoding: FolderEncoding,
     /// Host part of unique names, escaped.
     name_host: String,
@@ -332,6 +336,7 @@ impl Maildir {
             subscription_files: Readers::Dovecot,
             always_cur: false,
             chown: owner.filter(|_| nix::unistd::geteuid().is_root()),
+            flush: Flush::PerFile,
             encoding,
             name_host: filename::escape_host(hostname),
             lock_host: nix::unistd::gethostname()
@@ -357,6 +362,12 @@ impl Maildir {
     /// never new/.
     pub fn with_always_cur(mut self, always_cur: bool) -> Maildir {
         self.always_cur = always_cur;
+        self
+    }
+
+    /// The same Maildir making its saves durable as `flush` says.
+    pub fn with_flush(mut self, flush: Flush) -> Maildir {
+        self.flush = flush;
         self
     }
 
@@ -431,7 +442,7 @@ impl Maildir {
         let info = self.info(&dir, flags)?;
         let (size, vsize) = (content.size(), content.vsize());
         let (file, tmp, base) = self.create_tmp(&dir, size, vsize)?;
-        write_durably(file, tmp.path(), content, received)?;
+        write_durably(file, tmp.path(), content, received, self.flush)?;
         let sizes = (size, vsize);
         let (path, base) =
             self.publish_with_keywords(tmp, base, &dir, info.as_deref(), flags, sizes)?;
@@ -709,6 +720,11 @@ impl Maildir {
             Some(info) => ("cur", info),
         };
         let dest_dir = dir.join(sub);
+        // Grouped: opened before the link, so that its flush sees errors after it.
+        let grouped_dir = match self.flush {
+            Flush::Grouped => Some(flush::open_dir(&dest_dir).map_err(io_err("open", &dest_dir))?),
+            Flush::PerFile => None,
+        };
         let mut attempt = 1;
         let dest = loop {
             let dest = dest_dir.join(format!("{base}{info}"));
@@ -734,12 +750,31 @@ impl Maildir {
                 dest
             }
         };
-        if let Err(e) = fsops::fsync_dir_shared(&dest_dir) {
+        if let Err(e) = self.sync_dir(&dest_dir, grouped_dir.as_ref()) {
             // Not durable, so not delivered: take it back rather than have the retry duplicate it.
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
         Ok((dest, base))
+    }
+}
+
+impl Maildir {
+    /// Makes the entries just linked into `dir` durable: shared with the
+    /// other deliveries syncing `dir` (per-file), or with every delivery on
+    /// its file system (grouped, through `opened`, the directory opened
+    /// before the link).
+    fn sync_dir(&self, dir: &Path, opened: Option<&File>) -> Result<(), StoreError> {
+        match opened {
+            None => fsops::fsync_dir_shared(dir),
+            Some(_) if skip_flush("dir") => Ok(()),
+            Some(d) => {
+                let t = std::time::Instant::now();
+                let synced = flush::dir_grouped(d);
+                fsynced(Synced::Directory, t.elapsed());
+                synced.map_err(io_err("fsync", dir))
+            }
+        }
     }
 }
 
@@ -750,6 +785,7 @@ fn write_durably(
     path: &Path,
     content: &Content<'_>,
     received: SystemTime,
+    flush: Flush,
 ) -> Result<(), StoreError> {
     (&file)
         .write_all(content.header)
@@ -781,10 +817,10 @@ fn write_durably(
     file.set_times(times)
         .map_err(io_err("set times of", path))?;
     let t = std::time::Instant::now();
-    let synced = if skip_flush("file") {
-        Ok(())
-    } else {
-        file.sync_all()
+    let synced = match flush {
+        _ if skip_flush("file") => Ok(()),
+        Flush::PerFile => file.sync_all(),
+        Flush::Grouped => flush::file_grouped(&file),
     };
     fsynced(Synced::File, t.elapsed());
     synced.map_err(io_err("fsync", path))?;
