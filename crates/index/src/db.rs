@@ -132,7 +132,33 @@ fn set_up(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(),
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sql)?;
+    truncate_large_wal(conn, path);
     migrate(conn, path, migrations)
+}
+
+/// A WAL this long is checkpointed and truncated when the database is
+/// opened: 256 pages.
+const WAL_TRUNCATE_AT: u64 = 1 << 20;
+
+/// Checkpoints and empties a WAL that has grown past [`WAL_TRUNCATE_AT`].
+/// A process that opens the database, commits and exits (the pipe mode)
+/// never restarts the WAL: the next open rebuilds the WAL index from the
+/// whole file (every frame read), and knows of no earlier checkpoint, so
+/// each automatic one copies every frame again and the file only grows.
+/// Busy (another connection is in the database) leaves it for a later open.
+fn truncate_large_wal(conn: &Connection, path: &Path) {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if std::fs::metadata(&wal).map_or(true, |m| m.len() <= WAL_TRUNCATE_AT) {
+        return;
+    }
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match r {
+        Ok(0) => tracing::debug!(path = %wal.display(), "WAL checkpointed and truncated"),
+        Ok(_) => tracing::debug!(path = %wal.display(), "WAL busy; not truncated"),
+        Err(e) => tracing::warn!(path = %wal.display(), error = %e, "could not checkpoint the WAL"),
+    }
 }
 
 pub fn is_busy(e: &rusqlite::Error) -> bool {
@@ -216,5 +242,37 @@ fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), IndexErr
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(io("create", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &[&str] = &["CREATE TABLE t (x BLOB NOT NULL);"];
+
+    fn wal_len(path: &Path) -> u64 {
+        std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len())
+    }
+
+    #[test]
+    fn a_wal_grown_by_processes_that_each_commit_and_exit_is_truncated_at_the_next_open() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".mailstow");
+        let (conn, path) = open(&dir, "t.sqlite", SCHEMA, None).unwrap();
+        // What the pipe mode's processes leave: frames never checkpointed.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        for _ in 0..300 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        drop(conn);
+        assert!(wal_len(&path) > WAL_TRUNCATE_AT, "{}", wal_len(&path));
+        let (conn, _) = open(&dir, "t.sqlite", SCHEMA, None).unwrap();
+        assert_eq!(wal_len(&path), 0);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 300);
     }
 }
