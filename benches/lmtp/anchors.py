@@ -119,8 +119,12 @@ class Cgroup:
         return join
 
     def move(self, pid, sub):
-        with open(self.procs_file(sub), "w") as f:
-            f.write(str(pid))
+        """Move a process (and its threads) in; it may have exited."""
+        try:
+            with open(self.procs_file(sub), "w") as f:
+                f.write(str(pid))
+        except ProcessLookupError:
+            pass
 
     def pids(self, sub=None):
         out = []
@@ -311,15 +315,15 @@ class Postfix:
         nexthop = {"mailstow-lmtp": f":inet:127.0.0.1:{bench.MAILSTOW_PORT}",
                    "dovecot-lmtp": f":inet:127.0.0.1:{bench.DOVECOT_PORT}"}.get(transport, ":")
         if transport in PIPE:
-            cmd = {
-                "dovecot-lda": "flags=DRhu user=vmail:vmail argv=/usr/lib/dovecot/dovecot-lda "
-                               f"-c {dovecot.work}/dovecot.conf -d ${{user}}@${{nexthop}} "
-                               "-f ${sender}",
-                "maildrop": f"flags=DRXhu user=vmail:vmail argv=/usr/bin/maildrop "
-                            f"{maildrop_filter} ${{user}}",
-                "mailstow-pipe": f"flags=q user=vmail:vmail argv={a.bin} deliver -e --config "
-                                 f"{mailstow.work}/mailstow.toml -f ${{sender}} -d ${{recipient}}",
-            }[transport]
+            if transport == "dovecot-lda":
+                cmd = ("flags=DRhu user=vmail:vmail argv=/usr/lib/dovecot/dovecot-lda "
+                       f"-c {dovecot.work}/dovecot.conf -d ${{user}}@${{nexthop}} -f ${{sender}}")
+            elif transport == "maildrop":
+                cmd = (f"flags=DRXhu user=vmail:vmail argv=/usr/bin/maildrop "
+                       f"{maildrop_filter} ${{user}}")
+            else:  # packaging/postfix/master.cf.snippet's line
+                cmd = (f"flags=q user=vmail:vmail argv={a.bin} deliver -e --config "
+                       f"{mailstow.work}/mailstow.toml -f ${{sender}} -d ${{recipient}}")
             line = f"{svc} unix  -  n  n  -  {conc}  {self.wrapper('pipe')}\n  {cmd}\n"
             limit = 1
         elif transport == "virtual":
@@ -455,6 +459,35 @@ def pct(vals, p):
 
 # ---------------------------------------------------------------- one transport
 
+class Dovecot(bench.Dovecot):
+    """dovecot.sh's instance, plus what dovecot-lda needs when pipe(8) runs
+    it as vmail: the stats-writer socket open to it, its own log file, and
+    the Sieve plugin loaded as in LMTP (no script is installed). Both
+    Dovecot transports run with this configuration."""
+
+    def sh(self, *args, sieve=None):
+        log_file = os.path.join(self.work, "lda.log")
+        extra = f"""service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+protocol lda {{
+  mail_plugins = $mail_plugins sieve
+  log_path = {log_file}
+  info_log_path = {log_file}
+  debug_log_path = {log_file}
+}}"""
+        if args[0] == "start":
+            os.makedirs(self.work, exist_ok=True)
+            open(log_file, "a").close()
+            shutil.chown(log_file, "vmail", "vmail")
+        env = dict(os.environ, SIEVE_SCRIPT=sieve or "", LMTP_PORT=str(bench.DOVECOT_PORT),
+                   NUSERS=str(NUSERS), EXTRA_CONF=extra)
+        bench.run([os.path.join(HERE, "dovecot.sh"), self.work, *args], env=env,
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Anchor:
     """The receiving side of one transport: its mail root and, where it
     has one, its server."""
@@ -464,7 +497,7 @@ class Anchor:
         self.work = work
         self.server = None
         if name in ("dovecot-lda", "dovecot-lmtp"):
-            self.dovecot = bench.Dovecot(work)
+            self.dovecot = Dovecot(work)
             self.root = Root(self.dovecot.root)
         elif name in ("mailstow-pipe", "mailstow-lmtp"):
             self.mailstow = bench.Mailstow(work, a.bin)
@@ -477,8 +510,11 @@ class Anchor:
         if self.name in ("dovecot-lda", "dovecot-lmtp"):
             self.dovecot.start("nosieve")
             self.server_pid = self.dovecot.pid
-            for p in bench.tree(self.dovecot.pid):
-                self.cg.move(p, "server")
+            # the master first (what it forks later is born inside), then
+            # twice what it had started
+            for _ in range(2):
+                for p in bench.tree(self.dovecot.pid):
+                    self.cg.move(p, "server")
         elif self.name == "mailstow-lmtp":
             self.mailstow.start("nosieve")
             self.server_pid = self.mailstow.pid
@@ -588,6 +624,9 @@ def cell(a, pf, an, conc, rcpts, count):
     ms = 1000.0 / max(want, 1)
     ok = (files == want and sent == want and deferred == 0 and bounced == 0 and rc == 0
           and not timed_out)
+    if not ok:  # keep the evidence
+        with open(os.path.join(a.out, f"maillog-{an.name}-c{conc}-r{rcpts}.txt"), "w") as f:
+            f.write(pf.log_since(off))
     return dict(transport=an.name, size=a.size, concurrency=conc, rcpts=rcpts, count=count,
                 deliveries=want, inject_s=f"{inject:.3f}", wall_s=f"{wall:.3f}",
                 deliveries_per_s=f"{want / wall:.1f}",
@@ -651,6 +690,7 @@ def run_anchors(a, transports, concs, rcpts_list, out_csv):
                         r = cell(a, pf, an, conc, rcpts, count_for(a, rcpts))
                     finally:
                         pf.stop()
+                        pf.remove()  # a fresh queue for each cell
                         an.stop()
                     table.row(r)
                     rows.append(r)
