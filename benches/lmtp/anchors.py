@@ -58,6 +58,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import bench  # noqa: E402  (the helpers of the side-by-side benchmark)
 from bench import DOMAIN, NUSERS, log  # noqa: E402
 

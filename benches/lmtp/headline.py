@@ -33,6 +33,7 @@ from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import anchors  # noqa: E402
 import bench  # noqa: E402
 from bench import log  # noqa: E402
