@@ -403,27 +403,56 @@ def matrix(a, servers):
             s.stop()
 
 
+def idle_rss(a, s):
+    """(rss, pss) KiB of a started server: before, and with 100 idle LMTP
+    sessions open just after deliveries to all 100 users (so their indexes
+    are open too)."""
+    settle(s)
+    client(a, s, 200, 16, 4096, 10)  # warm: processes, users, indexes
+    time.sleep(3)  # mailstow writes index rows after the replies
+    base = memory(s.pid)
+    p = subprocess.Popen([a.client, "--target", s.target, "--idle", "100", "--hold", "4"],
+                         stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    time.sleep(1)
+    idle = memory(s.pid)
+    p.wait()
+    return base, idle
+
+
+def big_message(a, s):
+    """(rss KiB before, client row) for one 100 MiB message."""
+    settle(s)
+    before = memory(s.pid)
+    return before, client(a, s, 1, 1, 100 * 1024 * 1024, 1)
+
+
+def users_scale(a, work, nusers, count=4000):
+    """mailstow with `nusers` users, 4 KiB, concurrency 16: every mailbox
+    gets one message first (its first delivery creates the Maildir and the
+    index), then `count` are timed; the client row."""
+    m = Mailstow(work, a.bin, nusers=nusers, sub=f"mailstow-{nusers}")
+    try:
+        m.start("nosieve")
+        m.wipe()
+        client(a, m, nusers, 16, 4096, 1, users=nusers)
+        os.sync()
+        return client(a, m, count, 16, 4096, 1, users=nusers)
+    finally:
+        m.stop()
+        shutil.rmtree(m.work, ignore_errors=True)
+
+
 def extras(a, servers, work):
     """Memory with idle sessions and one 100 MiB message; users 10 vs 10,000."""
     ex = Csv(os.path.join(a.out, "extras.csv"), ["server", "what", "value", "unit"])
     for s in servers:
         s.start("nosieve")
-        settle(s)
-        client(a, s, 200, 16, 4096, 10)  # warm: processes, users, indexes
-        time.sleep(3)  # mailstow writes index rows after the replies
-        base = memory(s.pid)
-        p = subprocess.Popen([a.client, "--target", s.target, "--idle", "100", "--hold", "4"],
-                             stdout=subprocess.PIPE, text=True)
-        p.stdout.readline()
-        time.sleep(1)
-        idle = memory(s.pid)
-        p.wait()
+        base, idle = idle_rss(a, s)
         ex.row(dict(server=s.name, what="rss before idle sessions", value=base[0], unit="KiB"))
         ex.row(dict(server=s.name, what="rss with 100 idle sessions", value=idle[0], unit="KiB"))
         ex.row(dict(server=s.name, what="pss with 100 idle sessions", value=idle[1], unit="KiB"))
-        settle(s)
-        before = memory(s.pid)
-        r = client(a, s, 1, 1, 100 * 1024 * 1024, 1)
+        before, r = big_message(a, s)
         ex.row(dict(server=s.name, what="rss before 100 MiB message", value=before[0], unit="KiB"))
         ex.row(dict(server=s.name, what="peak rss during 100 MiB message", value=r["peak_rss_kib"],
                     unit="KiB"))
@@ -432,21 +461,11 @@ def extras(a, servers, work):
         ex.row(dict(server=s.name, what="100 MiB message latency", value=r["p50_ms"], unit="ms"))
         log(s.name, "idle rss", idle[0], "KiB; 100 MiB message peak rss", r["peak_rss_kib"], "KiB")
         s.stop()
-    # mailstow: 10 users vs 10,000 users, 4 KiB, concurrency 16; every
-    # mailbox gets one message first (its first delivery creates the
-    # Maildir and the index), then 4000 are timed
     for nusers in (10, 10000):
-        m = Mailstow(work, a.bin, nusers=nusers, sub=f"mailstow-{nusers}")
-        m.start("nosieve")
-        m.wipe()
-        client(a, m, nusers, 16, 4096, 1, users=nusers)
-        os.sync()
-        r = client(a, m, 4000, 16, 4096, 1, users=nusers)
+        r = users_scale(a, work, nusers)
         for k in ("deliveries_per_s", "p50_ms", "p99_ms", "cpu_s_per_1000", "peak_rss_kib"):
             ex.row(dict(server="mailstow", what=f"{nusers} users, c=16: {k}", value=r[k], unit=""))
         log(f"mailstow {nusers} users: {r['deliveries_per_s']}/s p99 {r['p99_ms']} ms")
-        m.stop()
-        shutil.rmtree(m.work, ignore_errors=True)
 
 
 def machine(a):

@@ -13,6 +13,8 @@
 #       precompiled with sievec.  Unset/empty = no Sieve script (the sieve
 #       plugin stays loaded but finds no script -> implicit keep).
 #   LMTP_PORT (24024) IMAP_PORT (14143) PASSWORD (benchpass) NUSERS (100) DOMAIN (example.test)
+#   EXTRA_CONF  more dovecot.conf text, appended as is (anchors.py: what
+#       dovecot-lda run by Postfix's pipe(8) as vmail needs)
 #
 # Layout (WORKDIR):
 #   dovecot.conf, users (passwd-file), dovecot.pid (master PID), log/dovecot.log,
@@ -189,6 +191,7 @@ plugin {
   sieve_extensions = +imap4flags
 }
 EOF
+  if [[ -n ${EXTRA_CONF:-} ]]; then printf '%s\n' "$EXTRA_CONF" >> "$CONF"; fi
 }
 
 install_sieve() {
