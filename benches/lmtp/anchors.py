@@ -223,9 +223,8 @@ class Root:
         return bench.count_files(self.root)
 
     def wipe(self):
-        for i in range(NUSERS):
-            shutil.rmtree(os.path.join(self.root, f"user{i}", "Maildir"), ignore_errors=True)
-            shutil.rmtree(os.path.join(self.root, f"user{i}", ".mailstow"), ignore_errors=True)
+        # Moved aside, not deleted (see bench.set_aside); the trash goes with the work dir.
+        bench.set_aside(self.root, self.root)
 
 
 def make_homes(root, maildirs=False):
