@@ -1,7 +1,9 @@
 //! Exim 4 (Debian 12's exim4-daemon-light, 4.96) in front of mailstow,
 //! configured from packaging/exim/mailstow.conf as an admin would: the LMTP
 //! transport over the unix socket and over TCP, and the pipe transport
-//! running `mailstow deliver` with untainted arguments only. Exim is the
+//! running `mailstow deliver` with untainted arguments only; and Dovecot's
+//! documented transport for dovecot-lda, which Exim refuses verbatim
+//! (tainted arguments) and runs once they come from lookups. Exim is the
 //! system MTA in its package, as Postfix is, so it runs from a cached
 //! Debian root (chroot, private mount namespace, the test's directories
 //! bound in at the same paths); messages go in with `exim -bm`, deliveries
@@ -136,6 +138,13 @@ impl Exim {
         (proc, addr)
     }
 
+    /// Replaces the routers and transports (Exim reads its configuration
+    /// again for every command, the daemon excepted).
+    fn set_config(&self, routers: &str, transports: &str) {
+        let d = self.dir.path();
+        fs::write(d.join("exim.conf"), main_config(d, routers, transports)).unwrap();
+    }
+
     /// The bounces Exim sent to the test's sender (an mbox).
     fn bounces(&self) -> String {
         fs::read_to_string(self.dir.path().join("bounces/all")).unwrap_or_default()
@@ -188,7 +197,15 @@ fn config(ms: &Mailstow, via: Via, lookup: &Path, d: &Path) -> String {
         .split_once("# --- routers ---")
         .expect("the snippet has a routers part")
         .1;
-    let routers = pick_router(routers, via);
+    main_config(d, &pick_router(routers, via), transports)
+}
+
+/// Exim's main settings around `routers` and `transports`, with a router
+/// and a transport that keep bounces to the test's sender (example.net)
+/// in a file. Over SMTP, Exim accepts mail for the local domains, and
+/// for example.net from loopback only (a rejection `mailstow deliver`
+/// sends there).
+fn main_config(d: &Path, routers: &str, transports: &str) -> String {
     format!(
         "primary_hostname = exim.test\n\
          qualify_domain = example.net\n\
@@ -198,7 +215,8 @@ fn config(ms: &Mailstow, via: Via, lookup: &Path, d: &Path) -> String {
          keep_environment =\n\
          acl_smtp_rcpt = rcpt\n\
          begin acl\n\
-         rcpt:\n  accept domains = +local_domains\n  deny\n\
+         rcpt:\n  accept domains = +local_domains\n  \
+         accept hosts = 127.0.0.1\n    domains = example.net\n  deny\n\
          begin routers\n\
          {routers}\n\
          bounces:\n  driver = accept\n  domains = example.net\n  transport = bounce_file\n\
@@ -524,4 +542,308 @@ fn exim_pipe_transport_runs_mailstow_deliver_with_untainted_arguments() {
     assert_eq!(ms.maildir(BOB).messages("INBOX").len(), 1);
     let shown = dovecot_reads(&ms, ALICE, 1);
     assert!(shown[0].ends_with(&lf_to_crlf(body.as_bytes())));
+}
+
+/// Dovecot's transport for its LDA, virtual users under one uid ("Dovecot
+/// LDA with Exim", Single UID, doc.dovecot.org 2.3), with the command of
+/// its `# v1.1+:` line: verbatim but for the program,
+/// `/usr/local/libexec/dovecot/dovecot-lda` replaced by
+/// `MAILSTOW deliver -c CONF`.
+const DOVECOT_TRANSPORT: &str = r"dovecot_virtual_delivery:
+  driver = pipe
+  command = MAILSTOW deliver -c CONF -d $local_part@$domain  -f $sender_address -a $original_local_part@$original_domain
+  message_prefix =
+  message_suffix =
+  delivery_date_add
+  envelope_to_add
+  return_path_add
+  log_output
+  user = vmail
+  temp_errors = 64 : 69 : 70: 71 : 72 : 73 : 74 : 75 : 78
+";
+
+/// The nearest command Exim 4.96 runs: each address is a key a lookup
+/// gives back (`ret=key`, untainted); the sender is not an argument
+/// (`return_path_add` writes it above the message and mailstow reads it
+/// there). As docs/from-dovecot.md shows it.
+const UNTAINTED_COMMAND: &str = "MAILSTOW deliver -c CONF -d $address_data  \
+     -a ${lookup{$original_local_part@$original_domain}lsearch,ret=key{ALIASES}{$value}{$address_data}}";
+
+/// The routers in front of it, as docs/from-dovecot.md shows them: aliases
+/// from a file, then the users mailstow knows (its passwd-file, whose lines
+/// start with user@domain), `address_data` the untainted address.
+const DOVECOT_ROUTERS: &str = r"dovecot_aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${lookup{$local_part@$domain}lsearch{ALIASES}}
+
+dovecot_virtual:
+  driver = accept
+  domains = +local_domains
+  condition = ${lookup{$local_part@$domain}lsearch{USERS}{yes}{no}}
+  address_data = ${lookup{$local_part@$domain}lsearch,ret=key{USERS}}
+  transport = dovecot_virtual_delivery
+";
+
+/// Dovecot's documented Exim transport for dovecot-lda, with `mailstow
+/// deliver` in dovecot-lda's place. Exim 4.96 refuses the verbatim command
+/// line before running anything: each of `$local_part@$domain`,
+/// `$sender_address` and `$original_local_part@$original_domain` is
+/// tainted, the address fails (`Tainted arg N ...`) and the message goes
+/// back to the sender in a bounce; nothing is stored. With the addresses
+/// from lookups and the sender from `return_path_add`, and every other
+/// option of Dovecot's transport as documented, Exim runs it: the message
+/// lands in the user's Maildir with one Return-Path, Exim's Envelope-to and
+/// Delivery-date, and -a's original recipient (an alias) as Delivered-To
+/// and in the log line Exim logs (`log_output`); a Sieve reject (no -e)
+/// mails the sender a rejection and Exim logs a delivery; exit 75 (an
+/// unwritable Maildir) is deferred through `temp_errors`, then delivered
+/// by a queue run.
+#[test]
+fn exim_refuses_dovecots_lda_transport_verbatim_and_runs_it_with_untainted_arguments() {
+    const INFO: &str = "info@example.org";
+    let ms = Mailstow::start(&[ALICE]);
+    // `mailstow deliver` runs as vmail (the transport's `user`).
+    util::chown(&ms.mail_root, ms.owner);
+    let home = ms.home(ALICE);
+    fs::create_dir_all(&home).unwrap();
+    fs::write(
+        home.join(".dovecot.sieve"),
+        "require \"reject\";\nif header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; }\n",
+    )
+    .unwrap();
+    for p in [ms.mail_root.join("example.org"), home.clone()] {
+        util::chown(&p, ms.owner);
+    }
+    util::chown(&home.join(".dovecot.sieve"), ms.owner);
+    let aliases = ms.config.parent().unwrap().join("exim-aliases");
+    fs::write(&aliases, format!("{INFO}: {ALICE}\n")).unwrap();
+
+    // Exim as the other tests set it up; its routers and transports are
+    // replaced below, before any message.
+    let exim = Exim::start(&ms, Via::Pipe, &ms.users_file);
+    let paths = |text: &str| {
+        text.replace("MAILSTOW", env!("CARGO_BIN_EXE_mailstow"))
+            .replace("CONF", &ms.config.to_string_lossy())
+            .replace("ALIASES", &aliases.to_string_lossy())
+            .replace("USERS", &ms.users_file.to_string_lossy())
+    };
+    let routers = paths(DOVECOT_ROUTERS);
+    let documented = DOVECOT_TRANSPORT
+        .lines()
+        .find_map(|l| l.strip_prefix("  command = "))
+        .unwrap();
+    let with_command = |command: &str| paths(&DOVECOT_TRANSPORT.replace(documented, command));
+    // A rejection from mailstow goes to the sender through Exim's daemon.
+    let (_daemon, smtp) = exim.daemon();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&ms.config)
+        .unwrap()
+        .write_all(format!("\n[outbound]\nsmtp = \"{smtp}\"\n").as_bytes())
+        .unwrap();
+
+    // Refused: the verbatim line, and each tainted value alone in an
+    // otherwise untainted line. Exim names the first tainted argument
+    // (the program is argument 0).
+    let refused = [
+        (
+            documented,
+            ALICE,
+            format!("Tainted arg 5 for dovecot_virtual_delivery transport command: '{ALICE}'"),
+        ),
+        (
+            "MAILSTOW deliver -c CONF -d $address_data  -f $sender_address",
+            ALICE,
+            format!("Tainted arg 7 for dovecot_virtual_delivery transport command: '{SENDER}'"),
+        ),
+        (
+            "MAILSTOW deliver -c CONF -d $address_data  -a $original_local_part@$original_domain",
+            INFO,
+            format!("Tainted arg 7 for dovecot_virtual_delivery transport command: '{INFO}'"),
+        ),
+    ];
+    for (i, (command, to, refusal)) in refused.iter().enumerate() {
+        exim.set_config(&routers, &with_command(command));
+        exim.submit(SENDER, &[to], &message(&format!("tainted {i}"), "x\n"));
+        let want = format!(
+            "** {ALICE}{} R=dovecot_virtual T=dovecot_virtual_delivery: {refusal}",
+            if *to == ALICE {
+                String::new()
+            } else {
+                format!(" <{to}>")
+            }
+        );
+        assert_eq!(
+            exim.log_lines(&[&want]).len(),
+            1,
+            "{want}\n{}",
+            exim.mainlog()
+        );
+        let bounces = exim.bounces();
+        // Exim's bounce does not say why (Status 5.0.0), and it carries
+        // the message.
+        let bounce = bounces
+            .split("\nFrom MAILER-DAEMON ")
+            .nth(i)
+            .unwrap_or_else(|| panic!("no bounce {i}: {bounces}"));
+        for part in [
+            "This is a permanent error",
+            "Status: 5.0.0\n",
+            &format!("Final-Recipient: rfc822;{to}\n"),
+            &format!("Subject: tainted {i}\n"),
+        ] {
+            assert!(bounce.contains(part), "{part:?} in {bounce}");
+        }
+    }
+    assert!(ms.maildir(ALICE).messages("INBOX").is_empty());
+    assert!(
+        exim.log_lines(&["=> ", "T=dovecot_virtual_delivery"])
+            .is_empty(),
+        "{}",
+        exim.mainlog()
+    );
+
+    // Accepted: the nearest form, through the alias.
+    exim.set_config(&routers, &with_command(UNTAINTED_COMMAND));
+    let body = ".dot line\nGrüße\n";
+    exim.submit(SENDER, &[INFO], &message("piped", body));
+    let log = exim.mainlog();
+    assert_eq!(
+        exim.log_lines(&[&format!(
+            "=> alice <{INFO}> R=dovecot_virtual T=dovecot_virtual_delivery"
+        )])
+        .len(),
+        1,
+        "{log}"
+    );
+    // log_output: the first line mailstow writes is its delivery line.
+    let output = exim.log_lines(&["dovecot_virtual_delivery transport output: "]);
+    assert_eq!(output.len(), 1, "{log}");
+    for part in [
+        format!("to=<{INFO}>"),
+        format!("orig_to=<{INFO}>"),
+        format!("from=<{SENDER}>"),
+        "status=delivered".to_owned(),
+    ] {
+        assert!(output[0].contains(&part), "{part} in {}", output[0]);
+    }
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 1);
+    let text = String::from_utf8_lossy(&files[0].bytes).into_owned();
+    // mailstow's Return-Path and Delivered-To (-a) on top; Exim's
+    // Return-path line dropped, its Envelope-to and Delivery-date kept.
+    assert!(
+        text.starts_with(&format!(
+            "Return-Path: <{SENDER}>\nDelivered-To: {INFO}\nReceived: "
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        text.to_ascii_lowercase().matches("return-path:").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("\nEnvelope-to: ").count(), 1, "{text}");
+    assert!(
+        text.contains(&format!("\nEnvelope-to: {INFO}\nDelivery-date: ")),
+        "{text}"
+    );
+    assert_eq!(text.matches("\nDelivery-date: ").count(), 1, "{text}");
+    assert!(text.ends_with(body), "{text}");
+    assert!(
+        find(text.as_bytes(), b"\n\n\n").is_none(),
+        "no blank line added"
+    );
+
+    // A Sieve reject without -e: mailstow mails the sender the rejection
+    // and exits 0; Exim logs a delivery and bounces nothing.
+    exim.submit(SENDER, &[ALICE], &message("unwanted offer", "buy\n"));
+    let mdn = util::poll(util::TIMEOUT, || {
+        let b = exim.bounces();
+        b.contains("Subject: Rejected: unwanted offer").then_some(b)
+    })
+    .unwrap_or_else(|| panic!("no rejection:\n{}", exim.mainlog()));
+    assert!(mdn.contains("Not wanted here"), "{mdn}");
+    assert!(
+        mdn.contains(&format!("Final-Recipient: rfc822; {ALICE}")),
+        "{mdn}"
+    );
+    assert_eq!(
+        exim.log_lines(&[&format!(
+            "=> alice <{ALICE}> R=dovecot_virtual T=dovecot_virtual_delivery"
+        )])
+        .len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
+    assert_eq!(
+        exim.log_lines(&["** "]).len(),
+        refused.len(),
+        "{}",
+        exim.mainlog()
+    );
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 1);
+
+    // Maildir/tmp unwritable: exit 75, one of temp_errors: deferred, kept
+    // in the queue, delivered by the queue run once writable again.
+    let tmp = ms.maildir(ALICE).root.join("tmp");
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o500)).unwrap();
+    exim.submit(SENDER, &[ALICE], &message("later", "later\n"));
+    let deferred = exim.log_lines(&[
+        &format!("== {ALICE} R=dovecot_virtual T=dovecot_virtual_delivery"),
+        "returned 75",
+    ]);
+    assert_eq!(deferred.len(), 1, "{}", exim.mainlog());
+    let id = deferred[0].split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(
+        exim.log_lines(&["** "]).len(),
+        refused.len(),
+        "{}",
+        exim.mainlog()
+    );
+    assert!(exim.log_lines(&[&id, "Completed"]).is_empty());
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700)).unwrap();
+    exim.queue_run();
+    assert_eq!(
+        exim.log_lines(&[
+            &id,
+            &format!("=> alice <{ALICE}> R=dovecot_virtual T=dovecot_virtual_delivery")
+        ])
+        .len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
+    assert_eq!(exim.log_lines(&[&id, "Completed"]).len(), 1);
+    let files = ms.maildir(ALICE).messages("INBOX");
+    assert_eq!(files.len(), 2);
+    assert!(!exim.bounces().contains("Subject: later"));
+
+    // With -e, a Sieve reject exits 77, not one of temp_errors: Exim
+    // bounces the message and logs the reason mailstow wrote.
+    exim.set_config(&routers, &with_command(&format!("{UNTAINTED_COMMAND} -e")));
+    exim.submit(SENDER, &[ALICE], &message("unwanted again", "buy\n"));
+    let failed = exim.log_lines(&[
+        &format!("** {ALICE} R=dovecot_virtual T=dovecot_virtual_delivery"),
+        "returned 77",
+    ]);
+    assert_eq!(failed.len(), 1, "{}", exim.mainlog());
+    let id = failed[0].split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(
+        exim.log_lines(&[&id, "transport output: ", "Not wanted here"])
+            .len(),
+        1,
+        "{}",
+        exim.mainlog()
+    );
+    let bounces = exim.bounces();
+    let bounce = bounces.rsplit("\nFrom MAILER-DAEMON ").next().unwrap();
+    assert!(bounce.contains("Subject: unwanted again\n"), "{bounce}");
+    // Dovecot's transport has no return_fail_output: the bounce does not
+    // carry the script's reason.
+    assert!(bounce.contains("    local delivery failed\n"), "{bounce}");
+    assert!(!bounce.contains("Not wanted here"), "{bounce}");
+    assert_eq!(ms.maildir(ALICE).messages("INBOX").len(), 2);
 }
