@@ -24,7 +24,8 @@ const DAVE: &str = "dave@example.org";
 const SENDER: &str = "s@example.net";
 
 /// Bob files a second copy into Archive; Erin's script edits the header.
-const BOB_SIEVE: &str = "require [\"fileinto\", \"copy\", \"mailbox\"];\nfileinto :copy :create \"Archive\";\n";
+const BOB_SIEVE: &str =
+    "require [\"fileinto\", \"copy\", \"mailbox\"];\nfileinto :copy :create \"Archive\";\n";
 const ERIN_SIEVE: &str = "require \"editheader\";\naddheader \"X-Edited\" \"yes\";\n";
 
 fn start(single_copy: bool, users: &[&str]) -> Mailstow {
