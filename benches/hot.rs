@@ -155,7 +155,7 @@ fn header_block(c: &mut Criterion) {
         b.iter(|| {
             headers::build(black_box(&Trace {
                 return_path: Some("sender@example.net"),
-                delivered_to: "alice@example.org",
+                delivered_to: Some("alice@example.org"),
                 origin: &origin,
                 hostname: "mx.example.org",
                 id: "6Q2V23WPJSX0ZBB0000PY",

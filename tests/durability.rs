@@ -4,7 +4,10 @@
 //! flushed after its last write and before it was linked into `new/` or
 //! `cur/`, the directory that received it was fsynced after the link and
 //! before the acknowledgement, and so was the parent of every directory the
-//! delivery created. A build that skips one flush (`MAILSTOW_SKIP_FLUSH`,
+//! delivery created. A copy hard-linked from a name already published (one
+//! file for several recipients, `[delivery] single_copy`) is held to the
+//! same: its file flushed before that link, its directory fsynced after it
+//! and before the acknowledgement. A build that skips one flush (`MAILSTOW_SKIP_FLUSH`,
 //! compiled only into test builds) must fail the same check, so the check
 //! is seen to bite. Must not rely on timing: the trace's order is the
 //! order the kernel saw.
@@ -233,17 +236,13 @@ fn violations(e: &Events, acks: &[(String, usize)], mail_root: &str) -> Vec<Stri
     let mut bad = Vec::new();
     for (id, ack) in acks {
         let files = e.files_of.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        let published: Vec<&(String, String, usize)> = e
-            .links
-            .iter()
-            .filter(|(from, _, end)| files.contains(from) && end < ack)
-            .collect();
+        let published = published(e, files, *ack);
         if published.is_empty() {
             bad.push(format!(
                 "{id}: acknowledged at line {ack} but no file of it was linked into place before"
             ));
         }
-        for (from, to, linked) in published {
+        for (from, to, linked) in &published {
             check_file(e, id, from, *linked, &mut bad);
             check_dir(e, id, parent(to), *linked, *ack, &mut bad);
             for (dir, made) in e
@@ -256,6 +255,33 @@ fn violations(e: &Events, acks: &[(String, usize)], mail_root: &str) -> Vec<Stri
         }
     }
     bad
+}
+
+/// The links before `ack` that put `files` into place, as (written file,
+/// name linked, line): a link from one of them, or from a name linked so
+/// (a copy sharing the file), then named by the file written.
+fn published(e: &Events, files: &[String], ack: usize) -> Vec<(String, String, usize)> {
+    let mut out: Vec<(String, String, usize)> = Vec::new();
+    for (from, to, end) in e.links.iter().filter(|l| l.2 < ack) {
+        let root = match files.contains(from) {
+            true => Some(from.clone()),
+            false => out
+                .iter()
+                .find(|p| p.1 == *from && p.2 < *end)
+                .map(|p| p.0.clone()),
+        };
+        if let Some(root) = root {
+            out.push((root, to.clone(), *end));
+        }
+    }
+    out
+}
+
+/// Links whose source was a name in new/ or cur/ (a shared file), not tmp/.
+fn shared_links(trace: &str) -> usize {
+    let (calls, _) = parse(trace);
+    let linked = |p: &str| p.contains("/new/") || p.contains("/cur/");
+    events(&calls).links.iter().filter(|l| linked(&l.0)).count()
 }
 
 /// The file's data was flushed after its last write and before its link.
@@ -460,12 +486,13 @@ fn traced_pipe(
 }
 
 /// The violations of both traces (LMTP deliveries one after another in
-/// per-file mode, four at a time in grouped mode, and one pipe delivery).
-fn check(ms: &Mailstow, skip_flush: Option<&str>, flush: &str) -> (usize, Vec<String>) {
+/// per-file mode, four at a time in grouped mode, and one pipe delivery),
+/// and the number of links from a shared file.
+fn check(ms: &Mailstow, skip_flush: Option<&str>, flush: &str) -> (usize, Vec<String>, usize) {
     let dir = util::temp_dir("mailstow-trace-");
     let root = ms.mail_root.display().to_string();
     let mut bad = Vec::new();
-    let mut acked = 0;
+    let (mut acked, mut shared) = (0, 0);
     let lmtp = match flush {
         "grouped" => traced_lmtp_concurrent(ms, dir.path()),
         _ => traced_lmtp(ms, dir.path()),
@@ -473,23 +500,26 @@ fn check(ms: &Mailstow, skip_flush: Option<&str>, flush: &str) -> (usize, Vec<St
     for (trace, acks) in [lmtp, traced_pipe(ms, dir.path(), skip_flush)] {
         let (calls, _) = parse(&trace);
         acked += acks.len();
+        shared += shared_links(&trace);
         bad.extend(violations(&events(&calls), &acks, &root));
     }
     // Recipients of one transaction share its queue id: a file's fault is
     // found once for each of them.
     bad.sort();
     bad.dedup();
-    (acked, bad)
+    (acked, bad, shared)
 }
 
 #[test]
 fn every_acknowledged_message_was_flushed_linked_and_its_directory_synced_before_the_reply() {
     ensure_strace();
     let ms = server(None, "per-file");
-    let (acked, bad) = check(&ms, None, "per-file");
+    let (acked, bad, shared) = check(&ms, None, "per-file");
     // 5 transactions x 2 recipients over LMTP, 1 through the pipe.
     assert_eq!(acked, 11);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // Each transaction's second recipient linked the first one's file.
+    assert_eq!(shared, 5);
     assert_eq!(ms.maildir(ALICE).messages("Reports.Daily").len(), 2);
     assert_eq!(ms.maildir(BOB).messages("Piped.New").len(), 1);
 }
@@ -499,7 +529,7 @@ fn with_grouped_flushes_every_acknowledged_message_was_flushed_linked_and_synced
 {
     ensure_strace();
     let ms = server(None, "grouped");
-    let (acked, bad) = check(&ms, None, "grouped");
+    let (acked, bad, _) = check(&ms, None, "grouped");
     // Rounds of 4 transactions x 2 recipients over LMTP, 1 through the pipe.
     assert!(acked >= 9 && acked % 8 == 1, "{acked}");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -511,12 +541,17 @@ fn the_check_fails_when_a_message_file_is_not_flushed() {
     ensure_strace();
     for flush in ["per-file", "grouped"] {
         let ms = server(Some("file"), flush);
-        let (acked, bad) = check(&ms, Some("file"), flush);
+        let (acked, bad, _) = check(&ms, Some("file"), flush);
         let unflushed = bad.iter().filter(|b| b.contains("without a flush")).count();
         match flush {
-            "per-file" => assert_eq!(unflushed, acked, "every stored file, once: {bad:#?}"),
+            // Every name put into place, once: 6 files written, 5 linked again.
+            "per-file" => assert_eq!(
+                (acked, unflushed),
+                (11, 11),
+                "every stored name, once: {bad:#?}"
+            ),
             // Another delivery's syncfs between a file's write and its link
-            // does make it durable: only most files are found.
+            // does make it durable: only most names are found.
             _ => assert!(unflushed * 2 > acked, "{unflushed} of {acked}: {bad:#?}"),
         }
     }
@@ -527,7 +562,7 @@ fn the_check_fails_when_no_directory_is_synced() {
     ensure_strace();
     for flush in ["per-file", "grouped"] {
         let ms = server(Some("dir"), flush);
-        let (_, bad) = check(&ms, Some("dir"), flush);
+        let (_, bad, _) = check(&ms, Some("dir"), flush);
         assert!(
             bad.iter()
                 .any(|b| b.contains("/new not fsynced") || b.contains("/cur not fsynced")),

@@ -39,9 +39,12 @@ fn pipelined_transaction_gets_replies_in_order_one_per_recipient() {
     assert_eq!(ms.maildir(BOB).messages("INBOX").len(), 1);
 }
 
+/// With `single_copy = false`; the default is tests/single_copy.rs's.
 #[test]
 fn each_copy_carries_its_own_trace_headers() {
-    let ms = Mailstow::start(&[ALICE, BOB]);
+    let mut opts = Options::new(&[ALICE, BOB]);
+    opts.extra_toml = "[delivery]\nsingle_copy = false\n".into();
+    let ms = Mailstow::start_with(opts);
     let mut c = ms.connect();
     c.lhlo();
     let msg = message("s@example.net", ALICE, "trace", "hello\r\n");

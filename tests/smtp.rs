@@ -388,7 +388,9 @@ const REJECT: &str = "require \"reject\";\nreject \"not wanted here\";\n";
 
 #[test]
 fn postfix_relays_over_required_starttls_and_dovecot_reads_it_back_byte_exact() {
-    let s = Smtp::start(&[ALICE, BOB], "");
+    // Postfix sends both recipients in one transaction: each copy names
+    // its own only with single_copy off (tests/single_copy.rs: on).
+    let s = Smtp::start(&[ALICE, BOB], "[delivery]\nsingle_copy = false\n");
     let dc = Dovecot::start(&s.ms.users_file, &s.ms.mail_root);
     let transport = format!("smtp:[{}]:{}", s.smtp.ip(), s.smtp.port());
     let pf = Postfix::start_custom(

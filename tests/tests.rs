@@ -41,6 +41,7 @@ mod sieve_filter;
 mod sieve_sends;
 mod sieve_store;
 mod sieve_wild;
+mod single_copy;
 mod smtp;
 mod system_users;
 mod uidlist;

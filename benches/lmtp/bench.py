@@ -39,8 +39,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOMAIN = "example.test"
 NUSERS = 100
-DOVECOT_PORT = 24024
-MAILSTOW_PORT = 24200
+# BENCH_DOVECOT_PORT / BENCH_MAILSTOW_PORT (and dovecot.sh's IMAP_PORT) move
+# the listeners when another run holds these ports.
+DOVECOT_PORT = int(os.environ.get("BENCH_DOVECOT_PORT", "24024"))
+MAILSTOW_PORT = int(os.environ.get("BENCH_MAILSTOW_PORT", "24200"))
+# BENCH_MAILSTOW_TOML: more lines for mailstow's config (e.g.
+# "[delivery]\nsingle_copy = false" to measure one file per recipient).
+MAILSTOW_EXTRA = os.environ.get("BENCH_MAILSTOW_TOML", "").replace("\\n", "\n")
 SIEVE = os.path.join(HERE, "ten-rules.sieve")
 # --metrics ADDR: mailstow serves Prometheus metrics there (to measure what
 # recording them costs).
@@ -235,6 +240,8 @@ autocreate = true
 """)
             if METRICS:
                 f.write(f'[metrics]\nlisten = "{METRICS}"\n')
+            if MAILSTOW_EXTRA:
+                f.write(MAILSTOW_EXTRA.rstrip("\n") + "\n")
 
     def start(self, mode):
         self.stop()

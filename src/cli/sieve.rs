@@ -213,7 +213,7 @@ fn delivery_headers(
             let now = SystemTime::now();
             return Ok(headers::build(&Trace {
                 return_path: from,
-                delivered_to: to,
+                delivered_to: Some(to),
                 origin: &Origin::Local,
                 hostname,
                 id: &headers::new_id(now),

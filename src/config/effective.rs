@@ -133,6 +133,7 @@ fn delivery(d: &DeliveryConfig) -> RawDelivery {
         duplicate_suppression: Some(d.duplicate_window.is_some()),
         duplicate_window: d.duplicate_window.map(|w| w.as_secs()),
         original_recipient_header: d.original_recipient_header.clone(),
+        single_copy: Some(d.single_copy),
     }
 }
 
@@ -298,6 +299,7 @@ queue_depth = 9
 spool_dir = "spool"
 duplicate_suppression = true
 duplicate_window = 60
+single_copy = false
 [log]
 level = "mailstow=debug"
 format = "json"

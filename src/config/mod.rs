@@ -380,6 +380,11 @@ pub struct DeliveryConfig {
     /// X-Original-To), read when the MTA gives none (no ORCPT, no `-a`);
     /// Dovecot's `lda_original_recipient_header`.
     pub original_recipient_header: Option<String>,
+    /// A transaction with several recipients gets one trace block for all
+    /// (no Delivered-To, no Received `for`), as Dovecot's LMTP writes it,
+    /// so that its copies are the same bytes and are stored once and
+    /// hard-linked (docs/maildir.md, 'One copy for many recipients').
+    pub single_copy: bool,
 }
 
 #[derive(Debug, Clone)]

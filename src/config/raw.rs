@@ -125,6 +125,7 @@ pub(super) struct RawDelivery {
     pub(super) duplicate_suppression: Option<bool>,
     pub(super) duplicate_window: Option<u64>,
     pub(super) original_recipient_header: Option<String>,
+    pub(super) single_copy: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -378,6 +378,7 @@ pub(super) fn delivery(d: RawDelivery, cx: &Context) -> Result<DeliveryConfig, C
             }
             other => other,
         },
+        single_copy: d.single_copy.unwrap_or(true),
     })
 }
 

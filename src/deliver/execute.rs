@@ -15,7 +15,8 @@ use mailstow_sieve::{OutKind, Outgoing, Plan, Store};
 use super::envelope::{Envelope, Recipient};
 use super::indexer::{self, Row};
 use super::outcome::{Failure, RcptOutcome};
-use super::pipeline::Deliverer;
+use super::pipeline::{Deliverer, Sharing};
+use super::shared::Claim;
 use super::spool::Spool;
 use super::state::LazyState;
 use crate::config::SenderPolicy;
@@ -29,6 +30,10 @@ struct Copy<'a> {
     flags: Flags,
     content: Content<'a>,
     head: &'a [u8],
+    /// The content is the delivery's trace block and message (not a copy
+    /// a script edited): the same bytes as its transaction's other such
+    /// copies with the same trace, so it may share their file.
+    original: bool,
 }
 
 /// Why a redirect did not go out.
@@ -51,7 +56,9 @@ impl Deliverer {
     /// Carry out `plan` for one recipient's copy of `body`: the outcome, and
     /// the size of the (last) file stored, if one was. `header` is the trace
     /// fields the original message is stored with; a message a script
-    /// edited holds them already (the scripts saw them).
+    /// edited holds them already (the scripts saw them). A copy of the
+    /// original links the transaction's file of the same bytes when
+    /// `sharing` has one.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn execute(
         &self,
@@ -62,6 +69,7 @@ impl Deliverer {
         maildir: &Maildir,
         state: &LazyState<'_>,
         mut plan: Plan,
+        sharing: &Sharing<'_>,
     ) -> Result<(RcptOutcome, Option<u64>), Failure> {
         if let Some(r) = &plan.reject {
             return Err(Failure::Rejected(r.reason.clone()));
@@ -91,8 +99,9 @@ impl Deliverer {
         // is answered before anything went out, so the retry or the bounce
         // it causes never duplicates a redirect.
         let copies = plan.stores.iter().map(copy_of).collect();
+        let delivery = Some((env, sharing));
         let (mut stored, mut size) =
-            self.save_copies(&rcpt.user, maildir, copies, env.received, Some(env))?;
+            self.save_copies(&rcpt.user, maildir, copies, env.received, delivery)?;
         let sent = self.redirects(env, rcpt, body, header, &redirects, !stored.is_empty())?;
         if sent < redirects.len() {
             let keep = Store {
@@ -104,7 +113,7 @@ impl Deliverer {
             };
             let done = sent > 0 || !stored.is_empty();
             if let Some((folder, s)) =
-                self.keep_instead(env, rcpt, maildir, copy_of(&keep), &stored, done)?
+                self.keep_instead((env, sharing), rcpt, maildir, copy_of(&keep), &stored, done)?
             {
                 stored.push(folder);
                 size = s.or(size);
@@ -140,7 +149,7 @@ impl Deliverer {
     /// lost and a retry would repeat what is done, so it is logged.
     fn keep_instead(
         &self,
-        env: &Envelope,
+        (env, sharing): (&Envelope, &Sharing<'_>),
         rcpt: &Recipient,
         maildir: &Maildir,
         copy: Copy<'_>,
@@ -154,7 +163,8 @@ impl Deliverer {
         if stored.iter().any(|f| same(f)) {
             return Ok(None);
         }
-        match self.save_copies(&rcpt.user, maildir, vec![copy], env.received, Some(env)) {
+        let delivery = Some((env, sharing));
+        match self.save_copies(&rcpt.user, maildir, vec![copy], env.received, delivery) {
             Ok((folders, size)) => Ok(folders.into_iter().next().map(|f| (f, size))),
             Err(e) if !done => Err(e),
             Err(e) => {
@@ -281,15 +291,18 @@ impl Deliverer {
     /// folder, e.g. `Trash:ignore`, is never refused), then each saved,
     /// indexed and counted. For a delivery (`env` given), a folder the
     /// Maildir refuses gets its copy into INBOX instead (once); otherwise it
-    /// is an error. Returns the folders stored into and the last file's size.
+    /// is an error; a copy of the original may share its transaction's file
+    /// ([`Deliverer::store_copy`]). Returns the folders stored into and the
+    /// last file's size.
     fn save_copies(
         &self,
         user: &User,
         maildir: &Maildir,
         copies: Vec<Copy<'_>>,
         received: SystemTime,
-        env: Option<&Envelope>,
+        delivery: Option<(&Envelope, &Sharing<'_>)>,
     ) -> Result<(Vec<String>, Option<u64>), Failure> {
+        let (env, sharing) = (delivery.map(|d| d.0), delivery.map(|d| d.1));
         let sizes: Vec<(&str, u64)> = copies
             .iter()
             .map(|c| (c.folder.as_str(), c.content.size()))
@@ -304,7 +317,8 @@ impl Deliverer {
         let mut size = None;
         for c in copies {
             self.confine_folder(maildir, &c.folder)?;
-            let saved = maildir.save(&c.folder, c.create, &c.flags, &c.content, received);
+            let share = sharing.filter(|_| c.original);
+            let saved = store_copy(maildir, &c, received, share);
             let (folder, saved) = match (saved, env) {
                 (Ok(saved), _) => (c.folder, saved),
                 (
@@ -382,6 +396,7 @@ impl Deliverer {
                     flags: flags_of(s),
                     content: with_header(b"", Body::Bytes(m), None),
                     head: m,
+                    original: false,
                 }
             })
             .collect();
@@ -467,6 +482,38 @@ fn copy_of<'a>(
         flags: flags_of(s),
         content,
         head,
+        original: s.message.is_none(),
+    }
+}
+
+/// Saves `c`: with a `share`, as a hard link of the transaction's file of
+/// the same bytes and owner when there is one (waiting while another
+/// recipient writes it), else written and offered to the copies after it.
+/// A link that cannot be made (another file system, the file gone) is a
+/// written copy.
+fn store_copy(
+    maildir: &Maildir,
+    c: &Copy<'_>,
+    received: SystemTime,
+    share: Option<&Sharing<'_>>,
+) -> Result<store::Saved, StoreError> {
+    let save = || maildir.save(&c.folder, c.create, &c.flags, &c.content, received);
+    let Some(share) = share else { return save() };
+    match share.copies.claim(&share.key) {
+        Claim::Link(source) => {
+            if let Some(saved) = maildir.save_linked(&c.folder, c.create, &c.flags, &source)? {
+                tracing::debug!(folder = %c.folder, source = %source.path.display(), "linked");
+                return Ok(saved);
+            }
+            let saved = save()?;
+            share.copies.offer(&share.key, &saved);
+            Ok(saved)
+        }
+        Claim::Write(writer) => {
+            let saved = save()?;
+            writer.done(&saved);
+            Ok(saved)
+        }
     }
 }
 

@@ -55,8 +55,11 @@ fn with_keyword(protocol: Protocol, utf8: bool, tls: bool) -> &'static str {
 pub struct Trace<'a> {
     /// Envelope sender, None for `<>`.
     pub return_path: Option<&'a str>,
-    /// The recipient this copy is for.
-    pub delivered_to: &'a str,
+    /// The recipient this copy is for; None for a block shared by the
+    /// recipients of one transaction (`[delivery] single_copy`): then no
+    /// Delivered-To and no Received `for`, as Dovecot's LMTP writes it
+    /// when a transaction has more than one recipient.
+    pub delivered_to: Option<&'a str>,
     pub origin: &'a Origin,
     pub hostname: &'a str,
     pub id: &'a str,
@@ -67,7 +70,13 @@ pub struct Trace<'a> {
 pub fn build(t: &Trace<'_>) -> Vec<u8> {
     let mut h = String::with_capacity(256);
     let _ = writeln!(h, "Return-Path: <{}>", t.return_path.unwrap_or(""));
-    let _ = writeln!(h, "Delivered-To: {}", t.delivered_to);
+    if let Some(to) = t.delivered_to {
+        let _ = writeln!(h, "Delivered-To: {to}");
+    }
+    // `\n\tfor <rcpt>` before the date, when there is one recipient.
+    let for_rcpt = t
+        .delivered_to
+        .map_or_else(String::new, |to| format!("\n\tfor <{to}>"));
     match t.origin {
         Origin::Remote {
             protocol,
@@ -83,21 +92,19 @@ pub fn build(t: &Trace<'_>) -> Vec<u8> {
             }
             let _ = writeln!(
                 h,
-                "\tby {} (mailstow) with {with}\n\tid {}\n\t(envelope-from <{}>)\n\tfor <{}>; {}",
+                "\tby {} (mailstow) with {with}\n\tid {}\n\t(envelope-from <{}>){for_rcpt}; {}",
                 t.hostname,
                 t.id,
                 t.return_path.unwrap_or(""),
-                t.delivered_to,
                 rfc5322(t.received)
             );
         }
         Origin::Local => {
             let _ = writeln!(
                 h,
-                "Received: by {} (mailstow)\n\tid {}\n\tfor <{}>; {}",
+                "Received: by {} (mailstow)\n\tid {}{for_rcpt}; {}",
                 t.hostname,
                 t.id,
-                t.delivered_to,
                 rfc5322(t.received)
             );
         }
@@ -140,7 +147,7 @@ mod tests {
         };
         let h = build(&Trace {
             return_path: Some("s@example.org"),
-            delivered_to: "alice@example.org",
+            delivered_to: Some("alice@example.org"),
             origin: &origin,
             hostname: "mx.test",
             id: "ID1",
@@ -163,7 +170,7 @@ mod tests {
         };
         let h = build(&Trace {
             return_path: Some("s@example.org"),
-            delivered_to: "alice@example.org",
+            delivered_to: Some("alice@example.org"),
             origin: &origin,
             hostname: "mx.test",
             id: "ID1",
@@ -181,10 +188,40 @@ mod tests {
     }
 
     #[test]
+    fn a_block_shared_by_several_recipients_names_none_as_dovecot_does() {
+        let origin = Origin::Remote {
+            protocol: Protocol::Lmtp,
+            helo: "mta.example".into(),
+            peer: "[127.0.0.1]".into(),
+            utf8: false,
+            tls: None,
+        };
+        let shared = |origin| {
+            let h = build(&Trace {
+                return_path: Some("s@example.org"),
+                delivered_to: None,
+                origin,
+                hostname: "mx.test",
+                id: "ID1",
+                received: UNIX_EPOCH,
+            });
+            String::from_utf8(h).unwrap()
+        };
+        assert_eq!(
+            shared(&origin),
+            "Return-Path: <s@example.org>\nReceived: from mta.example ([127.0.0.1])\n\tby mx.test (mailstow) with LMTP\n\tid ID1\n\t(envelope-from <s@example.org>); Thu, 1 Jan 1970 00:00:00 +0000\n"
+        );
+        assert_eq!(
+            shared(&Origin::Local),
+            "Return-Path: <s@example.org>\nReceived: by mx.test (mailstow)\n\tid ID1; Thu, 1 Jan 1970 00:00:00 +0000\n"
+        );
+    }
+
+    #[test]
     fn null_sender_and_ids_are_unique() {
         let h = build(&Trace {
             return_path: None,
-            delivered_to: "a@b",
+            delivered_to: Some("a@b"),
             origin: &Origin::Local,
             hostname: "h",
             id: "x",

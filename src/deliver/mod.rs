@@ -1,5 +1,6 @@
 //! Delivery: the pool of delivery threads, the per-recipient pipeline
 //! (lookup result -> folder -> added headers -> Maildir store -> outcome),
+//! the copies of one transaction that share one file,
 //! the spool, the outcome table and SMTP's one reply (with its report to
 //! the sender). Nothing here is async and nothing here
 //! parses protocol lines; a job handed to the pool always runs to its end.
@@ -18,6 +19,7 @@ pub mod pool;
 mod quota;
 pub mod refilter;
 pub mod report;
+mod shared;
 pub mod spool;
 mod state;
 

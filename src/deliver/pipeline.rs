@@ -15,6 +15,7 @@ use super::headers::{self, Trace};
 use super::indexer::IndexWriters;
 use super::log::{log_outcome, rcpt_span, Logged};
 use super::outcome::{Failure, RcptOutcome};
+use super::shared::{Key, SharedCopies};
 use super::spool::Spool;
 use super::state::LazyState;
 use crate::config::Config;
@@ -24,6 +25,26 @@ use crate::users::{Directory, User, UsersError};
 
 /// Recipients of one transaction delivered at once, at most.
 pub const RCPT_PARALLEL: usize = 8;
+
+/// What the recipients of one transaction share while it is delivered.
+struct Txn<'a> {
+    env: &'a Envelope,
+    body: &'a Spool,
+    /// The Message-ID, read once (log line, duplicate suppression).
+    msgid: &'a Result<Option<String>, String>,
+    /// One trace block for all recipients (`[delivery] single_copy` with
+    /// more than one): their copies are the same bytes.
+    one_trace: bool,
+    /// The files saved so far, which copies of the same bytes link.
+    copies: SharedCopies,
+}
+
+/// A copy's share in its transaction's files: where they are, and what
+/// makes a file this copy's (see [`SharedCopies`]).
+pub(super) struct Sharing<'a> {
+    pub(super) copies: &'a SharedCopies,
+    pub(super) key: Key,
+}
 
 /// Shared by all delivery threads: configuration, user directory, the
 /// Sieve host and the outbound submitter.
@@ -130,6 +151,17 @@ impl Deliverer {
             })
     }
 
+    /// Who owns the files saved for `user`: with per-user rights the
+    /// account (this thread acts as it), else the owner files are chowned
+    /// to (running as root), else None (this process, the same for every
+    /// mailbox). Copies of different owners never share a file.
+    fn file_owner(&self, user: &User, maildir: &Maildir) -> Option<(u32, u32)> {
+        if self.cfg.users.per_user_rights() {
+            return user.uid.zip(user.gid);
+        }
+        maildir.chown().map(|o| (o.uid, o.gid))
+    }
+
     /// This thread acts as `user` (see [`Deliverer::identity`]) until the
     /// guard drops; None when there is no one to switch to.
     pub fn act_as(&self, user: &User) -> Result<Option<AsUser>, Failure> {
@@ -156,7 +188,6 @@ impl Deliverer {
             .as_ref()
             .map(|h| message_id(h))
             .map_err(|e| e.to_string());
-        let msgid = &msgid;
         let with_orig;
         let rcpts = match head
             .as_ref()
@@ -180,11 +211,15 @@ impl Deliverer {
             groups[g].push(i);
         }
         let lanes = groups.len().min(RCPT_PARALLEL);
+        let txn = &Txn {
+            env,
+            body,
+            msgid: &msgid,
+            one_trace: self.cfg.delivery.single_copy && rcpts.len() > 1,
+            copies: SharedCopies::default(),
+        };
         if lanes <= 1 {
-            return rcpts
-                .iter()
-                .map(|r| self.deliver_one(env, r, body, msgid))
-                .collect();
+            return rcpts.iter().map(|r| self.deliver_one(txn, r)).collect();
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut outcomes: Vec<Option<RcptOutcome>> = vec![None; rcpts.len()];
@@ -196,7 +231,7 @@ impl Deliverer {
                 let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(group) = groups.get(g) else { break };
                 for &i in group {
-                    let outcome = self.deliver_one(env, &rcpts[i], body, msgid);
+                    let outcome = self.deliver_one(txn, &rcpts[i]);
                     done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
                 }
             }
@@ -219,15 +254,10 @@ impl Deliverer {
             .collect()
     }
 
-    fn deliver_one(
-        &self,
-        env: &Envelope,
-        rcpt: &Recipient,
-        body: &Spool,
-        msgid: &Result<Option<String>, String>,
-    ) -> RcptOutcome {
+    fn deliver_one(&self, txn: &Txn<'_>, rcpt: &Recipient) -> RcptOutcome {
+        let (env, body, msgid) = (txn.env, txn.body, txn.msgid);
         let _span = rcpt_span(rcpt).entered();
-        let (outcome, stored) = match self.filter_and_store(env, rcpt, body, msgid) {
+        let (outcome, stored) = match self.filter_and_store(txn, rcpt) {
             Ok(done) => done,
             Err(f) => (RcptOutcome::Failed(f), None),
         };
@@ -275,11 +305,10 @@ impl Deliverer {
     /// of the file stored, if one was (for the log).
     fn filter_and_store(
         &self,
-        env: &Envelope,
+        txn: &Txn<'_>,
         rcpt: &Recipient,
-        body: &Spool,
-        msgid: &Result<Option<String>, String>,
     ) -> Result<(RcptOutcome, Option<u64>), Failure> {
+        let (env, body, msgid) = (txn.env, txn.body, txn.msgid);
         let user = &rcpt.user;
         refuse_root(user)?;
         // Everything below touches the user's files: with the user's rights.
@@ -318,14 +347,21 @@ impl Deliverer {
         // The header fields every copy gets, which the scripts see too.
         let trace = headers::build(&Trace {
             return_path: env.mail_from.as_deref(),
-            delivered_to: &rcpt.address,
+            delivered_to: (!txn.one_trace).then_some(rcpt.address.as_str()),
             origin: &env.origin,
             hostname: &self.cfg.hostname,
             id: &env.id,
             received: env.received,
         });
         let plan = self.plan(env, rcpt, body, &trace, &maildir, &state)?;
-        let done = self.execute(env, rcpt, body, &trace, &maildir, &state, plan)?;
+        let sharing = Sharing {
+            copies: &txn.copies,
+            key: Key {
+                header: trace.clone(),
+                owner: self.file_owner(user, &maildir),
+            },
+        };
+        let done = self.execute(env, rcpt, body, &trace, &maildir, &state, plan, &sharing)?;
         if let (Some(id), Some(window)) = (&dup_id, self.cfg.delivery.duplicate_window) {
             state.record(id, window.as_secs());
         }

@@ -2,7 +2,8 @@
 //! that a delivery agent needs: folder names (modified UTF-7), flags and
 //! keywords (Dovecot's `dovecot-keywords`), dot-locking, shared directory
 //! fsyncs, quota (`maildirsize`), subscriptions, Courier-IMAP's keyword and
-//! subscription files ([`courier`], chosen by [`Readers`]), cleaning `tmp/`, and
+//! subscription files ([`courier`], chosen by [`Readers`]), hard-linking a
+//! durable message into another folder ([`Maildir::save_linked`]), cleaning `tmp/`, and
 //! Sieve script files in Pigeonhole's layout ([`sieve_scripts`]). Must not
 //! know who sent the mail or why it goes to this folder, and must never
 //! leave a partial file behind: a save either returns a durable message or
@@ -53,6 +54,7 @@ mod flush;
 pub mod fsops;
 mod keywords;
 mod line_ends;
+mod link;
 mod names;
 pub mod quota;
 pub mod sieve_scripts;
@@ -70,6 +72,7 @@ use fsops::TmpGuard;
 pub use filename::count_bare_lf;
 pub use flush::Flush;
 pub use line_ends::{to_lf, ToLf};
+pub use link::Source;
 pub use names::{display_name, storage_name, FolderEncoding};
 
 /// Tries at a fresh unique name before giving up (each collision is already
