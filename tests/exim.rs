@@ -374,10 +374,14 @@ fn exim_lmtp_over_the_unix_socket_delivers_bounces_defers_and_retries() {
             text.ends_with(&body),
             "{who}: dot lines and 8-bit text as sent:\n{text}"
         );
-        assert!(
-            text.starts_with(&format!("Return-Path: <{SENDER}>\nDelivered-To: {who}\n")),
-            "{text}"
-        );
+        // Alice and Bob shared one transaction: Dovecot's trace block for
+        // several recipients, one file ([delivery] single_copy); Carol's
+        // retry was a transaction of her own.
+        let trace = match who {
+            CAROL => format!("Return-Path: <{SENDER}>\nDelivered-To: {who}\nReceived: "),
+            _ => format!("Return-Path: <{SENDER}>\nReceived: "),
+        };
+        assert!(text.starts_with(&trace), "{text}");
     }
     let shown = dovecot_reads(&ms, ALICE, 1);
     assert!(shown[0].ends_with(&lf_to_crlf(body.as_bytes())));
