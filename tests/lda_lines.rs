@@ -12,10 +12,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use tempfile::TempDir;
-
+use crate::accounts::Accounts;
 use crate::peers::Postfix;
-use crate::util::{apt_install_missing, chown, poll, temp_dir, toml_str, Owner, TIMEOUT};
+use crate::util::{apt_install_missing, poll, toml_str, TIMEOUT};
 
 /// The local(8) domain.
 const LOCAL: &str = "local.test";
@@ -25,78 +24,17 @@ const SENDER: (&str, u32) = ("ldasender", 61_202);
 
 /// The accounts' world: the copied account files, the homes, mailstow's
 /// configuration.
-struct Accounts {
-    dir: TempDir,
-    passwd: PathBuf,
-    group: PathBuf,
-}
-
-fn owner(account: (&str, u32)) -> Owner {
-    Owner {
-        uid: account.1,
-        gid: account.1,
-    }
-}
 
 fn address(account: (&str, u32)) -> String {
     format!("{}@{LOCAL}", account.0)
 }
 
+/// The test's two accounts.
+fn accounts() -> Accounts {
+    Accounts::new("mailstow-lda-", &[USER, SENDER], &[])
+}
+
 impl Accounts {
-    fn new() -> Accounts {
-        let dir = temp_dir("mailstow-lda-");
-        let d = dir.path();
-        let mut passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
-        let mut group = fs::read_to_string("/etc/group").expect("read /etc/group");
-        fs::create_dir(d.join("home")).expect("mkdir home");
-        fs::set_permissions(d.join("home"), fs::Permissions::from_mode(0o755)).expect("chmod");
-        for (name, uid) in [USER, SENDER] {
-            let home = d.join("home").join(name);
-            passwd.push_str(&format!(
-                "{name}:x:{uid}:{uid}::{}:/bin/sh\n",
-                home.display()
-            ));
-            group.push_str(&format!("{name}:x:{uid}:\n"));
-            fs::create_dir(&home).expect("mkdir home");
-            fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("chmod home");
-            chown(&home, owner((name, uid)));
-        }
-        let (p, g) = (d.join("passwd"), d.join("group"));
-        fs::write(&p, passwd).expect("write passwd copy");
-        fs::write(&g, group).expect("write group copy");
-        Accounts {
-            dir,
-            passwd: p,
-            group: g,
-        }
-    }
-
-    fn home(&self, account: (&str, u32)) -> PathBuf {
-        self.dir.path().join("home").join(account.0)
-    }
-
-    /// Runs its arguments in a new mount namespace with the copies bound
-    /// over /etc/passwd and /etc/group.
-    fn launcher(&self) -> Vec<String> {
-        let script = format!(
-            "mount --bind '{}' /etc/passwd && mount --bind '{}' /etc/group && exec \"$@\"",
-            self.passwd.display(),
-            self.group.display()
-        );
-        [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
     /// Where mailstow's configuration is (read at each delivery).
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("mailstow.toml")
@@ -119,18 +57,10 @@ impl Accounts {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
     }
 
-    /// Writes `rel` in the account's home as the account would (0600).
-    fn write_as(&self, account: (&str, u32), rel: &str, text: &str) {
-        let path = self.home(account).join(rel);
-        fs::write(&path, text).expect("write user file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-        chown(&path, owner(account));
-    }
-
     /// The files of a Maildir folder (`""` is INBOX) of the account, in
     /// new/ and cur/.
     fn messages(&self, account: (&str, u32), folder: &str) -> Vec<String> {
-        let md = self.home(account).join("Maildir").join(folder);
+        let md = self.home(account.0).join("Maildir").join(folder);
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
             if let Ok(rd) = fs::read_dir(md.join(sub)) {
@@ -188,9 +118,9 @@ fn msg(from: &str, to: &str, subject: &str, extra: &str) -> Vec<u8> {
 /// Maildir is writable again.
 #[test]
 fn postfix_mailbox_command_runs_the_documented_lda_line_as_the_recipient() {
-    let acc = Accounts::new();
+    let acc = accounts();
     acc.write_as(
-        USER,
+        USER.0,
         ".dovecot.sieve",
         "require [\"reject\", \"envelope\", \"subaddress\", \"fileinto\", \"mailbox\"];\n\
          if header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; stop; }\n\
@@ -249,7 +179,7 @@ fn postfix_mailbox_command_runs_the_documented_lda_line_as_the_recipient() {
     assert_eq!(pf.maillog_lines(&["status=bounced"]), Vec::<String>::new());
 
     // ~/Maildir/tmp unwritable: exit 75, Postfix defers and keeps it.
-    let tmp = acc.home(USER).join("Maildir/tmp");
+    let tmp = acc.home(USER.0).join("Maildir/tmp");
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o500)).expect("chmod tmp");
     pf.send_smtp(&sender, &[&user], &msg(&sender, &user, "later", ""));
     let deferred = pf.wait_maillog(&[&format!("to=<{user}>"), "status=deferred"], 1);
@@ -275,9 +205,9 @@ fn postfix_mailbox_command_runs_the_documented_lda_line_as_the_recipient() {
 #[test]
 fn procmail_as_mailbox_command_runs_dovecots_procmailrc_through_mailstow() {
     apt_install_missing(&["/usr/bin/procmail"], &["procmail"]);
-    let acc = Accounts::new();
+    let acc = accounts();
     acc.write_as(
-        USER,
+        USER.0,
         ".procmailrc",
         &format!(
             "DELIVER=\"{} deliver -c {}\"\n\
@@ -307,7 +237,7 @@ fn procmail_as_mailbox_command_runs_dovecots_procmailrc_through_mailstow() {
         assert!(m.starts_with(&format!("Return-Path: <{sender}>\n")), "{m}");
         assert!(m.contains("(mailstow)"), "stored by mailstow: {m}");
     }
-    let folders: Vec<String> = fs::read_dir(acc.home(USER).join("Maildir"))
+    let folders: Vec<String> = fs::read_dir(acc.home(USER.0).join("Maildir"))
         .expect("read Maildir")
         .flatten()
         .filter(|e| e.path().is_dir())

@@ -13,12 +13,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tempfile::TempDir;
-
+use crate::accounts::Accounts;
 use crate::peers::{self, Imap};
-use crate::util::{
-    chown, code, free_v4, message, poll, temp_dir, Mailstow, Options, Owner, Proc, TIMEOUT,
-};
+use crate::util::{chown, code, free_v4, message, poll, Mailstow, Options, Owner, Proc, TIMEOUT};
 
 /// The test accounts: name and uid (the gid is the same, a group each).
 const ACCOUNTS: &[(&str, u32)] = &[
@@ -34,71 +31,13 @@ const ACCOUNTS: &[(&str, u32)] = &[
 /// A group with grace as a member, to see supplementary groups at work.
 const SHARED_GROUP: (&str, u32) = ("mailshare", 61_010);
 
-/// The accounts' world: the copied databases and the homes.
-struct Accounts {
-    dir: TempDir,
-    passwd: PathBuf,
-    group: PathBuf,
+/// The test accounts, with a group that has grace as a member.
+fn accounts() -> Accounts {
+    let shared = format!("{}:x:{}:grace", SHARED_GROUP.0, SHARED_GROUP.1);
+    Accounts::new("mailstow-sysusers-", ACCOUNTS, &[shared])
 }
 
 impl Accounts {
-    fn new() -> Accounts {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "these tests start mailstow as root in a mount namespace"
-        );
-        let dir = temp_dir("mailstow-sysusers-");
-        let d = dir.path();
-        let mut passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
-        let mut group = fs::read_to_string("/etc/group").expect("read /etc/group");
-        for &(name, uid) in ACCOUNTS {
-            let home = d.join("home").join(name);
-            passwd.push_str(&format!(
-                "{name}:x:{uid}:{uid}::{}:/bin/sh\n",
-                home.display()
-            ));
-            group.push_str(&format!("{name}:x:{uid}:\n"));
-            fs::create_dir_all(&home).expect("mkdir home");
-            fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("chmod home");
-            chown(&home, owner(name));
-        }
-        group.push_str(&format!("{}:x:{}:grace\n", SHARED_GROUP.0, SHARED_GROUP.1));
-        let (p, g) = (d.join("passwd"), d.join("group"));
-        fs::write(&p, passwd).expect("write passwd copy");
-        fs::write(&g, group).expect("write group copy");
-        Accounts {
-            dir,
-            passwd: p,
-            group: g,
-        }
-    }
-
-    fn home(&self, name: &str) -> PathBuf {
-        self.dir.path().join("home").join(name)
-    }
-
-    /// Runs its arguments in a new mount namespace with the copies bound
-    /// over /etc/passwd and /etc/group.
-    fn launcher(&self) -> Vec<String> {
-        let script = format!(
-            "mount --bind '{}' /etc/passwd && mount --bind '{}' /etc/group && exec \"$@\"",
-            self.passwd.display(),
-            self.group.display()
-        );
-        [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
     /// A private Dovecot IMAP in the same kind of namespace: the accounts
     /// from NSS (`userdb passwd`), mail in `~/Maildir`, every password
     /// [`crate::util::PASSWORD`].
@@ -170,15 +109,6 @@ impl Accounts {
         Mailstow::start_with(opts)
     }
 
-    /// Writes a file in `name`'s home as that user would (mode 0600).
-    fn write_as(&self, name: &str, rel: &str, text: &str) -> PathBuf {
-        let path = self.home(name).join(rel);
-        fs::write(&path, text).expect("write user file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-        chown(&path, owner(name));
-        path
-    }
-
     /// A directory of `name`'s (so `name` could write there) outside the
     /// home.
     fn outside_dir(&self, name: &str) -> PathBuf {
@@ -242,7 +172,7 @@ fn deliver_one(ms: &Mailstow, to: &str, subject: &str) -> Vec<String> {
 #[test]
 fn accounts_with_private_homes_get_mail_sieve_index_and_state_all_their_own() {
     peers::ensure_installed(); // before the account databases are copied
-    let acc = Accounts::new();
+    let acc = accounts();
     // alice's own script, in her 0700 home, files lists away.
     acc.write_as(
         "alice",
@@ -311,7 +241,7 @@ fn peers_body(f: &peers::Fetched) -> String {
 
 #[test]
 fn serve_keeps_only_setuid_and_setgid_and_no_new_privileges() {
-    let acc = Accounts::new();
+    let acc = accounts();
     let ms = acc.start("");
     let status = fs::read_to_string(format!("/proc/{}/status", ms.pid())).unwrap();
     let s = mailstow::privilege::CapStatus::parse(&status).expect("caps in status");
@@ -337,7 +267,7 @@ fn serve_keeps_only_setuid_and_setgid_and_no_new_privileges() {
 
 #[test]
 fn root_low_uids_nobody_unknown_accounts_and_other_domains_are_unknown_users() {
-    let acc = Accounts::new();
+    let acc = accounts();
     let ms = acc.start("");
     let mut c = ms.connect();
     c.lhlo();
@@ -364,7 +294,7 @@ fn root_low_uids_nobody_unknown_accounts_and_other_domains_are_unknown_users() {
 
 #[test]
 fn a_symlinked_maildir_or_new_pointing_outside_the_home_gets_451_and_nothing_there() {
-    let acc = Accounts::new();
+    let acc = accounts();
     // carol: ~/Maildir itself leads out (to a directory carol owns).
     let carol_out = acc.outside_dir("carol");
     std::os::unix::fs::symlink(&carol_out, acc.home("carol").join("Maildir")).unwrap();
@@ -387,7 +317,7 @@ fn a_symlinked_maildir_or_new_pointing_outside_the_home_gets_451_and_nothing_the
 
 #[test]
 fn hostile_links_in_a_maildir_never_write_root_files() {
-    let acc = Accounts::new();
+    let acc = accounts();
     // Root's files, readable by all: what root could write, the users
     // cannot.
     let uidlist = acc.dir.path().join("root-uidlist");
@@ -442,7 +372,7 @@ fn hostile_links_in_a_maildir_never_write_root_files() {
 
 #[test]
 fn a_home_open_to_a_supplementary_group_only_is_written_through_that_group() {
-    let acc = Accounts::new();
+    let acc = accounts();
     // grace's home is root's, 0770 for the group mailshare, of which grace
     // is a member (not her primary group): only her groups let her in.
     let home = acc.home("grace");

@@ -8,6 +8,8 @@ mod util;
 #[allow(dead_code)]
 mod peers;
 
+mod accounts;
+
 mod cluster;
 mod courier;
 mod crash;
