@@ -22,9 +22,7 @@ const LOCAL: &str = "local.test";
 const USER: (&str, u32) = ("ldauser", 61_201);
 const SENDER: (&str, u32) = ("ldasender", 61_202);
 
-/// The accounts' world: the copied account files, the homes, mailstow's
-/// configuration.
-
+/// An account's address in the local(8) domain.
 fn address(account: (&str, u32)) -> String {
     format!("{}@{LOCAL}", account.0)
 }
