@@ -309,6 +309,23 @@ fn dovecot_reads(ms: &Mailstow, who: &str, n: usize) -> Vec<Vec<u8>> {
     fetched.into_iter().map(|f| f.body).collect()
 }
 
+/// Alice's Sieve script rejects a message whose subject has "unwanted"
+/// (her home made, owned by mailstow's user).
+fn reject_unwanted_for_alice(ms: &Mailstow) {
+    util::chown(&ms.mail_root, ms.owner);
+    let home = ms.home(ALICE);
+    fs::create_dir_all(&home).unwrap();
+    fs::write(
+        home.join(".dovecot.sieve"),
+        "require \"reject\";\nif header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; }\n",
+    )
+    .unwrap();
+    for p in [ms.mail_root.join("example.org"), home.clone()] {
+        util::chown(&p, ms.owner);
+    }
+    util::chown(&home.join(".dovecot.sieve"), ms.owner);
+}
+
 #[test]
 fn exim_lmtp_over_the_unix_socket_delivers_bounces_defers_and_retries() {
     let mut opts = Options::new(&[ALICE, BOB, CAROL]);
@@ -456,18 +473,7 @@ fn exim_relays_smtputf8_over_lmtp_on_tcp() {
 fn exim_pipe_transport_runs_mailstow_deliver_with_untainted_arguments() {
     let ms = Mailstow::start(&[ALICE, BOB]);
     // `mailstow deliver` runs as vmail: the mail root must be vmail's.
-    util::chown(&ms.mail_root, ms.owner);
-    let home = ms.mail_root.join("example.org/alice");
-    fs::create_dir_all(&home).unwrap();
-    fs::write(
-        home.join(".dovecot.sieve"),
-        "require \"reject\";\nif header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; }\n",
-    )
-    .unwrap();
-    for p in [ms.mail_root.join("example.org"), home.clone()] {
-        util::chown(&p, ms.owner);
-    }
-    util::chown(&home.join(".dovecot.sieve"), ms.owner);
+    reject_unwanted_for_alice(&ms);
     // The router's lookup file lists one address mailstow does not know
     // (ghost: its 67 is a bounce) besides the users.
     let lookup = ms.config.parent().unwrap().join("exim-addresses");
@@ -608,18 +614,7 @@ fn exim_refuses_dovecots_lda_transport_verbatim_and_runs_it_with_untainted_argum
     const INFO: &str = "info@example.org";
     let ms = Mailstow::start(&[ALICE]);
     // `mailstow deliver` runs as vmail (the transport's `user`).
-    util::chown(&ms.mail_root, ms.owner);
-    let home = ms.home(ALICE);
-    fs::create_dir_all(&home).unwrap();
-    fs::write(
-        home.join(".dovecot.sieve"),
-        "require \"reject\";\nif header :contains \"subject\" \"unwanted\" { reject \"Not wanted here\"; }\n",
-    )
-    .unwrap();
-    for p in [ms.mail_root.join("example.org"), home.clone()] {
-        util::chown(&p, ms.owner);
-    }
-    util::chown(&home.join(".dovecot.sieve"), ms.owner);
+    reject_unwanted_for_alice(&ms);
     let aliases = ms.config.parent().unwrap().join("exim-aliases");
     fs::write(&aliases, format!("{INFO}: {ALICE}\n")).unwrap();
 
