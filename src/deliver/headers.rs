@@ -136,15 +136,20 @@ pub fn new_id(now: SystemTime) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lmtp_trace_block() {
-        let origin = Origin::Remote {
+    /// An LMTP session from mta.example on 127.0.0.1, without TLS.
+    fn lmtp_from_loopback() -> Origin {
+        Origin::Remote {
             protocol: Protocol::Lmtp,
             helo: "mta.example".into(),
             peer: "[127.0.0.1]".into(),
             utf8: false,
             tls: None,
-        };
+        }
+    }
+
+    #[test]
+    fn lmtp_trace_block() {
+        let origin = lmtp_from_loopback();
         let h = build(&Trace {
             return_path: Some("s@example.org"),
             delivered_to: Some("alice@example.org"),
@@ -189,13 +194,7 @@ mod tests {
 
     #[test]
     fn a_block_shared_by_several_recipients_names_none_as_dovecot_does() {
-        let origin = Origin::Remote {
-            protocol: Protocol::Lmtp,
-            helo: "mta.example".into(),
-            peer: "[127.0.0.1]".into(),
-            utf8: false,
-            tls: None,
-        };
+        let origin = lmtp_from_loopback();
         let shared = |origin| {
             let h = build(&Trace {
                 return_path: Some("s@example.org"),
