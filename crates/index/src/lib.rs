@@ -330,7 +330,15 @@ pub fn record(
         // Opening it records the pending rows, this batch's among them.
         return with_cached(maildir, home, cfg, |_| Recorded::Deferred);
     }
-    with_cached(maildir, home, cfg, |ix| ix.add_delivered_batch(batch))?.map(Recorded::Indexed)
+    with_cached(maildir, home, cfg, |ix| {
+        // Rows another thread or process left while this index was in use
+        // go first, so that they are not kept waiting behind newer ones.
+        if pending::waiting(&dir) {
+            ix.apply_pending()?;
+        }
+        ix.add_delivered_batch(batch)
+    })?
+    .map(Recorded::Indexed)
 }
 
 /// Is an index of the database at `path` in the pool?

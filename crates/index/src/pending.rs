@@ -92,6 +92,12 @@ pub(crate) fn take(dir: &Path) -> Result<Option<(File, Vec<Record>)>, IndexError
     Ok(Some((file, records)))
 }
 
+/// Are rows waiting in `dir`'s pending file? (One stat: a file emptied
+/// by [`clear`] stays, at length 0.)
+pub(crate) fn waiting(dir: &Path) -> bool {
+    std::fs::metadata(dir.join(PENDING_FILE)).is_ok_and(|m| m.len() > 0)
+}
+
 /// Empties a taken pending file (its records are recorded).
 pub(crate) fn clear(file: &File, dir: &Path) -> Result<(), IndexError> {
     file.set_len(0)

@@ -352,3 +352,36 @@ fn a_pooled_index_or_a_large_batch_is_written_at_once() {
     );
     assert!(!home.path().join(INDEX_DIR).join(PENDING_FILE).exists());
 }
+
+#[test]
+fn rows_left_pending_while_the_index_was_open_go_in_before_the_next_batch() {
+    let (home, ix) = index_in(UidMode::Own);
+    let cfg = cfg();
+    // The first record opens the index into the pool; then another thread
+    // (or a pipe delivery) leaves a row in the pending file meanwhile.
+    let batch: Vec<(Saved, Vec<u8>)> = (0..DEFER_BELOW)
+        .map(|n| save(&ix, "INBOX", &format!("b{n}"), &[]))
+        .collect();
+    let rows: Vec<Delivered<'_>> = batch.iter().map(|(s, h)| delivered(s, h)).collect();
+    record(ix.maildir(), home.path(), &cfg, &rows).unwrap();
+    let (saved, head) = save(&ix, "INBOX", "left", &[]);
+    pending::append(
+        &home.path().join(INDEX_DIR),
+        None,
+        &[delivered(&saved, &head)],
+    )
+    .unwrap();
+    assert!(pending::waiting(&home.path().join(INDEX_DIR)));
+    let r = record_one(&ix, home.path(), &cfg, "next");
+    let n = DEFER_BELOW as u32;
+    assert_eq!(r, Recorded::Indexed(vec![n + 2]));
+    let got: Vec<(String, u32)> = subjects_and_uids(&ix, "INBOX")
+        .into_iter()
+        .map(|(s, u, _)| (s, u))
+        .collect();
+    assert_eq!(
+        got[DEFER_BELOW..],
+        [("left".to_owned(), n + 1), ("next".to_owned(), n + 2)]
+    );
+    assert!(!pending::waiting(&home.path().join(INDEX_DIR)));
+}
