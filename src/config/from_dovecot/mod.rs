@@ -53,11 +53,6 @@ impl Conversion {
     }
 }
 
-/// Whether `[quota] warnings` exists in this build's configuration file
-/// (Dovecot's quota_warning). Until it does, quota warnings are named as
-/// not carried over.
-const QUOTA_WARNINGS_KEY: bool = true;
-
 /// Dovecot's defaults for what `doveconf -n` leaves out.
 const DOVECOT_BASE_DIR: &str = "/run/dovecot";
 const DOVECOT_FIRST_VALID_UID: &str = "500";
@@ -1480,20 +1475,14 @@ impl<'a> Converter<'a> {
                 ),
             }
         }
-        let warnings: Vec<(String, String)> =
-            carried.into_iter().map(|c| (String::new(), c)).collect();
-        if QUOTA_WARNINGS_KEY && !warnings.is_empty() {
-            let v = toml::Value::Array(warnings.iter().map(|w| s(&w.1)).collect());
+        if !carried.is_empty() {
+            let v = toml::Value::Array(carried.iter().map(|w| s(w)).collect());
             self.out.set(
                 "quota",
                 "warnings",
                 v,
                 "plugin { quota_warning, quota_warning2, ... }",
             );
-        } else {
-            for (k, w) in warnings {
-                self.not_carried(&format!("plugin {{ {k} }}"), format!("{w:?}: not carried over yet (mailstow's [quota] warnings is not in this version)"));
-            }
         }
         if let Some(v) = self.plugin("quota_max_mail_size") {
             match size_of(&v)
