@@ -23,7 +23,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::Signal;
 
 use crate::peers::Dovecot;
-use crate::util::{code, dot_stuff, find, poll, LmtpClient, Mailstow, HOSTNAME, PASSWORD};
+use crate::util::{
+    self, code, dot_stuff, find, poll, LmtpClient, Mailstow, Rng, HOSTNAME, PASSWORD,
+};
 
 const USERS: [&str; 8] = [
     "k0@example.org",
@@ -47,23 +49,6 @@ const MIN_ACKED: usize = 3_000;
 const SPOOL_MEMORY_MAX: usize = 1 << 20;
 /// The env variable that replays a run.
 const SEED_VAR: &str = "MAILSTOW_CRASH_SEED";
-
-/// splitmix64: a small seeded generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A message whose completeness can be checked from its last line; the
 /// same tag and size always give the same bytes.
@@ -234,15 +219,7 @@ fn count(log: &str, what: &str) -> usize {
 #[test]
 fn sigkill_never_loses_an_acknowledged_message_nor_shows_a_partial_one() {
     let t0 = Instant::now();
-    let seed = std::env::var(SEED_VAR)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = util::seed(SEED_VAR);
     eprintln!("crash: seed {seed} ({SEED_VAR}={seed} replays the choices)");
     let mut rng = Rng(seed);
     let mut ms = Mailstow::start(&USERS);

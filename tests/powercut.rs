@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::debian;
-use crate::util::{self, code, dot_stuff, find, poll, run, tail, LmtpClient, Maildir, Proc};
+use crate::util::{self, code, dot_stuff, find, poll, run, tail, LmtpClient, Maildir, Proc, Rng};
 
 const USERS: [&str; 2] = ["alice@example.org", "bob@example.org"];
 /// Concurrent LMTP connections.
@@ -83,23 +83,6 @@ const CUTS_VAR: &str = "MAILSTOW_POWERCUT_CUTS";
 
 /// One run at a time: each guest wants a core of its own.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// splitmix64: a small seeded generator, so that a run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The guest's images
@@ -610,15 +593,7 @@ struct Outcome {
 /// ("" for the real build); `flush` is the guest's `[storage] flush`.
 fn power_cuts(cuts: usize, skip_flush: &str, flush: &str) -> Outcome {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let seed = std::env::var(SEED_VAR)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = util::seed(SEED_VAR);
     let mode = if skip_flush.is_empty() {
         format!("real build, flush = {flush}")
     } else {

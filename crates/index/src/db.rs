@@ -222,7 +222,7 @@ fn make_private_dir(dir: &Path, owner: Option<Owner>) -> Result<(), IndexError> 
 /// Creates the database file 0600 owned by `owner` if it is missing, so
 /// that SQLite (which gives its -wal and -shm files the database's mode
 /// and owner) never creates it with the umask's mode.
-fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), IndexError> {
+pub(crate) fn create_private_file(path: &Path, owner: Option<Owner>) -> Result<(), IndexError> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -25,7 +25,7 @@ pub const PENDING_FILE: &str = "index.pending";
 
 /// A pending file is not appended to past this length (its index cannot
 /// be opened, say): later messages are left to the next reconcile.
-const MAX_LEN: u64 = 8 << 20;
+pub(crate) const MAX_LEN: u64 = 8 << 20;
 
 /// Each record starts with these four bytes and its payload's length.
 const MAGIC: &[u8; 4] = b"MSP1";
@@ -49,7 +49,7 @@ impl Record {
 
 /// Appends `batch` to the pending file in `dir` (created 0600, owned by
 /// `owner` when running as root) in one write; returns the file's length
-/// after it.
+/// after it (as far as this append knows).
 pub(crate) fn append(
     dir: &Path,
     owner: Option<Owner>,
@@ -60,15 +60,19 @@ pub(crate) fn append(
     for d in batch {
         encode(d, &mut bytes);
     }
-    let mut file = open(&path, true, owner)?.expect("created");
+    crate::db::create_private_file(&path, owner.filter(|_| nix::unistd::geteuid().is_root()))?;
+    let Some(mut file) = open(&path)? else {
+        let e = std::io::Error::from(ErrorKind::NotFound);
+        return Err(io("open", &path)(e));
+    };
     lock(&file, libc::LOCK_SH).map_err(io("lock", &path))?;
-    if file.metadata().map_err(io("stat", &path))?.len() > MAX_LEN {
+    let before = file.metadata().map_err(io("stat", &path))?.len();
+    if before > MAX_LEN {
         let e = std::io::Error::new(ErrorKind::FileTooLarge, "pending index rows over 8 MiB");
         return Err(io("append to", &path)(e));
     }
     file.write_all(&bytes).map_err(io("append to", &path))?;
-    let len = file.metadata().map_err(io("stat", &path))?.len();
-    Ok(len)
+    Ok(before + bytes.len() as u64)
 }
 
 /// The pending file, locked against appenders, and its records (up to the
@@ -76,7 +80,7 @@ pub(crate) fn append(
 /// records them, then [`clear`]s the file.
 pub(crate) fn take(dir: &Path) -> Result<Option<(File, Vec<Record>)>, IndexError> {
     let path = dir.join(PENDING_FILE);
-    let Some(mut file) = open(&path, false, None)? else {
+    let Some(mut file) = open(&path)? else {
         return Ok(None);
     };
     lock(&file, libc::LOCK_EX).map_err(io("lock", &path))?;
@@ -104,31 +108,17 @@ pub(crate) fn clear(file: &File, dir: &Path) -> Result<(), IndexError> {
         .map_err(io("truncate", &dir.join(PENDING_FILE)))
 }
 
-fn open(path: &Path, create: bool, owner: Option<Owner>) -> Result<Option<File>, IndexError> {
-    let mut o = OpenOptions::new();
-    o.read(true)
+/// The pending file for appending and reading; None when there is none.
+fn open(path: &Path) -> Result<Option<File>, IndexError> {
+    let opened = OpenOptions::new()
+        .read(true)
         .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    if !create {
-        return match o.open(path) {
-            Ok(f) => Ok(Some(f)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("open", path)(e)),
-        };
-    }
-    match o.clone().create_new(true).open(path) {
-        Ok(f) => {
-            if let Some(o) = owner.filter(|_| nix::unistd::geteuid().is_root()) {
-                std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid))
-                    .map_err(io("chown", path))?;
-            }
-            Ok(Some(f))
-        }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            o.open(path).map(Some).map_err(io("open", path))
-        }
-        Err(e) => Err(io("create", path)(e)),
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    match opened {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("open", path)(e)),
     }
 }
 

@@ -335,15 +335,21 @@ fn rows_for_a_cold_index_wait_in_the_pending_file_and_the_next_open_records_them
     }
 }
 
+/// Records a batch too large to wait in the pending file (DEFER_BELOW
+/// messages, "b0", "b1", ...), which leaves the index in the pool.
+fn record_large_batch(ix: &Index, home: &Path) -> Recorded {
+    let batch: Vec<(Saved, Vec<u8>)> = (0..DEFER_BELOW)
+        .map(|n| save(ix, "INBOX", &format!("b{n}"), &[]))
+        .collect();
+    let rows: Vec<Delivered<'_>> = batch.iter().map(|(s, h)| delivered(s, h)).collect();
+    record(ix.maildir(), home, &cfg(), &rows).unwrap()
+}
+
 #[test]
 fn a_pooled_index_or_a_large_batch_is_written_at_once() {
     let (home, ix) = index_in(UidMode::Own);
     let cfg = cfg();
-    let batch: Vec<(Saved, Vec<u8>)> = (0..DEFER_BELOW)
-        .map(|n| save(&ix, "INBOX", &format!("b{n}"), &[]))
-        .collect();
-    let rows: Vec<Delivered<'_>> = batch.iter().map(|(s, h)| delivered(s, h)).collect();
-    let r = record(ix.maildir(), home.path(), &cfg, &rows).unwrap();
+    let r = record_large_batch(&ix, home.path());
     assert_eq!(r, Recorded::Indexed((1..=DEFER_BELOW as u32).collect()));
     // That write left the index in the pool: the next single row is written too.
     assert_eq!(
@@ -359,11 +365,7 @@ fn rows_left_pending_while_the_index_was_open_go_in_before_the_next_batch() {
     let cfg = cfg();
     // The first record opens the index into the pool; then another thread
     // (or a pipe delivery) leaves a row in the pending file meanwhile.
-    let batch: Vec<(Saved, Vec<u8>)> = (0..DEFER_BELOW)
-        .map(|n| save(&ix, "INBOX", &format!("b{n}"), &[]))
-        .collect();
-    let rows: Vec<Delivered<'_>> = batch.iter().map(|(s, h)| delivered(s, h)).collect();
-    record(ix.maildir(), home.path(), &cfg, &rows).unwrap();
+    record_large_batch(&ix, home.path());
     let (saved, head) = save(&ix, "INBOX", "left", &[]);
     pending::append(
         &home.path().join(INDEX_DIR),
@@ -384,4 +386,61 @@ fn rows_left_pending_while_the_index_was_open_go_in_before_the_next_batch() {
         [("left".to_owned(), n + 1), ("next".to_owned(), n + 2)]
     );
     assert!(!pending::waiting(&home.path().join(INDEX_DIR)));
+}
+
+/// Records one delivery of `subject` whose header block carries `pad`
+/// bytes more.
+fn record_padded(
+    ix: &Index,
+    home: &Path,
+    subject: &str,
+    pad: usize,
+) -> Result<Recorded, IndexError> {
+    let (saved, _) = save(ix, "INBOX", subject, &[]);
+    let head = format!("Subject: {subject}\r\nX-Pad: {}\r\n\r\n", "p".repeat(pad));
+    record(
+        ix.maildir(),
+        home,
+        &cfg(),
+        &[delivered(&saved, head.as_bytes())],
+    )
+}
+
+#[test]
+fn the_delivery_that_brings_the_pending_file_to_32_kib_records_it() {
+    let (home, ix) = index_in(UidMode::Own);
+    let dir = home.path().join(INDEX_DIR);
+    let pad = (APPLY_AT / 4) as usize;
+    for n in 0..3 {
+        assert_eq!(
+            record_padded(&ix, home.path(), &format!("m{n}"), pad).unwrap(),
+            Recorded::Deferred
+        );
+    }
+    assert!(pending::waiting(&dir));
+    assert!(subjects_and_uids(&ix, "INBOX").is_empty());
+    // The fourth crosses APPLY_AT: it opens the index, which records all four.
+    assert_eq!(
+        record_padded(&ix, home.path(), "m3", pad).unwrap(),
+        Recorded::Deferred
+    );
+    assert!(!pending::waiting(&dir));
+    let got: Vec<String> = subjects_and_uids(&ix, "INBOX")
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect();
+    assert_eq!(got, ["m0", "m1", "m2", "m3"]);
+}
+
+#[test]
+fn a_pending_file_past_8_mib_takes_no_more_rows() {
+    let (home, ix) = index_in(UidMode::Own);
+    let path = home.path().join(INDEX_DIR).join(PENDING_FILE);
+    std::fs::write(&path, vec![0u8; (pending::MAX_LEN + 1) as usize]).unwrap();
+    let e = record_padded(&ix, home.path(), "late", 0).unwrap_err();
+    assert!(e.to_string().contains("over 8 MiB"), "{e}");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        pending::MAX_LEN + 1
+    );
 }

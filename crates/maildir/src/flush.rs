@@ -36,7 +36,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::LazyLock;
 
 use crate::dirsync::Batches;
@@ -89,11 +88,6 @@ pub(crate) fn dir_grouped(dir: &File) -> io::Result<()> {
         syncfs(fd)?;
         fsync_dir(fd)
     })
-}
-
-/// Opens a directory to pass to [`dir_grouped`].
-pub(crate) fn open_dir(path: &Path) -> io::Result<File> {
-    File::open(path)
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
@@ -153,7 +147,7 @@ mod tests {
                     let mut f = File::create(path.join("m")).unwrap();
                     f.write_all(b"hello").unwrap();
                     file_grouped(&f).unwrap();
-                    let d = open_dir(&path).unwrap();
+                    let d = File::open(&path).unwrap();
                     std::fs::hard_link(path.join("m"), path.join("n")).unwrap();
                     dir_grouped(&d).unwrap();
                 });

@@ -725,7 +725,7 @@ impl Maildir {
         let dest_dir = dir.join(sub);
         // Grouped: opened before the link, so that its flush sees errors after it.
         let grouped_dir = match self.flush {
-            Flush::Grouped => Some(flush::open_dir(&dest_dir).map_err(io_err("open", &dest_dir))?),
+            Flush::Grouped => Some(File::open(&dest_dir).map_err(io_err("open", &dest_dir))?),
             Flush::PerFile => None,
         };
         let mut attempt = 1;
@@ -992,6 +992,17 @@ mod tests {
 
     fn maildir(root: &Path) -> Maildir {
         Maildir::new(root.to_owned(), None, FolderEncoding::Utf7, "mx,1")
+    }
+
+    /// Saves BODY into `folder` (created), unflagged, received at `received()`.
+    fn save_body(md: &Maildir, folder: &str) -> Result<Saved, StoreError> {
+        md.save(
+            folder,
+            true,
+            &Flags::default(),
+            &content(Body::Bytes(BODY)),
+            received(),
+        )
     }
 
     fn content(body: Body<'_>) -> Content<'_> {
@@ -1412,15 +1423,7 @@ mod tests {
         let md = Maildir::new(root.clone(), None, FolderEncoding::Utf8, "h")
             .with_readers(Readers::Dovecot, Readers::Courier)
             .with_always_cur(true);
-        let saved = md
-            .save(
-                "Reçus",
-                true,
-                &Flags::default(),
-                &content(Body::Bytes(BODY)),
-                received(),
-            )
-            .unwrap();
+        let saved = save_body(&md, "Reçus").unwrap();
         let dir = root.join(".Reçus");
         assert_eq!(
             saved.path,
@@ -1435,15 +1438,7 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let root = home.path().join("Maildir");
         let md = maildir(&root);
-        let saved = md
-            .save(
-                "Lists.rust",
-                true,
-                &Flags::default(),
-                &content(Body::Bytes(BODY)),
-                received(),
-            )
-            .unwrap();
+        let saved = save_body(&md, "Lists.rust").unwrap();
         let dir = root.join(".Lists.rust");
         assert!(saved.created_folder);
         assert_eq!(saved.storage_name, "Lists.rust");
@@ -1464,15 +1459,7 @@ mod tests {
         assert_eq!(fs::read(&subscriptions).unwrap(), b"V\t2\n\nLists\trust\n");
         assert_eq!(mode(&subscriptions), 0o600);
 
-        let saved = md
-            .save(
-                "Reçus",
-                true,
-                &Flags::default(),
-                &content(Body::Bytes(BODY)),
-                received(),
-            )
-            .unwrap();
+        let saved = save_body(&md, "Reçus").unwrap();
         assert_eq!(
             saved.path.parent().unwrap().parent().unwrap(),
             root.join(".Re&AOc-us")
@@ -1506,15 +1493,7 @@ mod tests {
             "{err}"
         );
         assert!(!root.exists());
-        let err = md
-            .save(
-                "a/b",
-                true,
-                &Flags::default(),
-                &content(Body::Bytes(BODY)),
-                received(),
-            )
-            .unwrap_err();
+        let err = save_body(&md, "a/b").unwrap_err();
         assert!(matches!(err, StoreError::InvalidFolder { .. }), "{err}");
         assert!(!root.exists());
     }
