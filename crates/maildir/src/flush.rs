@@ -137,26 +137,37 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn concurrent_files_and_directories_are_flushed_and_report_success() {
+    fn concurrent_saves_on_one_file_system_all_return_ok_with_their_files_whole() {
         let dir = tempfile::tempdir().unwrap();
         std::thread::scope(|s| {
             for i in 0..8 {
                 let path = dir.path().join(format!("d{i}"));
                 s.spawn(move || {
                     std::fs::create_dir(&path).unwrap();
-                    let mut f = File::create(path.join("m")).unwrap();
-                    f.write_all(b"hello").unwrap();
+                    let mut f = File::create(path.join("tmp")).unwrap();
+                    f.write_all(format!("message {i}").as_bytes()).unwrap();
                     file_grouped(&f).unwrap();
                     let d = File::open(&path).unwrap();
-                    std::fs::hard_link(path.join("m"), path.join("n")).unwrap();
+                    std::fs::rename(path.join("tmp"), path.join("new")).unwrap();
                     dir_grouped(&d).unwrap();
                 });
             }
         });
         for i in 0..8 {
-            let n = dir.path().join(format!("d{i}/n"));
-            assert_eq!(std::fs::read(n).unwrap(), b"hello");
+            let new = dir.path().join(format!("d{i}/new"));
+            assert_eq!(
+                std::fs::read_to_string(new).unwrap(),
+                format!("message {i}")
+            );
         }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_flushed_fails_its_own_save() {
+        // fsync of a character device is EINVAL: the caller sees it.
+        let dev_null = File::options().write(true).open("/dev/null").unwrap();
+        let e = file_grouped(&dev_null).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 
     #[test]
