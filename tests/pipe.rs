@@ -15,7 +15,18 @@ const ALICE: &str = "alice@example.org";
 
 /// Run `mailstow deliver` with `input` on stdin; (exit code, stderr).
 fn deliver(ms: &Mailstow, args: &[&str], input: &[u8]) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailstow"))
+    deliver_through(
+        Command::new(env!("CARGO_BIN_EXE_mailstow")),
+        ms,
+        args,
+        input,
+    )
+}
+
+/// As [`deliver`], run by `cmd`: the mailstow binary with its environment
+/// set, or a wrapper (setpriv) whose last argument it is.
+fn deliver_through(mut cmd: Command, ms: &Mailstow, args: &[&str], input: &[u8]) -> (i32, String) {
+    let mut child = cmd
         .arg("deliver")
         .arg("--config")
         .arg(&ms.config)
@@ -79,21 +90,10 @@ fn without_f_the_sender_is_the_return_path_the_mta_wrote_and_the_file_has_one() 
     let (code, err) = deliver(&ms, &["-d", ALICE], &input);
     assert_eq!(code, 0, "{err}");
     // No Return-Path field: $SENDER, as Exim and OpenSMTPD set it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailstow"))
-        .args(["deliver", "-d", ALICE, "--config"])
-        .arg(&ms.config)
-        .env("SENDER", "env@example.net")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: env\n\nhi\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailstow"));
+    cmd.env("SENDER", "env@example.net");
+    let (code, err) = deliver_through(cmd, &ms, &["-d", ALICE], b"Subject: env\n\nhi\n");
+    assert_eq!(code, 0, "{err}");
     let files = ms.maildir(ALICE).messages("INBOX");
     assert_eq!(files.len(), 2);
     let mut texts: Vec<String> = files
@@ -461,29 +461,15 @@ fn without_d_the_invoking_account_is_the_recipient_as_for_mailbox_command() {
     let mut users = std::fs::read_to_string(&ms.users_file).unwrap();
     users.push_str(&crate::util::passwd_line("vmail", "x", ms.owner));
     std::fs::write(&ms.users_file, users).unwrap();
-    let mut child = Command::new("setpriv")
+    let mut setpriv = Command::new("setpriv");
+    setpriv
         .arg(format!("--reuid={}", ms.owner.uid))
         .arg(format!("--regid={}", ms.owner.gid))
         .arg("--clear-groups")
-        .arg(env!("CARGO_BIN_EXE_mailstow"))
-        .args(["deliver", "-f", "s@example.net", "--config"])
-        .arg(&ms.config)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: mailbox_command\n\nhi\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(env!("CARGO_BIN_EXE_mailstow"));
+    let input = b"Subject: mailbox_command\n\nhi\n";
+    let (code, err) = deliver_through(setpriv, &ms, &["-f", "s@example.net"], input);
+    assert_eq!(code, 0, "{err}");
     let files = crate::util::poll(TIMEOUT, || {
         let f = std::fs::read_dir(ms.mail_root.join("vmail/Maildir/new")).ok()?;
         let names: Vec<_> = f.filter_map(|e| e.ok()).collect();

@@ -555,8 +555,9 @@ fn check_recipient(
     params: RcptParams,
     size: Option<u64>,
 ) -> Result<Found, Reply> {
-    // A lookup is an in-memory search plus, at most, a stat and a re-read
-    // of the users file: short blocking work, kept off the other tasks.
+    // A lookup (an in-memory search, a stat and re-read of the users file,
+    // a round trip to Dovecot's auth or NSS) and the quota check (a read
+    // of maildirsize) are short blocking work, kept off the other tasks.
     // Quota is checked here too, against the size MAIL FROM announced, so
     // a full mailbox refuses before the upload (and again at delivery);
     // a mailbox on another node is that node's to check.
