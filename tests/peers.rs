@@ -18,7 +18,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::util::{
-    self, code, free_v4, poll, read_text, tail, temp_dir, LmtpClient, Proc, TEST_DOMAINS, TIMEOUT,
+    self, code, free_v4, poll, read_text, tail, temp_dir, until_ready, LmtpClient, Proc,
+    TEST_DOMAINS, TIMEOUT,
 };
 
 /// The packaging snippets the peers are configured from.
@@ -224,19 +225,8 @@ impl Dovecot {
             log_path,
         };
         for addr in [imap, pop3] {
-            let ok = poll(TIMEOUT, || {
-                if accepting(addr) {
-                    Some(true)
-                } else {
-                    dc.proc.exited().map(|_| false)
-                }
-            });
-            assert_eq!(
-                ok,
-                Some(true),
-                "dovecot does not listen on {addr}:\n{}",
-                dc.log()
-            );
+            let ok = until_ready(&mut dc.proc, || accepting(addr));
+            assert!(ok, "dovecot does not listen on {addr}:\n{}", dc.log());
         }
         dc
     }
@@ -989,19 +979,8 @@ impl Postfix {
             smtp,
             maillog_path,
         };
-        let ok = poll(TIMEOUT, || {
-            if accepting(smtp) {
-                Some(true)
-            } else {
-                pf.proc.exited().map(|_| false)
-            }
-        });
-        assert_eq!(
-            ok,
-            Some(true),
-            "postfix does not listen on {smtp}:\n{}",
-            pf.maillog()
-        );
+        let ok = until_ready(&mut pf.proc, || accepting(smtp));
+        assert!(ok, "postfix does not listen on {smtp}:\n{}", pf.maillog());
         pf
     }
 

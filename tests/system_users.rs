@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::accounts::Accounts;
 use crate::peers::{self, Imap};
-use crate::util::{chown, code, free_v4, message, poll, Mailstow, Options, Owner, Proc, TIMEOUT};
+use crate::util::{
+    chown, code, free_v4, message, poll, until_ready, Mailstow, Options, Owner, Proc, TIMEOUT,
+};
 
 /// The test accounts: name and uid (the gid is the same, a group each).
 const ACCOUNTS: &[(&str, u32)] = &[
@@ -81,16 +83,9 @@ impl Accounts {
                 .stderr(out),
             false,
         );
-        let up = poll(TIMEOUT, || {
-            if std::net::TcpStream::connect(imap).is_ok() {
-                Some(true)
-            } else {
-                proc.exited().map(|_| false)
-            }
-        });
-        assert_eq!(
+        let up = until_ready(&mut proc, || std::net::TcpStream::connect(imap).is_ok());
+        assert!(
             up,
-            Some(true),
             "dovecot does not listen:\n{}{}",
             crate::util::read_text(&d.join("dovecot.out")),
             crate::util::read_text(&d.join("dovecot.log"))

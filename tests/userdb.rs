@@ -21,8 +21,8 @@ use tempfile::TempDir;
 
 use crate::peers::{lmtp_inet, Imap, Postfix};
 use crate::util::{
-    self, chown, code, free_v4, message, poll, read_text, tail, temp_dir, toml_str, vmail, Maildir,
-    Mailstow, Options, Owner, Proc, TIMEOUT,
+    self, chown, code, free_v4, message, poll, read_text, tail, temp_dir, toml_str, until_ready,
+    vmail, Maildir, Mailstow, Options, Owner, Proc, TIMEOUT,
 };
 
 const ALICE: &str = "alice@example.org";
@@ -146,16 +146,9 @@ impl Slapd {
             _dir: dir,
         };
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let up = poll(TIMEOUT, || {
-            if TcpStream::connect(addr).is_ok() {
-                Some(true)
-            } else {
-                s.proc.exited().map(|_| false)
-            }
-        });
-        assert_eq!(
+        let up = until_ready(&mut s.proc, || TcpStream::connect(addr).is_ok());
+        assert!(
             up,
-            Some(true),
             "slapd does not listen: {}",
             read_text(&s._dir.path().join("slapd.out"))
         );
@@ -270,17 +263,12 @@ impl AuthDovecot {
         );
         let imap = self.imap;
         let socket = self.userdb_socket();
-        let up = poll(TIMEOUT, || {
-            if TcpStream::connect(imap).is_ok()
+        let up = until_ready(&mut proc, || {
+            TcpStream::connect(imap).is_ok()
                 && std::os::unix::net::UnixStream::connect(&socket).is_ok()
-            {
-                Some(true)
-            } else {
-                proc.exited().map(|_| false)
-            }
         });
         self.proc = Some(proc);
-        assert_eq!(up, Some(true), "dovecot did not start:\n{}", self.log());
+        assert!(up, "dovecot did not start:\n{}", self.log());
     }
 
     /// Stop the whole Dovecot (auth included) and wait until it is gone.

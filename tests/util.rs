@@ -1309,3 +1309,15 @@ pub fn seed(var: &str) -> u64 {
                 .as_nanos() as u64
         })
 }
+
+/// Waits until `ready` (a daemon's listener answers) while `proc` runs:
+/// false when it exits first or the wait times out.
+pub fn until_ready(proc: &mut Proc, mut ready: impl FnMut() -> bool) -> bool {
+    poll(TIMEOUT, || {
+        if ready() {
+            Some(true)
+        } else {
+            proc.exited().map(|_| false)
+        }
+    }) == Some(true)
+}
