@@ -110,18 +110,7 @@ fn transaction(c: &mut LmtpClient, tag: &str, rng: &mut Rng, load: &Load) -> std
             rcpts.push(u);
         }
     }
-    let mut head = b"MAIL FROM:<s@example.net>\r\n".to_vec();
-    for u in &rcpts {
-        head.extend_from_slice(format!("RCPT TO:<{u}>\r\n").as_bytes());
-    }
-    head.extend_from_slice(b"DATA\r\n");
-    c.try_write(&head)?;
-    for _ in 0..1 + rcpts.len() + 1 {
-        let r = c.try_read_reply()?;
-        if code(&r) >= 400 {
-            return Err(std::io::Error::other(format!("{r:?}")));
-        }
-    }
+    c.try_envelope("s@example.net", &rcpts)?;
     load.sent
         .lock()
         .unwrap()

@@ -375,16 +375,8 @@ struct Rng(u64);
 
 impl Rng {
     fn from_env() -> Rng {
-        let seed = std::env::var("MAILSTOW_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
+        // xorshift needs a seed that is not 0.
+        let seed = crate::util::seed("MAILSTOW_TEST_SEED") | 1;
         eprintln!("MAILSTOW_TEST_SEED={seed}");
         Rng(seed)
     }

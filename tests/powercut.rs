@@ -515,18 +515,7 @@ fn transaction(c: &mut LmtpClient, tag: &str, rng: &mut Rng, load: &Load) -> std
         0 => USERS.to_vec(),
         n => vec![USERS[n as usize - 1]],
     };
-    let mut head = b"MAIL FROM:<s@example.net>\r\n".to_vec();
-    for u in &rcpts {
-        head.extend_from_slice(format!("RCPT TO:<{u}>\r\n").as_bytes());
-    }
-    head.extend_from_slice(b"DATA\r\n");
-    c.try_write(&head)?;
-    for _ in 0..rcpts.len() + 2 {
-        let r = c.try_read_reply()?;
-        if code(&r) >= 400 {
-            return Err(std::io::Error::other(format!("{r:?}")));
-        }
-    }
+    c.try_envelope("s@example.net", &rcpts)?;
     load.sent
         .lock()
         .unwrap()

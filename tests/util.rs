@@ -869,6 +869,25 @@ impl LmtpClient {
         self.writer.flush()
     }
 
+    /// MAIL FROM, a RCPT TO each and DATA in one write (pipelined), then
+    /// their replies, without panicking: an error for any reply of 400 or
+    /// more (the transaction was not opened for all of them).
+    pub fn try_envelope(&mut self, from: &str, rcpts: &[&str]) -> io::Result<()> {
+        let mut head = format!("MAIL FROM:<{from}>\r\n").into_bytes();
+        for u in rcpts {
+            head.extend_from_slice(format!("RCPT TO:<{u}>\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"DATA\r\n");
+        self.try_write(&head)?;
+        for _ in 0..rcpts.len() + 2 {
+            let r = self.try_read_reply()?;
+            if code(&r) >= 400 {
+                return Err(io::Error::other(format!("{r:?}")));
+            }
+        }
+        Ok(())
+    }
+
     /// A command and its reply, without panicking.
     pub fn try_cmd(&mut self, line: &str) -> io::Result<Vec<String>> {
         self.try_write(format!("{line}\r\n").as_bytes())?;
