@@ -48,24 +48,10 @@ impl Accounts {
         fs::create_dir_all(d.join("state")).expect("mkdir dovecot");
         let imap = free_v4();
         let conf = format!(
-            "instance_name = mailstow-sys-{port}\n\
-             base_dir = {d}/run\n\
-             state_dir = {d}/state\n\
-             log_path = {d}/dovecot.log\n\
-             protocols = imap\n\
-             listen = 127.0.0.1\n\
-             ssl = no\n\
-             disable_plaintext_auth = no\n\
-             auth_mechanisms = plain login\n\
-             first_valid_uid = 1000\n\
-             mail_location = maildir:~/Maildir\n\
-             namespace inbox {{\n  inbox = yes\n  separator = .\n}}\n\
+            "{base}first_valid_uid = 1000\n\
              passdb {{\n  driver = static\n  args = password={pass}\n}}\n\
-             userdb {{\n  driver = passwd\n}}\n\
-             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             service anvil {{\n  chroot =\n}}\n",
-            d = d.display(),
-            port = imap.port(),
+             userdb {{\n  driver = passwd\n}}\n",
+            base = crate::util::dovecot_imap_base("mailstow-sys", &d, imap.port()),
             pass = crate::util::PASSWORD,
         );
         let conf_path = d.join("dovecot.conf");

@@ -207,29 +207,15 @@ impl AuthDovecot {
         };
         let imap = free_v4();
         let conf = format!(
-            "instance_name = mailstow-userdb-{port}\n\
-             base_dir = {d}/run\n\
-             state_dir = {d}/state\n\
-             log_path = {d}/dovecot.log\n\
-             protocols = imap\n\
-             listen = 127.0.0.1\n\
-             ssl = no\n\
-             disable_plaintext_auth = no\n\
-             auth_mechanisms = plain login\n\
-             auth_verbose = yes\n\
+            "{base}auth_verbose = yes\n\
              first_valid_uid = 1\n\
              first_valid_gid = 1\n\
-             mail_location = maildir:~/Maildir\n\
-             namespace inbox {{\n  inbox = yes\n  separator = .\n}}\n\
              mail_plugins = quota\n\
              protocol imap {{\n  mail_plugins = $mail_plugins imap_quota\n}}\n\
              plugin {{\n  quota = maildir:User quota\n}}\n\
-             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             service anvil {{\n  chroot =\n}}\n\
              service auth {{\n  unix_listener auth-userdb {{\n    mode = 0666\n  }}\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n\
              {dbs}\n",
-            port = imap.port(),
-            d = d.display(),
+            base = util::dovecot_imap_base("mailstow-userdb", &d, imap.port()),
         );
         fs::write(d.join("dovecot.conf"), conf).unwrap();
         let mut dc = AuthDovecot {

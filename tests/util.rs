@@ -1340,3 +1340,26 @@ pub fn until_ready(proc: &mut Proc, mut ready: impl FnMut() -> bool) -> bool {
         }
     }) == Some(true)
 }
+
+/// The settings every private Dovecot IMAP of the tests starts with: its
+/// own instance name and directories under `dir`, IMAP only, without TLS,
+/// on 127.0.0.1:`port`, plain logins, `~/Maildir` with a `.` separator,
+/// no chroots. The caller adds the user and password databases.
+pub fn dovecot_imap_base(name: &str, dir: &Path, port: u16) -> String {
+    format!(
+        "instance_name = {name}-{port}\n\
+         base_dir = {d}/run\n\
+         state_dir = {d}/state\n\
+         log_path = {d}/dovecot.log\n\
+         protocols = imap\n\
+         listen = 127.0.0.1\n\
+         ssl = no\n\
+         disable_plaintext_auth = no\n\
+         auth_mechanisms = plain login\n\
+         mail_location = maildir:~/Maildir\n\
+         namespace inbox {{\n  inbox = yes\n  separator = .\n}}\n\
+         service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+         service anvil {{\n  chroot =\n}}\n",
+        d = dir.display(),
+    )
+}
